@@ -1,0 +1,153 @@
+//! Scaled dot-product attention with grouped-query heads, additive masks and a KV cache.
+
+use crate::layers::dropout;
+use crate::ops::softmax_last_dim;
+use candle_core::{Device, Result, Tensor};
+
+/// Per-layer cache of keys and values, each (B, n_kv, S, hd).
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(n_layers: usize) -> Self {
+        Self {
+            layers: vec![None; n_layers],
+        }
+    }
+
+    /// Number of cached positions.
+    pub fn seq_len(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .and_then(|(k, _)| k.dim(2).ok())
+            .unwrap_or(0)
+    }
+
+    /// Appends this step's keys and values to layer `i` and returns the full ones.
+    pub fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        if i >= self.layers.len() {
+            self.layers.resize(i + 1, None);
+        }
+        let kv = match &self.layers[i] {
+            None => (k.clone(), v.clone()),
+            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
+        };
+        self.layers[i] = Some(kv.clone());
+        Ok(kv)
+    }
+
+    /// Keeps only the batch rows in `rows` (used when finished rows leave a batch).
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(rows, 0)?;
+            *v = v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// Additive attention mask (B, 1, T, S) for `t` new queries over `past + t` keys: 0 where a
+/// query may attend, `-inf` elsewhere. Keys are visible when causal order allows it
+/// (or always, when `causal` is false) and `key_mask[b][j] != 0`.
+pub fn attention_mask(
+    key_mask: &[Vec<u8>],
+    t: usize,
+    causal: bool,
+    device: &Device,
+) -> Result<Tensor> {
+    let b = key_mask.len();
+    let s = key_mask.first().map(|r| r.len()).unwrap_or(0);
+    if s < t {
+        candle_core::bail!("attention mask: {s} keys for {t} queries");
+    }
+    let past = s - t;
+    let mut data = vec![0f32; b * t * s];
+    for (bi, row) in key_mask.iter().enumerate() {
+        if row.len() != s {
+            candle_core::bail!(
+                "attention mask: row {bi} has {} keys, expected {s}",
+                row.len()
+            );
+        }
+        for i in 0..t {
+            let out = &mut data[(bi * t + i) * s..(bi * t + i + 1) * s];
+            for (j, o) in out.iter_mut().enumerate() {
+                let visible = row[j] != 0 && (!causal || j <= past + i);
+                if !visible {
+                    *o = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(data, (b, 1, t, s), device)
+}
+
+/// Position ids for the last `t` of the keys in `key_mask`: the count of real tokens before
+/// each one, so a left-padded row gets the same positions as the row alone.
+pub fn positions_from_mask(key_mask: &[Vec<u8>], t: usize) -> Vec<Vec<u32>> {
+    key_mask
+        .iter()
+        .map(|row| {
+            // A real token's position is the number of real tokens before it; padding gets 0.
+            let mut seen = 0u32;
+            let pos: Vec<u32> = row
+                .iter()
+                .map(|&m| {
+                    let p = if m != 0 { seen } else { 0 };
+                    seen += u32::from(m != 0);
+                    p
+                })
+                .collect();
+            pos[row.len().saturating_sub(t)..].to_vec()
+        })
+        .collect()
+}
+
+/// Parameters of one attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionParams {
+    pub scale: f64,
+    pub dropout: f32,
+    pub train: bool,
+}
+
+/// `softmax(q k^T * scale + mask) v` with grouped-query heads.
+///
+/// `q`: (B, nh, T, hd); `k`, `v`: (B, nkv, S, hd) with `nh` a multiple of `nkv`;
+/// `mask`: (B, 1, T, S) additive, or None. Returns (B, nh, T, hd).
+pub fn scaled_dot_product_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    p: AttentionParams,
+) -> Result<Tensor> {
+    let (b, nh, t, hd) = q.dims4()?;
+    let (_, nkv, s, _) = k.dims4()?;
+    if nh % nkv != 0 {
+        candle_core::bail!("attention: {nh} query heads are not a multiple of {nkv} kv heads");
+    }
+    let rep = nh / nkv;
+    // Query heads h*rep..(h+1)*rep share kv head h: fold them into the row axis instead of
+    // copying k and v `rep` times.
+    let qg = q.contiguous()?.reshape((b, nkv, rep * t, hd))?; // (B, nkv, rep*T, hd)
+    let scores = (qg.matmul(&k.t()?)? * p.scale)?; // (B, nkv, rep*T, S)
+    let scores = match mask {
+        Some(m) => {
+            let m = m.to_dtype(scores.dtype())?.unsqueeze(1)?; // (B, 1, 1, T, S)
+            scores
+                .reshape((b, nkv, rep, t, s))?
+                .broadcast_add(&m)?
+                .reshape((b, nkv, rep * t, s))?
+        }
+        None => scores,
+    };
+    let probs = softmax_last_dim(&scores)?;
+    let probs = dropout(&probs, p.dropout, p.train)?;
+    let out = probs.matmul(&v.contiguous()?)?; // (B, nkv, rep*T, hd)
+    out.reshape((b, nh, t, hd))
+}

@@ -1,0 +1,13 @@
+//! tasklm-nn: the building blocks every model composes, each defined once.
+//!
+//! Hot ops are fused CPU kernels with a backward pass ([`ops`]), so one code path serves
+//! training and inference.
+
+pub mod attention;
+pub mod layers;
+pub mod ops;
+
+pub use attention::{
+    attention_mask, positions_from_mask, scaled_dot_product_attention, AttentionParams, KvCache,
+};
+pub use layers::{dropout, Embedding, Linear, RmsNorm};

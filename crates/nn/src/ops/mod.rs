@@ -1,0 +1,18 @@
+//! Fused hot ops, each with a backward pass (candle custom ops).
+//!
+//! candle's own fused kernels (`softmax_last_dim`, `rms_norm`, `rope`, ...) have no backward pass,
+//! so gradients silently stop at them. Every op here implements `bwd`, and each is checked
+//! against central finite differences in `tests/ops_grad.rs`.
+
+mod cross_entropy;
+mod kernel;
+mod rms_norm;
+mod rope;
+mod silu;
+mod softmax;
+
+pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
+pub use rms_norm::rms_norm;
+pub use rope::rope;
+pub use silu::{silu, silu_mul};
+pub use softmax::softmax_last_dim;

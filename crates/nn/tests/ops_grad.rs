@@ -1,0 +1,167 @@
+//! Every fused op's backward pass against central finite differences, in f64.
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor, Var};
+use tasklm_nn::ops;
+
+const EPS: f64 = 1e-5;
+const TOL: f64 = 1e-6;
+
+fn randn(shape: &[usize], seed: u64) -> Result<Tensor> {
+    // Deterministic pseudo-random values without a global RNG.
+    let n: usize = shape.iter().product();
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let data: Vec<f64> = (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect();
+    Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+}
+
+/// Checks d(sum(f(inputs) * w))/d(inputs[which]) against central differences.
+fn check<F>(name: &str, inputs: &[Tensor], which: usize, f: F) -> Result<()>
+where
+    F: Fn(&[Tensor]) -> candle_core::Result<Tensor>,
+{
+    let out_shape = f(inputs)?.dims().to_vec();
+    let w = randn(&out_shape, 99)?;
+    let loss = |xs: &[Tensor]| -> Result<f64> { Ok((f(xs)? * &w)?.sum_all()?.to_scalar::<f64>()?) };
+
+    let var = Var::from_tensor(&inputs[which])?;
+    let mut with_var = inputs.to_vec();
+    with_var[which] = var.as_tensor().clone();
+    let l = (f(&with_var)? * &w)?.sum_all()?;
+    let grads = l.backward()?;
+    let analytic = grads
+        .get(var.as_tensor())
+        .ok_or_else(|| anyhow::anyhow!("{name}: no gradient for input {which}"))?
+        .flatten_all()?
+        .to_vec1::<f64>()?;
+
+    let base = inputs[which].flatten_all()?.to_vec1::<f64>()?;
+    let shape = inputs[which].dims().to_vec();
+    let mut max_err = 0f64;
+    for i in 0..base.len() {
+        let mut plus = base.clone();
+        plus[i] += EPS;
+        let mut minus = base.clone();
+        minus[i] -= EPS;
+        let mut xp = inputs.to_vec();
+        xp[which] = Tensor::from_vec(plus, shape.as_slice(), &Device::Cpu)?;
+        let mut xm = inputs.to_vec();
+        xm[which] = Tensor::from_vec(minus, shape.as_slice(), &Device::Cpu)?;
+        let numeric = (loss(&xp)? - loss(&xm)?) / (2.0 * EPS);
+        max_err = max_err.max((numeric - analytic[i]).abs());
+    }
+    assert!(
+        max_err < TOL,
+        "{name}: input {which}: max |analytic - numeric| = {max_err:e}"
+    );
+    Ok(())
+}
+
+#[test]
+fn softmax_grad_matches_finite_differences() -> Result<()> {
+    let x = (randn(&[2, 3, 7], 1)? * 3.0)?;
+    check("softmax", &[x], 0, |xs| ops::softmax_last_dim(&xs[0]))
+}
+
+#[test]
+fn softmax_of_fully_masked_row_is_zero_not_nan() -> Result<()> {
+    let x = Tensor::new(
+        &[[f32::NEG_INFINITY, f32::NEG_INFINITY], [0.0, 0.0]],
+        &Device::Cpu,
+    )?;
+    let y = ops::softmax_last_dim(&x)?.to_vec2::<f32>()?;
+    assert_eq!(y, vec![vec![0.0, 0.0], vec![0.5, 0.5]]);
+    Ok(())
+}
+
+#[test]
+fn rms_norm_grads_match_finite_differences() -> Result<()> {
+    let x = randn(&[2, 3, 8], 2)?;
+    let w = (randn(&[8], 3)? + 1.0)?;
+    let f = |xs: &[Tensor]| ops::rms_norm(&xs[0], &xs[1], 1e-5);
+    check("rms_norm", &[x.clone(), w.clone()], 0, f)?;
+    check("rms_norm", &[x, w], 1, f)
+}
+
+#[test]
+fn rope_grad_matches_finite_differences() -> Result<()> {
+    let x = randn(&[2, 3, 2, 6], 4)?;
+    let angles = (randn(&[2, 3, 3], 5)? * 3.0)?;
+    let (cos, sin) = (angles.cos()?, angles.sin()?);
+    check("rope", &[x, cos, sin], 0, |xs| {
+        ops::rope(&xs[0], &xs[1], &xs[2])
+    })
+}
+
+#[test]
+fn rope_matches_rotate_half_formula() -> Result<()> {
+    // x = [1, 2, 3, 4] at angle (a, b): out = [1 cos a - 3 sin a, 2 cos b - 4 sin b,
+    //                                          3 cos a + 1 sin a, 4 cos b + 2 sin b]
+    let (a, b) = (0.3f64, -1.1f64);
+    let x = Tensor::new(&[1f64, 2.0, 3.0, 4.0], &Device::Cpu)?.reshape((1, 1, 1, 4))?;
+    let cos = Tensor::new(&[a.cos(), b.cos()], &Device::Cpu)?.reshape((1, 1, 2))?;
+    let sin = Tensor::new(&[a.sin(), b.sin()], &Device::Cpu)?.reshape((1, 1, 2))?;
+    let y = ops::rope(&x, &cos, &sin)?.flatten_all()?.to_vec1::<f64>()?;
+    let want = [
+        a.cos() - 3.0 * a.sin(),
+        2.0 * b.cos() - 4.0 * b.sin(),
+        3.0 * a.cos() + a.sin(),
+        4.0 * b.cos() + 2.0 * b.sin(),
+    ];
+    for (g, w) in y.iter().zip(want) {
+        assert!((g - w).abs() < 1e-12, "{y:?} vs {want:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn silu_grads_match_finite_differences() -> Result<()> {
+    let g = (randn(&[3, 5], 6)? * 4.0)?;
+    let u = randn(&[3, 5], 7)?;
+    check("silu", &[g.clone()], 0, |xs| ops::silu(&xs[0]))?;
+    let f = |xs: &[Tensor]| ops::silu_mul(&xs[0], &xs[1]);
+    check("silu_mul", &[g.clone(), u.clone()], 0, f)?;
+    check("silu_mul", &[g, u], 1, f)
+}
+
+#[test]
+fn cross_entropy_grad_matches_finite_differences_and_ignores_minus_100() -> Result<()> {
+    let logits = (randn(&[4, 6], 8)? * 2.0)?;
+    let labels = Tensor::new(&[2i64, -100, 5, 0], &Device::Cpu)?;
+    let f = |xs: &[Tensor]| ops::per_token_cross_entropy(&xs[0], &labels);
+    check("cross_entropy", &[logits.clone()], 0, f)?;
+
+    let per = ops::per_token_cross_entropy(&logits, &labels)?.to_vec1::<f64>()?;
+    assert_eq!(per[1], 0.0, "ignored position must not be scored");
+    // Row 0 by hand: logsumexp(row) - row[2].
+    let row = logits.get(0)?.to_vec1::<f64>()?;
+    let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+    assert!((per[0] - (lse - row[2])).abs() < 1e-12);
+
+    let (sum, n) =
+        ops::masked_cross_entropy(&logits.reshape((2, 2, 6))?, &labels.reshape((2, 2))?)?;
+    assert_eq!(n, 3);
+    let want: f64 = per.iter().sum();
+    assert!((sum.to_scalar::<f64>()? - want).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn cross_entropy_rejects_out_of_range_label() -> Result<()> {
+    let logits = Tensor::zeros((1, 3), DType::F32, &Device::Cpu)?;
+    let labels = Tensor::new(&[7i64], &Device::Cpu)?;
+    let err = ops::per_token_cross_entropy(&logits, &labels)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("label 7 outside 0..3"), "{err}");
+    Ok(())
+}
