@@ -1,1 +1,15 @@
+//! tasklm-hub: where models come from. The built-in catalog, `pull` into the local cache
+//! (`$TASKLM_HOME`, default `~/.cache/tasklm`) with sha256 verification, resolving a `--model`
+//! argument (directory, `.gguf` file, catalog name, hub id), and loading a checkpoint with its
+//! tokenizer.
 
+pub mod catalog;
+mod error;
+pub mod load;
+pub mod pull;
+pub mod resolve;
+
+pub use catalog::{CatalogEntry, CATALOG};
+pub use error::{HubError, Result};
+pub use load::{load_checkpoint, load_decoder, Checkpoint, LoadedDecoder};
+pub use resolve::{resolve, ModelSource};

