@@ -8,6 +8,7 @@ mod error;
 pub mod load;
 pub mod pull;
 pub mod resolve;
+pub mod testing;
 
 pub use catalog::{CatalogEntry, CATALOG};
 pub use error::{HubError, Result};

