@@ -1,1 +1,18 @@
+//! tasklm-generate: the one generation loop used by the CLI, the server, tasks and benchmarks.
+//!
+//! Logits processors (repetition penalty, temperature, top-k, top-p, min-p), a seeded sampler,
+//! stop criteria (EOS, stop strings, length), incremental UTF-8-safe detokenizing, and
+//! OpenAI-shaped logprobs.
 
+mod detok;
+mod error;
+mod generator;
+mod params;
+pub mod processors;
+mod stop;
+
+pub use detok::IncrementalDecoder;
+pub use error::{GenerateError, Result};
+pub use generator::{generate, FinishReason, Generation, TokenLogprob, TopLogprob};
+pub use params::SamplingParams;
+pub use stop::StopChecker;

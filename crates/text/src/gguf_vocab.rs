@@ -62,6 +62,17 @@ fn bytes_to_unicode() -> HashMap<u8, char> {
         .collect()
 }
 
+/// The inverse of [`bytes_to_unicode`].
+pub(crate) fn unicode_to_bytes() -> &'static HashMap<char, u8> {
+    static MAP: std::sync::OnceLock<HashMap<char, u8>> = std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        bytes_to_unicode()
+            .into_iter()
+            .map(|(b, c)| (c, b))
+            .collect()
+    })
+}
+
 impl GgufVocab {
     /// Builds the tokenizer transformers would build from the same file.
     pub fn build(&self) -> Result<Tokenizer> {

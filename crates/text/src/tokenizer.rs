@@ -139,6 +139,17 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The raw bytes token `id` stands for (byte-level BPE tokens are mapped back through
+    /// GPT-2's byte alphabet, so a token holding half of a UTF-8 character gives its byte).
+    pub fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let Some(tok) = self.id_to_token(id) else {
+            return Vec::new();
+        };
+        let decoder = crate::gguf_vocab::unicode_to_bytes();
+        let bytes: Option<Vec<u8>> = tok.chars().map(|c| decoder.get(&c).copied()).collect();
+        bytes.unwrap_or_else(|| tok.into_bytes())
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
