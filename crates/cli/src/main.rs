@@ -1,1 +1,71 @@
-fn main() {}
+//! `tasklm`: fine-tune, evaluate and serve transformers, in one binary.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cmd;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "tasklm",
+    version,
+    about = "Fine-tune, evaluate and serve transformers for every classic LLM task"
+)]
+struct Cli {
+    /// Worker threads for tensor math (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch a catalog model into the local cache ($TASKLM_HOME, default ~/.cache/tasklm).
+    Pull(cmd::pull::PullArgs),
+    /// List the catalog models and whether each is cached.
+    List,
+    /// Generate a continuation of a prompt, streaming to stdout.
+    Generate(cmd::generate::GenerateArgs),
+    /// Measure speed, side by side with a peer.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+    /// Pull the default model and generate with it: the first thing to run.
+    Quickstart,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        // candle and gemm read their thread count from rayon's global pool.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        let _ = rayon_init(n);
+    }
+    let result = match cli.command {
+        Command::Pull(a) => cmd::pull::run(a),
+        Command::List => cmd::pull::list(),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Bench(b) => cmd::bench::run(b),
+        Command::Quickstart => cmd::quickstart::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rayon_init(n: usize) -> Result<(), String> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| e.to_string())
+}

@@ -48,6 +48,16 @@ pub struct Generation {
     pub prompt_tokens: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Vec<TokenLogprob>>,
+    /// Wall time of the batch's prefill and of its decoding steps.
+    #[serde(skip)]
+    pub timing: Timing,
+}
+
+/// Where a `generate` call spent its time (shared by all rows of the batch).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timing {
+    pub prefill: std::time::Duration,
+    pub decode: std::time::Duration,
 }
 
 struct Row {
@@ -130,6 +140,7 @@ pub fn generate(
         })
         .collect();
 
+    let mut timing = Timing::default();
     // Batch index -> row, for the rows still generating.
     let mut batch: Vec<usize> = (0..prompts.len())
         .filter(|&i| rows[i].finish.is_none())
@@ -139,7 +150,10 @@ pub fn generate(
         let input = DecoderInput::left_padded(&live, tok.pad_id(), model.device())?;
         let mut mask = input.key_mask.clone();
         let mut cache = model.new_cache();
+        let started = std::time::Instant::now();
         let mut logits = model.last_logits(&input, Some(&mut cache))?; // (B, V)
+        timing.prefill = started.elapsed();
+        let decode_start = std::time::Instant::now();
         loop {
             let all = logits.to_vec2::<f32>()?;
             let mut next = Vec::with_capacity(batch.len());
@@ -157,7 +171,7 @@ pub fn generate(
                 }
                 row.generated.push(id);
                 row.history.push(id);
-                if tok.is_eos(id) {
+                if tok.is_eos(id) && !params.ignore_eos {
                     row.finish = Some(FinishReason::Stop);
                 } else if let Some(delta) = row.decoder.push(tok, id)? {
                     let out = row.stop.push(&delta);
@@ -203,6 +217,7 @@ pub fn generate(
             };
             logits = model.last_logits(&step, Some(&mut cache))?;
         }
+        timing.decode = decode_start.elapsed();
     }
     Ok(rows
         .into_iter()
@@ -213,6 +228,7 @@ pub fn generate(
             finish_reason: r.finish.unwrap_or(FinishReason::Length),
             prompt_tokens: p.len(),
             logprobs: want_logprobs.then_some(r.logprobs),
+            timing,
         })
         .collect())
 }

@@ -13,6 +13,6 @@ mod stop;
 
 pub use detok::IncrementalDecoder;
 pub use error::{GenerateError, Result};
-pub use generator::{generate, FinishReason, Generation, TokenLogprob, TopLogprob};
+pub use generator::{generate, FinishReason, Generation, Timing, TokenLogprob, TopLogprob};
 pub use params::SamplingParams;
 pub use stop::StopChecker;

@@ -22,6 +22,8 @@ pub struct SamplingParams {
     pub top_logprobs: usize,
     /// Report each generated token's logprob even with `top_logprobs == 0`.
     pub logprobs: bool,
+    /// Keep generating past end-of-sequence tokens (benchmarks use it to get a fixed length).
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -37,6 +39,7 @@ impl Default for SamplingParams {
             stop: Vec::new(),
             top_logprobs: 0,
             logprobs: false,
+            ignore_eos: false,
         }
     }
 }

@@ -1,0 +1,162 @@
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+use std::io::{Read, Write};
+use tasklm_generate::{generate, Generation, SamplingParams};
+use tasklm_hub::catalog::DEFAULT_MODEL;
+use tasklm_hub::{load_decoder, LoadedDecoder};
+use tasklm_text::{ChatMessage, ChatTemplate};
+
+#[derive(Args, Clone)]
+pub struct GenerateArgs {
+    /// Model: a catalog name, a Hugging Face directory, a .gguf file or a hub id.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// The prompt; `-` reads it from stdin.
+    #[arg(long)]
+    pub prompt: String,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Wrap the prompt in the model's chat template as one user turn.
+    #[arg(long)]
+    pub chat: bool,
+    /// System message for --chat.
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct SamplingArgs {
+    #[arg(long, default_value_t = 256)]
+    pub max_new_tokens: usize,
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// 1 = off.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// 1 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    /// Same seed, same text (default: drawn from the clock and reported with --json).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// With --json: report each token's logprob and this many most likely alternatives.
+    #[arg(long, default_value_t = 0)]
+    pub top_logprobs: usize,
+}
+
+impl SamplingArgs {
+    pub fn params(&self, logprobs: bool) -> SamplingParams {
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        });
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            seed,
+            max_new_tokens: self.max_new_tokens,
+            stop: self.stop.clone(),
+            top_logprobs: self.top_logprobs,
+            logprobs,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// The prompt text the model sees: raw, or rendered through the chat template.
+pub fn render_prompt(
+    m: &LoadedDecoder,
+    prompt: &str,
+    chat: bool,
+    system: Option<&str>,
+) -> Result<String> {
+    if !chat {
+        return Ok(prompt.to_string());
+    }
+    let src = m
+        .tokenizer
+        .chat_template
+        .as_deref()
+        .context("--chat: this model has no chat template")?;
+    let t = ChatTemplate::new(
+        src,
+        m.tokenizer.bos_token.as_deref().unwrap_or(""),
+        m.tokenizer.eos_token.as_deref().unwrap_or(""),
+    )?;
+    let mut msgs = Vec::new();
+    if let Some(s) = system {
+        msgs.push(ChatMessage::new("system", s));
+    }
+    msgs.push(ChatMessage::new("user", prompt));
+    Ok(t.render(&msgs, true)?)
+}
+
+pub fn generation_json(g: &Generation, seed: u64) -> serde_json::Value {
+    let mut v = json!({
+        "text": g.text,
+        "tokens": g.token_ids,
+        "finish_reason": g.finish_reason,
+        "usage": {"prompt_tokens": g.prompt_tokens, "completion_tokens": g.token_ids.len()},
+        "seed": seed,
+    });
+    if let Some(lp) = &g.logprobs {
+        v["logprobs"] = json!({ "content": lp });
+    }
+    v
+}
+
+pub fn run(a: GenerateArgs) -> Result<()> {
+    let prompt = if a.prompt == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the prompt from stdin")?;
+        s
+    } else {
+        a.prompt.clone()
+    };
+    let m = load_decoder(&a.model, true).with_context(|| format!("loading model `{}`", a.model))?;
+    let text = render_prompt(&m, &prompt, a.chat, a.system.as_deref())?;
+    let ids = m.tokenizer.encode(&text, true)?;
+    let params = a.sampling.params(a.json && a.sampling.top_logprobs > 0);
+    let mut out = std::io::stdout().lock();
+    let stream = !a.json;
+    let gens = generate(
+        m.model.as_ref(),
+        &m.tokenizer,
+        &[ids],
+        &params,
+        &mut |_, delta| {
+            if stream {
+                let _ = out.write_all(delta.as_bytes());
+                let _ = out.flush();
+            }
+        },
+    )?;
+    let g = &gens[0];
+    if a.json {
+        writeln!(out, "{}", generation_json(g, params.seed))?;
+    } else {
+        writeln!(out)?;
+    }
+    Ok(())
+}

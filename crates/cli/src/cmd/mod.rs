@@ -1,0 +1,4 @@
+pub mod bench;
+pub mod generate;
+pub mod pull;
+pub mod quickstart;
