@@ -134,10 +134,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     } else {
         a.prompt.clone()
     };
+    let params = a.sampling.params(a.json && a.sampling.top_logprobs > 0);
+    params.validate()?;
     let m = load_decoder(&a.model, true).with_context(|| format!("loading model `{}`", a.model))?;
     let text = render_prompt(&m, &prompt, a.chat, a.system.as_deref())?;
     let ids = m.tokenizer.encode(&text, true)?;
-    let params = a.sampling.params(a.json && a.sampling.top_logprobs > 0);
     let mut out = std::io::stdout().lock();
     let stream = !a.json;
     let gens = generate(
