@@ -12,7 +12,10 @@ fn tasklm(args: &[&str]) -> Output {
 
 fn assert_clean_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
     assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
 }
@@ -49,7 +52,13 @@ fn unknown_catalog_name() {
 
 #[test]
 fn missing_model_file() {
-    let out = tasklm(&["generate", "--model", "./missing/model.gguf", "--prompt", "hi"]);
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        "./missing/model.gguf",
+        "--prompt",
+        "hi",
+    ]);
     assert_clean_error(&out, "no such file or directory");
 }
 
@@ -57,7 +66,13 @@ fn missing_model_file() {
 fn model_directory_without_weights() {
     let dir = tmp("empty-model");
     std::fs::create_dir_all(&dir).expect("dir");
-    let out = tasklm(&["generate", "--model", dir.to_str().expect("utf8"), "--prompt", "hi"]);
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        dir.to_str().expect("utf8"),
+        "--prompt",
+        "hi",
+    ]);
     assert_clean_error(&out, "config.json");
 }
 
@@ -65,7 +80,13 @@ fn model_directory_without_weights() {
 fn truncated_gguf() {
     let p = tmp("truncated.gguf");
     std::fs::write(&p, b"GGUF\x03\x00\x00\x00\x10").expect("write");
-    let out = tasklm(&["generate", "--model", p.to_str().expect("utf8"), "--prompt", "hi"]);
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        p.to_str().expect("utf8"),
+        "--prompt",
+        "hi",
+    ]);
     assert_clean_error(&out, "not a readable GGUF file");
 }
 
@@ -73,44 +94,106 @@ fn truncated_gguf() {
 fn gguf_with_unknown_architecture() {
     let p = tmp("mamba.gguf");
     write_gguf(&p, &[("general.architecture", "mamba")]);
-    let out = tasklm(&["generate", "--model", p.to_str().expect("utf8"), "--prompt", "hi"]);
-    assert_clean_error(&out, "unknown architecture `mamba` (supported: llama, qwen2)");
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        p.to_str().expect("utf8"),
+        "--prompt",
+        "hi",
+    ]);
+    assert_clean_error(
+        &out,
+        "unknown architecture `mamba` (supported: llama, qwen2)",
+    );
 }
 
 #[test]
 fn hub_id_fails_fast_without_network() {
     let started = std::time::Instant::now();
-    let out = tasklm(&["generate", "--model", "HuggingFaceTB/SmolLM2-135M", "--prompt", "hi"]);
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        "HuggingFaceTB/SmolLM2-135M",
+        "--prompt",
+        "hi",
+    ]);
     assert_clean_error(&out, "hub model `HuggingFaceTB/SmolLM2-135M`");
-    assert!(started.elapsed().as_secs() < 60, "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn bad_sampling_option() {
-    let out = tasklm(&["generate", "--model", "./missing.gguf", "--prompt", "hi", "--top-p", "0"]);
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        "./missing.gguf",
+        "--prompt",
+        "hi",
+        "--top-p",
+        "0",
+    ]);
     assert_clean_error(&out, "top_p must be in (0, 1], got 0");
 }
 
 #[test]
 fn prompt_longer_than_the_context_window() {
-    let Some(model) = tasklm_hub::testing::catalog_model("smollm2-135m-instruct").expect("catalog") else {
+    let Some(model) = tasklm_hub::testing::catalog_model("smollm2-135m-instruct").expect("catalog")
+    else {
         return;
     };
     let prompt = "word ".repeat(9000);
-    let out = tasklm(&["generate", "--model", model.to_str().expect("utf8"), "--prompt", &prompt]);
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        model.to_str().expect("utf8"),
+        "--prompt",
+        &prompt,
+    ]);
     assert_clean_error(&out, "more than the model's context window of 8192");
 }
 
 #[test]
 fn generate_names_paris_greedily() {
-    let Some(model) = tasklm_hub::testing::catalog_model("smollm2-135m-instruct").expect("catalog") else {
+    let Some(model) = tasklm_hub::testing::catalog_model("smollm2-135m-instruct").expect("catalog")
+    else {
         return;
     };
     let m = model.to_str().expect("utf8");
-    let out = tasklm(&["generate", "--model", m, "--prompt", "The capital of France is", "--max-new-tokens", "8", "--temperature", "0"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "8",
+        "--temperature",
+        "0",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Paris"));
-    let out = tasklm(&["generate", "--model", m, "--prompt", "The capital of France is", "--max-new-tokens", "2", "--temperature", "0", "--json", "--top-logprobs", "5"]);
+    let out = tasklm(&[
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "The capital of France is",
+        "--max-new-tokens",
+        "2",
+        "--temperature",
+        "0",
+        "--json",
+        "--top-logprobs",
+        "5",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["tokens"][0], 7042);
     assert_eq!(v["finish_reason"], "length");

@@ -127,7 +127,7 @@ fn rope_matches_rotate_half_formula() -> Result<()> {
 fn silu_grads_match_finite_differences() -> Result<()> {
     let g = (randn(&[3, 5], 6)? * 4.0)?;
     let u = randn(&[3, 5], 7)?;
-    check("silu", &[g.clone()], 0, |xs| ops::silu(&xs[0]))?;
+    check("silu", std::slice::from_ref(&g), 0, |xs| ops::silu(&xs[0]))?;
     let f = |xs: &[Tensor]| ops::silu_mul(&xs[0], &xs[1]);
     check("silu_mul", &[g.clone(), u.clone()], 0, f)?;
     check("silu_mul", &[g, u], 1, f)
@@ -138,7 +138,7 @@ fn cross_entropy_grad_matches_finite_differences_and_ignores_minus_100() -> Resu
     let logits = (randn(&[4, 6], 8)? * 2.0)?;
     let labels = Tensor::new(&[2i64, -100, 5, 0], &Device::Cpu)?;
     let f = |xs: &[Tensor]| ops::per_token_cross_entropy(&xs[0], &labels);
-    check("cross_entropy", &[logits.clone()], 0, f)?;
+    check("cross_entropy", std::slice::from_ref(&logits), 0, f)?;
 
     let per = ops::per_token_cross_entropy(&logits, &labels)?.to_vec1::<f64>()?;
     assert_eq!(per[1], 0.0, "ignored position must not be scored");

@@ -5,6 +5,9 @@ use serde_json::Value;
 use std::path::Path;
 use tokenizers::Tokenizer;
 
+/// Token ids with each token's (start, end) character offsets into the text.
+pub type IdsWithOffsets = (Vec<u32>, Vec<(usize, usize)>);
+
 /// A tokenizer with the special tokens and chat template of its model.
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -113,11 +116,7 @@ impl TextTokenizer {
     }
 
     /// Token ids and their (start, end) character offsets into `text`.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-        add_special: bool,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str, add_special: bool) -> Result<IdsWithOffsets> {
         let enc = self
             .inner
             .encode_char_offsets(text, add_special)

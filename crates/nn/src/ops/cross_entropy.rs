@@ -57,7 +57,7 @@ fn ce_backward<T: Elem>(logits: &[T], targets: &[i64], grad: &[T], vocab: usize)
             for (o, &x) in o.iter_mut().zip(row) {
                 *o = (x - lse).exp() * g;
             }
-            o[t as usize] = o[t as usize] - g;
+            o[t as usize] -= g;
         });
     out
 }

@@ -22,10 +22,10 @@ fn softmax_rows<T: Elem>(xs: &[T], dim: usize) -> Vec<T> {
             let mut sum = T::zero();
             for (o, &x) in o.iter_mut().zip(x) {
                 *o = (x - max).exp();
-                sum = sum + *o;
+                sum += *o;
             }
             let inv = T::one() / sum;
-            o.iter_mut().for_each(|o| *o = *o * inv);
+            o.iter_mut().for_each(|o| *o *= inv);
         });
     out
 }
