@@ -179,3 +179,38 @@ fn incremental_detokenizing_never_splits_a_character() -> Result<()> {
     assert!(deltas > 5);
     Ok(())
 }
+
+#[test]
+fn quantized_inference_agrees_with_f32() -> Result<()> {
+    let Some(path) = catalog_model("smollm2-135m-instruct")? else {
+        return Ok(());
+    };
+    let Some(f32_model) = model()? else {
+        return Ok(());
+    };
+    let opts = tasklm_hub::LoadOptions {
+        quantized: true,
+        ..Default::default()
+    };
+    let q = tasklm_hub::load_decoder_with(path.to_str().context("path")?, opts, false)?;
+    let params = SamplingParams {
+        top_logprobs: 5,
+        ..SamplingParams::greedy(6)
+    };
+    let a = &run(&q, &["The capital of France is"], &params)?[0];
+    let b = &run(f32_model, &["The capital of France is"], &params)?[0];
+    assert!(a.text.contains("Paris"), "{:?}", a.text);
+    // Quantized matmuls (Q8 activations) move logprobs a little, not the ranking of the first token.
+    let (la, lb) = (
+        &a.logprobs.as_ref().context("lp")?[0],
+        &b.logprobs.as_ref().context("lp")?[0],
+    );
+    assert_eq!(la.id, lb.id);
+    assert!(
+        (la.logprob - lb.logprob).abs() < 0.1,
+        "{} vs {}",
+        la.logprob,
+        lb.logprob
+    );
+    Ok(())
+}

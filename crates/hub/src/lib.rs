@@ -12,5 +12,8 @@ pub mod testing;
 
 pub use catalog::{CatalogEntry, CATALOG};
 pub use error::{HubError, Result};
-pub use load::{load_checkpoint, load_decoder, Checkpoint, LoadedDecoder};
+pub use load::{
+    load_checkpoint, load_checkpoint_with, load_decoder, load_decoder_with, Checkpoint,
+    LoadOptions, LoadedDecoder,
+};
 pub use resolve::{resolve, ModelSource};

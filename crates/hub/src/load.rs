@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use tasklm_models::{gguf, weights, Architecture, DecoderModel, LlamaConfig};
+use tasklm_nn::QuantizedWeights;
 use tasklm_text::{GgufVocab, TextTokenizer};
 
 /// Everything a model directory or GGUF file holds, in memory.
@@ -16,7 +17,26 @@ pub struct Checkpoint {
     pub config: LlamaConfig,
     /// Tensors under Hugging Face names.
     pub tensors: HashMap<String, Tensor>,
+    /// Weight matrices kept quantized (GGUF with `quantized` loading only).
+    pub quantized: QuantizedWeights,
     pub tokenizer: TextTokenizer,
+}
+
+/// How to load a checkpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    pub dtype: DType,
+    /// Run a GGUF's quantized matrices as stored (fast inference, no training).
+    pub quantized: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            quantized: false,
+        }
+    }
 }
 
 /// A decoder ready to run, with its tokenizer.
@@ -91,9 +111,26 @@ fn read_config(dir: &std::path::Path) -> Result<(LlamaConfig, Architecture)> {
 
 /// Reads weights (dequantized to `dtype`), config and tokenizer.
 pub fn load_checkpoint(source: &ModelSource, dtype: DType, device: &Device) -> Result<Checkpoint> {
+    load_checkpoint_with(
+        source,
+        LoadOptions {
+            dtype,
+            quantized: false,
+        },
+        device,
+    )
+}
+
+/// Like [`load_checkpoint`], with the options (quantized GGUF inference).
+pub fn load_checkpoint_with(
+    source: &ModelSource,
+    opts: LoadOptions,
+    device: &Device,
+) -> Result<Checkpoint> {
+    let dtype = opts.dtype;
     match source {
         ModelSource::Gguf(path) => {
-            let ck = gguf::load(path, dtype, device)?;
+            let ck = gguf::load_with(path, dtype, device, opts.quantized)?;
             let vocab = vocab_from_gguf(&ck.metadata)?;
             let tokenizer = TextTokenizer::from_gguf(&vocab)
                 .map_err(|e| HubError::file(path, format!("building its tokenizer: {e}")))?;
@@ -102,6 +139,7 @@ pub fn load_checkpoint(source: &ModelSource, dtype: DType, device: &Device) -> R
                 architecture: ck.architecture,
                 config: ck.config,
                 tensors: ck.tensors,
+                quantized: ck.quantized,
                 tokenizer,
             })
         }
@@ -114,6 +152,7 @@ pub fn load_checkpoint(source: &ModelSource, dtype: DType, device: &Device) -> R
                 architecture,
                 config,
                 tensors,
+                quantized: QuantizedWeights::new(),
                 tokenizer,
             })
         }
@@ -136,9 +175,10 @@ impl Checkpoint {
             .map(|t| t.dtype())
             .unwrap_or(DType::F32);
         let vb = VarBuilder::from_tensors(self.tensors, dtype, &device);
+        let quantized = (!self.quantized.is_empty()).then_some(&self.quantized);
         let model = self
             .architecture
-            .build(&self.config, vb)
+            .build_with(&self.config, vb, quantized)
             .map_err(|e| HubError::file(self.source.path(), format!("building the model: {e}")))?;
         Ok(LoadedDecoder {
             model,
@@ -151,6 +191,17 @@ impl Checkpoint {
 
 /// Resolves `spec` and loads it as a decoder in f32 on the CPU.
 pub fn load_decoder(spec: &str, progress: bool) -> Result<LoadedDecoder> {
+    load_decoder_with(spec, LoadOptions::default(), progress)
+}
+
+/// Resolves `spec` and loads it as a decoder on the CPU with `opts`.
+pub fn load_decoder_with(spec: &str, opts: LoadOptions, progress: bool) -> Result<LoadedDecoder> {
     let source = crate::resolve(spec, progress)?;
-    load_checkpoint(&source, DType::F32, &Device::Cpu)?.into_decoder()
+    if opts.quantized && !matches!(source, ModelSource::Gguf(_)) {
+        return Err(HubError::file(
+            source.path(),
+            "--quantized needs a GGUF model",
+        ));
+    }
+    load_checkpoint_with(&source, opts, &Device::Cpu)?.into_decoder()
 }

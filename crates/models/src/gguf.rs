@@ -7,9 +7,13 @@ use crate::decoder::llama::LlamaConfig;
 use crate::registry::Architecture;
 use crate::{ModelError, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tasklm_nn::QuantizedWeights;
 
 /// A GGUF file's metadata and dequantized tensors.
 pub struct GgufCheckpoint {
@@ -19,6 +23,8 @@ pub struct GgufCheckpoint {
     pub config: LlamaConfig,
     /// Tensors under Hugging Face names, dequantized to the requested dtype.
     pub tensors: HashMap<String, Tensor>,
+    /// With `keep_quantized`: the quantized weight matrices, as stored (Q/K rows unpermuted).
+    pub quantized: QuantizedWeights,
 }
 
 /// Reads only the header (metadata and tensor index) of a GGUF file.
@@ -88,6 +94,33 @@ fn unpermute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
         .reshape(dims)
 }
 
+/// [`unpermute_rows`] on a quantized matrix: rows are whole runs of blocks, so they move as bytes.
+fn unpermute_quantized_rows(
+    q: &QTensor,
+    n_head: usize,
+    device: &Device,
+) -> candle_core::Result<QTensor> {
+    let (rows, cols) = q.shape().dims2()?;
+    let data = q.data()?;
+    let row_bytes = data.len() / rows;
+    let half = rows / n_head / 2;
+    let mut out = vec![0u8; data.len()];
+    for h in 0..n_head {
+        for s in 0..2 {
+            for i in 0..half {
+                let new = h * 2 * half + s * half + i;
+                let old = h * 2 * half + i * 2 + s;
+                out[new * row_bytes..(new + 1) * row_bytes]
+                    .copy_from_slice(&data[old * row_bytes..(old + 1) * row_bytes]);
+            }
+        }
+    }
+    QTensor::new(
+        QStorage::from_data(Cow::Owned(out), device, q.dtype())?,
+        (rows, cols),
+    )
+}
+
 /// Builds the config from `{arch}.*` metadata.
 fn config_from_metadata(
     md: &HashMap<String, Value>,
@@ -150,6 +183,18 @@ fn config_from_metadata(
 
 /// Reads a GGUF checkpoint and dequantizes every tensor to `dtype`.
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheckpoint> {
+    load_with(path, dtype, device, false)
+}
+
+/// Like [`load`]; with `keep_quantized`, quantized weight matrices stay quantized (for fast
+/// inference through quantized matmuls) and only norms and embeddings are dequantized. The
+/// embedding table is kept in both forms: dense for lookups, quantized for a tied LM head.
+pub fn load_with(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+    keep_quantized: bool,
+) -> Result<GgufCheckpoint> {
     let (content, mut file) = read_header(path)?;
     let md = content.metadata.clone();
     let arch_name = md
@@ -167,18 +212,35 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheckpoint
     let config = config_from_metadata(&md, arch, has_output, path)?;
 
     let mut tensors = HashMap::new();
+    let mut quantized = QuantizedWeights::new();
     for name in content.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
         let q = content.tensor(&mut file, name, device).map_err(|e| {
             ModelError::invalid(path, format!("tensor `{name}`: {e} (file truncated?)"))
         })?;
-        let mut t = q.dequantize(device)?.to_dtype(dtype)?;
-        if arch == Architecture::Llama {
-            if name.contains(".attn_q.") {
-                t = unpermute_rows(&t, config.num_attention_heads)?;
-            } else if name.contains(".attn_k.") {
-                t = unpermute_rows(&t, config.n_kv_heads())?;
+        let heads = match arch {
+            Architecture::Llama if name.contains(".attn_q.") => Some(config.num_attention_heads),
+            Architecture::Llama if name.contains(".attn_k.") => Some(config.n_kv_heads()),
+            _ => None,
+        };
+        let is_quantized = !matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+        let is_matrix = hf.ends_with("_proj.weight") || hf == "lm_head.weight";
+        let is_embedding = hf == "model.embed_tokens.weight";
+        if keep_quantized && is_quantized && (is_matrix || is_embedding) {
+            let kept = match heads {
+                Some(n) => unpermute_quantized_rows(&q, n, device)?,
+                None => q,
+            };
+            let kept = Arc::new(kept);
+            if is_embedding {
+                tensors.insert(hf.clone(), kept.dequantize(device)?.to_dtype(dtype)?);
             }
+            quantized.insert(hf, kept);
+            continue;
+        }
+        let mut t = q.dequantize(device)?.to_dtype(dtype)?;
+        if let Some(n) = heads {
+            t = unpermute_rows(&t, n)?;
         }
         tensors.insert(hf, t);
     }
@@ -188,6 +250,7 @@ pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<GgufCheckpoint
         metadata: md,
         config,
         tensors,
+        quantized,
     })
 }
 

@@ -3,6 +3,7 @@
 use crate::decoder::llama::{Llama, LlamaConfig};
 use crate::decoder::CausalLm;
 use candle_nn::VarBuilder;
+use tasklm_nn::QuantizedWeights;
 
 /// Decoder architectures tasklm can build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,8 +60,18 @@ impl Architecture {
 
     /// Builds the decoder for this architecture.
     pub fn build(self, cfg: &LlamaConfig, vb: VarBuilder) -> candle_core::Result<DecoderModel> {
+        self.build_with(cfg, vb, None)
+    }
+
+    /// Builds the decoder with the linear layers found in `quantized` kept quantized.
+    pub fn build_with(
+        self,
+        cfg: &LlamaConfig,
+        vb: VarBuilder,
+        quantized: Option<&QuantizedWeights>,
+    ) -> candle_core::Result<DecoderModel> {
         let mut cfg = cfg.clone();
         cfg.qkv_bias = self == Self::Qwen2;
-        Ok(Box::new(Llama::new(&cfg, vb)?))
+        Ok(Box::new(Llama::load(&cfg, vb, quantized)?))
     }
 }

@@ -1,54 +1,111 @@
 //! Linear, embedding and RMS-norm layers, loaded from a `VarBuilder` under the checkpoint's names.
 
 use crate::ops;
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Quantized (GGUF) weight matrices by full parameter name, for inference without
+/// dequantizing: a linear layer whose `{prefix}.weight` is here runs a quantized matmul.
+pub type QuantizedWeights = HashMap<String, Arc<QTensor>>;
+
+#[derive(Clone, Debug)]
+enum Weight {
+    Dense(Tensor),
+    /// Inference only: no gradients flow through a quantized matmul.
+    Quantized(QMatMul),
+}
 
 /// `y = x W^T + b`, with `W` of shape (out, in) as PyTorch stores it.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
 }
 
 impl Linear {
     pub fn from_weights(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight: Weight::Dense(weight),
+            bias,
+        }
+    }
+
+    /// A linear layer over a quantized (out, in) matrix.
+    pub fn from_quantized(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Self {
+            weight: Weight::Quantized(QMatMul::from_arc(weight)?),
+            bias,
+        })
     }
 
     /// Loads `weight` (and `bias` when `with_bias`) under `vb`.
     pub fn new(in_dim: usize, out_dim: usize, with_bias: bool, vb: VarBuilder) -> Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
+        Self::load(in_dim, out_dim, with_bias, vb, None)
+    }
+
+    /// Like [`Linear::new`], but takes the weight from `quantized` when it holds it.
+    pub fn load(
+        in_dim: usize,
+        out_dim: usize,
+        with_bias: bool,
+        vb: VarBuilder,
+        quantized: Option<&QuantizedWeights>,
+    ) -> Result<Self> {
         let bias = if with_bias {
             Some(vb.get(out_dim, "bias")?)
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        let name = format!("{}.weight", vb.prefix());
+        if let Some(q) = quantized.and_then(|q| q.get(&name)) {
+            if q.shape().dims() != [out_dim, in_dim] {
+                candle_core::bail!(
+                    "{name}: quantized shape {:?}, expected [{out_dim}, {in_dim}]",
+                    q.shape()
+                );
+            }
+            return Self::from_quantized(q.clone(), bias);
+        }
+        let weight = vb.get((out_dim, in_dim), "weight")?;
+        Ok(Self {
+            weight: Weight::Dense(weight),
+            bias,
+        })
     }
 
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// The dense weight, or None for a quantized layer.
+    pub fn weight(&self) -> Option<&Tensor> {
+        match &self.weight {
+            Weight::Dense(w) => Some(w),
+            Weight::Quantized(_) => None,
+        }
     }
 }
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let dims = xs.dims().to_vec();
-        let in_dim = *dims.last().unwrap_or(&0);
-        let out_dim = self.weight.dim(0)?;
-        // Fold leading dims into one so a single gemm runs over (N, in) x (in, out).
-        let x2 = xs.reshape(((), in_dim))?; // (N, in)
-        let y = x2.matmul(&self.weight.t()?)?; // (N, out)
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
+        let y = match &self.weight {
+            Weight::Quantized(q) => q.forward(xs)?,
+            Weight::Dense(w) => {
+                let dims = xs.dims().to_vec();
+                let in_dim = *dims.last().unwrap_or(&0);
+                // Fold leading dims into one so a single gemm runs over (N, in) x (in, out).
+                let x2 = xs.reshape(((), in_dim))?; // (N, in)
+                let y = x2.matmul(&w.t()?)?; // (N, out)
+                let mut out_dims = dims;
+                if let Some(last) = out_dims.last_mut() {
+                    *last = w.dim(0)?;
+                }
+                y.reshape(out_dims)?
+            }
         };
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = out_dim;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
         }
-        y.reshape(out_dims)
     }
 }
 

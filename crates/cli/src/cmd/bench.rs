@@ -3,7 +3,7 @@ use clap::{Args, Subcommand};
 use std::process::Command;
 use tasklm_generate::{generate, SamplingParams};
 use tasklm_hub::catalog::DEFAULT_MODEL;
-use tasklm_hub::load_decoder;
+use tasklm_hub::{load_decoder, load_decoder_with, LoadOptions, LoadedDecoder, ModelSource};
 
 /// The peer's measurement, kept in the repository and embedded so the binary can run it.
 const PEER_SCRIPT: &str = include_str!("../../../../scripts/peer/bench_generate.py");
@@ -30,6 +30,31 @@ pub struct BenchGenerateArgs {
     pub peer_python: Option<String>,
 }
 
+/// Median prefill and decode tokens/s over `a.runs` runs after one warm-up run.
+fn measure(m: &LoadedDecoder, ids: &[u32], a: &BenchGenerateArgs) -> Result<(f64, f64)> {
+    let params = SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(a.new_tokens)
+    };
+    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    for run in 0..=a.runs {
+        let prompts = [ids.to_vec()];
+        let g = generate(
+            m.model.as_ref(),
+            &m.tokenizer,
+            &prompts,
+            &params,
+            &mut |_, _| {},
+        )?;
+        let t = g[0].timing;
+        if run > 0 {
+            prefill.push(ids.len() as f64 / t.prefill.as_secs_f64());
+            decode.push((g[0].token_ids.len() - 1) as f64 / t.decode.as_secs_f64());
+        }
+    }
+    Ok((median(prefill), median(decode)))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -49,10 +74,6 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     let text = TEXT.repeat(a.prompt_tokens / 40 + 1);
     let mut ids = m.tokenizer.encode(&text, false)?;
     ids.truncate(a.prompt_tokens);
-    let params = SamplingParams {
-        ignore_eos: true,
-        ..SamplingParams::greedy(a.new_tokens)
-    };
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -61,23 +82,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
-    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
-    for run in 0..=a.runs {
-        let g = generate(
-            m.model.as_ref(),
-            &m.tokenizer,
-            std::slice::from_ref(&ids),
-            &params,
-            &mut |_, _| {},
-        )?;
-        let t = g[0].timing;
-        if run > 0 {
-            // The first run warms caches and the allocator.
-            prefill.push(ids.len() as f64 / t.prefill.as_secs_f64());
-            decode.push((g[0].token_ids.len() - 1) as f64 / t.decode.as_secs_f64());
-        }
-    }
-    let (p, d) = (median(prefill), median(decode));
+    let (p, d) = measure(&m, &ids, &a)?;
     println!(
         "model {} | {} threads | {} prompt tokens, {} new tokens, median of {} runs",
         a.model,
@@ -88,6 +93,15 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     );
     println!("{:<22} {:>16} {:>16}", "", "prefill tok/s", "decode tok/s");
     println!("{:<22} {:>16.1} {:>16.1}", "tasklm (f32)", p, d);
+    if matches!(m.source, ModelSource::Gguf(_)) {
+        let opts = LoadOptions {
+            quantized: true,
+            ..LoadOptions::default()
+        };
+        let q = load_decoder_with(m.source.path().to_str().context("model path")?, opts, false)?;
+        let (qp, qd) = measure(&q, &ids, &a)?;
+        println!("{:<22} {:>16.1} {:>16.1}", "tasklm (quantized)", qp, qd);
+    }
     if let Some(py) = a.peer_python {
         let script = std::env::temp_dir().join(format!("tasklm-peer-{}.py", std::process::id()));
         std::fs::write(&script, PEER_SCRIPT)?;

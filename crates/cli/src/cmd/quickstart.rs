@@ -24,6 +24,7 @@ pub fn run() -> Result<()> {
         chat: true,
         system: None,
         json: false,
+        quantized: false,
     })?;
     eprintln!("\nnext: `tasklm generate --model {DEFAULT_MODEL} --prompt \"...\"`, `tasklm list`, `tasklm bench generate`");
     Ok(())

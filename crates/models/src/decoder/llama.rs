@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tasklm_nn::{
     attention_mask, ops, positions_from_mask, scaled_dot_product_attention, AttentionParams,
-    Embedding, KvCache, Linear, RmsNorm,
+    Embedding, KvCache, Linear, QuantizedWeights, RmsNorm,
 };
 
 fn default_rope_theta() -> f64 {
@@ -162,15 +162,15 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &LlamaConfig, vb: VarBuilder, q: Option<&QuantizedWeights>) -> Result<Self> {
         let (h, hd) = (cfg.hidden_size, cfg.head_dim());
         let (nh, nkv) = (cfg.num_attention_heads, cfg.n_kv_heads());
         let qkv_bias = cfg.attention_bias || cfg.qkv_bias;
         Ok(Self {
-            q_proj: Linear::new(h, nh * hd, qkv_bias, vb.pp("q_proj"))?,
-            k_proj: Linear::new(h, nkv * hd, qkv_bias, vb.pp("k_proj"))?,
-            v_proj: Linear::new(h, nkv * hd, qkv_bias, vb.pp("v_proj"))?,
-            o_proj: Linear::new(nh * hd, h, cfg.attention_bias, vb.pp("o_proj"))?,
+            q_proj: Linear::load(h, nh * hd, qkv_bias, vb.pp("q_proj"), q)?,
+            k_proj: Linear::load(h, nkv * hd, qkv_bias, vb.pp("k_proj"), q)?,
+            v_proj: Linear::load(h, nkv * hd, qkv_bias, vb.pp("v_proj"), q)?,
+            o_proj: Linear::load(nh * hd, h, cfg.attention_bias, vb.pp("o_proj"), q)?,
             n_heads: nh,
             n_kv: nkv,
             head_dim: hd,
@@ -219,12 +219,12 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &LlamaConfig, vb: VarBuilder, q: Option<&QuantizedWeights>) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate_proj: Linear::new(h, i, false, vb.pp("gate_proj"))?,
-            up_proj: Linear::new(h, i, false, vb.pp("up_proj"))?,
-            down_proj: Linear::new(i, h, false, vb.pp("down_proj"))?,
+            gate_proj: Linear::load(h, i, false, vb.pp("gate_proj"), q)?,
+            up_proj: Linear::load(h, i, false, vb.pp("up_proj"), q)?,
+            down_proj: Linear::load(i, h, false, vb.pp("down_proj"), q)?,
         })
     }
 
@@ -243,20 +243,20 @@ struct Block {
 }
 
 impl Block {
-    fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &LlamaConfig, vb: VarBuilder, q: Option<&QuantizedWeights>) -> Result<Self> {
         Ok(Self {
             input_layernorm: RmsNorm::new(
                 cfg.hidden_size,
                 cfg.rms_norm_eps,
                 vb.pp("input_layernorm"),
             )?,
-            self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
+            self_attn: Attention::new(cfg, vb.pp("self_attn"), q)?,
             post_attention_layernorm: RmsNorm::new(
                 cfg.hidden_size,
                 cfg.rms_norm_eps,
                 vb.pp("post_attention_layernorm"),
             )?,
-            mlp: Mlp::new(cfg, vb.pp("mlp"))?,
+            mlp: Mlp::new(cfg, vb.pp("mlp"), q)?,
         })
     }
 }
@@ -267,8 +267,7 @@ pub struct Llama {
     embed_tokens: Embedding,
     layers: Vec<Block>,
     norm: RmsNorm,
-    /// None when tied to the embeddings.
-    lm_head: Option<Linear>,
+    lm_head: Linear,
     rotary: Rotary,
     cfg: LlamaConfig,
     device: Device,
@@ -277,23 +276,34 @@ pub struct Llama {
 impl Llama {
     /// Builds the model from weights named as in the checkpoint (`model.layers.0.self_attn.q_proj.weight`, ...).
     pub fn new(cfg: &LlamaConfig, vb: VarBuilder) -> Result<Self> {
+        Self::load(cfg, vb, None)
+    }
+
+    /// Like [`Llama::new`], with the linear layers found in `quantized` running quantized
+    /// matmuls (inference only). A tied head uses the quantized embedding table when present.
+    pub fn load(
+        cfg: &LlamaConfig,
+        vb: VarBuilder,
+        quantized: Option<&QuantizedWeights>,
+    ) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
+        let q = quantized;
         let m = vb.pp("model");
         let embed_tokens = Embedding::new(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Block::new(cfg, m.pp("layers").pp(i)))
+            .map(|i| Block::new(cfg, m.pp("layers").pp(i), q))
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::new(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?;
         // Some checkpoints say `tie_word_embeddings` but still ship lm_head; prefer what is there.
-        let lm_head = if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
-            None
-        } else {
-            Some(Linear::new(
-                cfg.hidden_size,
-                cfg.vocab_size,
-                false,
-                vb.pp("lm_head"),
-            )?)
+        let tied = cfg.tie_word_embeddings
+            && !vb.contains_tensor("lm_head.weight")
+            && !q.is_some_and(|q| q.contains_key("lm_head.weight"));
+        let lm_head = match (tied, q.and_then(|q| q.get("model.embed_tokens.weight"))) {
+            (true, Some(qe)) => Linear::from_quantized(qe.clone(), None)?,
+            (true, None) => Linear::from_weights(embed_tokens.weight().clone(), None),
+            (false, _) => {
+                Linear::load(cfg.hidden_size, cfg.vocab_size, false, vb.pp("lm_head"), q)?
+            }
         };
         let device = vb.device().clone();
         let rotary = Rotary::new(cfg, vb.dtype(), &device)?;
@@ -339,10 +349,7 @@ impl CausalLm for Llama {
     }
 
     fn lm_logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        match &self.lm_head {
-            Some(head) => head.forward(hidden),
-            None => Linear::from_weights(self.embed_tokens.weight().clone(), None).forward(hidden),
-        }
+        self.lm_head.forward(hidden)
     }
 
     fn new_cache(&self) -> KvCache {
