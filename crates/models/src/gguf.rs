@@ -94,6 +94,12 @@ fn unpermute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
         .reshape(dims)
 }
 
+/// Block types whose CPU dot product candle vectorises (AVX2).
+fn has_fast_cpu_kernel(dt: GgmlDType) -> bool {
+    use GgmlDType::*;
+    matches!(dt, Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K)
+}
+
 /// [`unpermute_rows`] on a quantized matrix: rows are whole runs of blocks, so they move as bytes.
 fn unpermute_quantized_rows(
     q: &QTensor,
@@ -227,9 +233,18 @@ pub fn load_with(
         let is_matrix = hf.ends_with("_proj.weight") || hf == "lm_head.weight";
         let is_embedding = hf == "model.embed_tokens.weight";
         if keep_quantized && is_quantized && (is_matrix || is_embedding) {
-            let kept = match heads {
-                Some(n) => unpermute_quantized_rows(&q, n, device)?,
-                None => q,
+            let kept = match (has_fast_cpu_kernel(q.dtype()), heads) {
+                (true, Some(n)) => unpermute_quantized_rows(&q, n, device)?,
+                (true, None) => q,
+                // candle's CPU dot product for these block types is scalar: requantize to Q8_0,
+                // whose kernel is vectorised (1.06 bytes a weight instead of 4 in f32).
+                (false, _) => {
+                    let mut t = q.dequantize(device)?;
+                    if let Some(n) = heads {
+                        t = unpermute_rows(&t, n)?;
+                    }
+                    QTensor::quantize(&t, GgmlDType::Q8_0)?
+                }
             };
             let kept = Arc::new(kept);
             if is_embedding {
