@@ -94,7 +94,12 @@ impl Module for Linear {
                 let in_dim = *dims.last().unwrap_or(&0);
                 // Fold leading dims into one so a single gemm runs over (N, in) x (in, out).
                 let x2 = xs.reshape(((), in_dim))?; // (N, in)
-                let y = x2.matmul(&w.t()?)?; // (N, out)
+                let rows = x2.dim(0)?;
+                let y = if rows <= ops::MATVEC_MAX_ROWS && w.dtype() == candle_core::DType::F32 {
+                    ops::linear_rows(&x2, w)? // (N, out), no packing of W
+                } else {
+                    x2.matmul(&w.t()?)? // (N, out)
+                };
                 let mut out_dims = dims;
                 if let Some(last) = out_dims.last_mut() {
                     *last = w.dim(0)?;

@@ -165,3 +165,40 @@ fn cross_entropy_rejects_out_of_range_label() -> Result<()> {
     assert!(err.contains("label 7 outside 0..3"), "{err}");
     Ok(())
 }
+
+#[test]
+fn matvec_matches_matmul_and_has_gradients() -> Result<()> {
+    let x = randn(&[3, 37], 11)?.to_dtype(DType::F32)?;
+    let w = randn(&[70, 37], 12)?.to_dtype(DType::F32)?;
+    let want = x.matmul(&w.t()?)?;
+    let got = ops::linear_rows(&x, &w)?;
+    let d = (&got - &want)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()?;
+    assert!(d < 1e-5, "matvec differs from matmul by {d}");
+    let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
+    let g = randn(&[3, 70], 13)?.to_dtype(DType::F32)?;
+    let grads = (ops::linear_rows(xv.as_tensor(), wv.as_tensor())? * &g)?
+        .sum_all()?
+        .backward()?;
+    let dx = grads
+        .get(xv.as_tensor())
+        .ok_or_else(|| anyhow::anyhow!("no dx"))?;
+    let dw = grads
+        .get(wv.as_tensor())
+        .ok_or_else(|| anyhow::anyhow!("no dw"))?;
+    let ex = (dx - g.matmul(&w)?)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()?;
+    let ew = (dw - g.t()?.matmul(&x)?)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f32>()?;
+    assert!(ex < 1e-5 && ew < 1e-5, "grads differ: {ex} {ew}");
+    Ok(())
+}

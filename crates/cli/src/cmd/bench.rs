@@ -93,6 +93,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     );
     println!("{:<22} {:>16} {:>16}", "", "prefill tok/s", "decode tok/s");
     println!("{:<22} {:>16.1} {:>16.1}", "tasklm (f32)", p, d);
+    let mut quantized = None;
     if matches!(m.source, ModelSource::Gguf(_)) {
         let opts = LoadOptions {
             quantized: true,
@@ -101,6 +102,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         let q = load_decoder_with(m.source.path().to_str().context("model path")?, opts, false)?;
         let (qp, qd) = measure(&q, &ids, &a)?;
         println!("{:<22} {:>16.1} {:>16.1}", "tasklm (quantized)", qp, qd);
+        quantized = Some((qp, qd));
     }
     if let Some(py) = a.peer_python {
         let script = std::env::temp_dir().join(format!("tasklm-peer-{}.py", std::process::id()));

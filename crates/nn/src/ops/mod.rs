@@ -6,12 +6,14 @@
 
 mod cross_entropy;
 mod kernel;
+mod matvec;
 mod rms_norm;
 mod rope;
 mod silu;
 mod softmax;
 
 pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
+pub use matvec::{linear_rows, MATVEC_MAX_ROWS};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use silu::{silu, silu_mul};
