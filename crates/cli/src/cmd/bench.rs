@@ -131,12 +131,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         let pp = v["prefill_tokens_per_s"].as_f64().context("peer prefill")?;
         let pd = v["decode_tokens_per_s"].as_f64().context("peer decode")?;
         println!("{:<22} {:>16.1} {:>16.1}", "pytorch (f32)", pp, pd);
-        println!(
-            "{:<22} {:>15.2}x {:>15.2}x",
-            "ratio tasklm/pytorch",
-            p / pp,
-            d / pd
-        );
+        let ratio =
+            |name: &str, a: f64, b: f64| println!("{name:<24} {:>13.2}x {:>15.2}x", a / pp, b / pd);
+        ratio("ratio f32/pytorch", p, d);
+        if let Some((qp, qd)) = quantized {
+            ratio("ratio quantized/pytorch", qp, qd);
+        }
     }
     Ok(())
 }
