@@ -1,0 +1,11 @@
+//! tasklm-data: one typed record per task, read from the formats users have (JSONL with the
+//! field names Hugging Face datasets use), encoded to features with a loss mask, and collated
+//! into padded batches (labels padded with -100).
+
+mod collate;
+mod error;
+pub mod sft;
+
+pub use collate::{collate, Batch, Features, IGNORE_INDEX};
+pub use error::{DataError, Result};
+pub use sft::{encode_sft, read_sft_jsonl, EncodeStats, SftRecord, Truncation};
