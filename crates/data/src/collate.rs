@@ -33,7 +33,11 @@ pub fn collate(features: &[Features], pad_id: u32, device: &Device) -> Result<Ba
     if features.is_empty() {
         return Err(DataError::Invalid("cannot collate an empty batch".into()));
     }
-    let t = features.iter().map(|f| f.input_ids.len()).max().unwrap_or(0);
+    let t = features
+        .iter()
+        .map(|f| f.input_ids.len())
+        .max()
+        .unwrap_or(0);
     let b = features.len();
     let mut ids = Vec::with_capacity(b * t);
     let mut labels = Vec::with_capacity(b * t);
@@ -56,7 +60,12 @@ pub fn collate(features: &[Features], pad_id: u32, device: &Device) -> Result<Ba
         let mut m = vec![1u8; f.input_ids.len()];
         m.extend(std::iter::repeat_n(0u8, pad));
         key_mask.push(m);
-        n_scored += f.labels.iter().skip(1).filter(|&&l| l != IGNORE_INDEX).count();
+        n_scored += f
+            .labels
+            .iter()
+            .skip(1)
+            .filter(|&&l| l != IGNORE_INDEX)
+            .count();
         n_tokens += f.input_ids.len();
     }
     Ok(Batch {

@@ -4,7 +4,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}:{line}: {msg}")]
-    Record { path: PathBuf, line: usize, msg: String },
+    Record {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
     #[error("{path}: {msg}")]
     File { path: PathBuf, msg: String },
     #[error(transparent)]

@@ -30,15 +30,21 @@ fn alpaca_prompt(instruction: &str, input: &str) -> String {
 
 /// Reads one record per non-empty line.
 pub fn read_sft_jsonl(path: &Path) -> Result<Vec<SftRecord>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| DataError::File { path: path.into(), msg: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
+        path: path.into(),
+        msg: e.to_string(),
+    })?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let err = |msg: String| DataError::Record { path: path.into(), line: line_no, msg };
+        let err = |msg: String| DataError::Record {
+            path: path.into(),
+            line: line_no,
+            msg,
+        };
         let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
         let rec = match (field(&v, "prompt"), field(&v, "completion")) {
             (Some(p), Some(c)) => SftRecord { prompt: p.into(), completion: c.into(), line: line_no },
@@ -59,7 +65,10 @@ pub fn read_sft_jsonl(path: &Path) -> Result<Vec<SftRecord>> {
         out.push(rec);
     }
     if out.is_empty() {
-        return Err(DataError::File { path: path.into(), msg: "no records".into() });
+        return Err(DataError::File {
+            path: path.into(),
+            msg: "no records".into(),
+        });
     }
     Ok(out)
 }
@@ -90,19 +99,28 @@ pub fn encode_sft(
     trunc: Truncation,
     stats: &mut EncodeStats,
 ) -> Result<Option<Features>> {
-    let eos = *tok
-        .eos_ids
-        .first()
-        .ok_or_else(|| DataError::Invalid("the tokenizer has no EOS token; SFT needs one".into()))?;
+    let eos = *tok.eos_ids.first().ok_or_else(|| {
+        DataError::Invalid("the tokenizer has no EOS token; SFT needs one".into())
+    })?;
     let prompt_ids = tok.encode(&rec.prompt, true)?;
     let mut ids = tok.encode(&format!("{}{}", rec.prompt, rec.completion), true)?;
     // Tokens that straddle the boundary belong to the completion.
-    let n_prompt = prompt_ids.iter().zip(&ids).take_while(|(a, b)| a == b).count();
+    let n_prompt = prompt_ids
+        .iter()
+        .zip(&ids)
+        .take_while(|(a, b)| a == b)
+        .count();
     ids.push(eos);
     let mut labels: Vec<i64> = ids
         .iter()
         .enumerate()
-        .map(|(i, &t)| if i < n_prompt { IGNORE_INDEX } else { i64::from(t) })
+        .map(|(i, &t)| {
+            if i < n_prompt {
+                IGNORE_INDEX
+            } else {
+                i64::from(t)
+            }
+        })
         .collect();
     if labels.iter().all(|&l| l == IGNORE_INDEX) || n_prompt == 0 {
         return Err(DataError::Invalid(format!(
@@ -122,5 +140,8 @@ pub fn encode_sft(
         labels.drain(..cut);
         stats.truncated += 1;
     }
-    Ok(Some(Features { input_ids: ids, labels }))
+    Ok(Some(Features {
+        input_ids: ids,
+        labels,
+    }))
 }

@@ -3,10 +3,12 @@
 
 mod clip;
 mod error;
+mod lm_loss;
 mod optim;
 mod schedule;
 
 pub use clip::clip_grad_norm;
 pub use error::{Result, TrainError};
+pub use lm_loss::causal_lm_loss;
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
