@@ -10,6 +10,11 @@ fn tasklm(args: &[&str]) -> Output {
         .expect("run tasklm")
 }
 
+/// `tasklm generate --model MODEL --prompt hi`.
+fn generate_hi(model: &str) -> Output {
+    tasklm(&["generate", "--model", model, "--prompt", "hi"])
+}
+
 fn assert_clean_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -45,20 +50,14 @@ fn write_gguf(path: &Path, kv: &[(&str, &str)]) {
 
 #[test]
 fn unknown_catalog_name() {
-    let out = tasklm(&["generate", "--model", "no-such-model", "--prompt", "hi"]);
+    let out = generate_hi("no-such-model");
     assert_clean_error(&out, "unknown model `no-such-model`");
     assert_clean_error(&out, "smollm2-135m-instruct");
 }
 
 #[test]
 fn missing_model_file() {
-    let out = tasklm(&[
-        "generate",
-        "--model",
-        "./missing/model.gguf",
-        "--prompt",
-        "hi",
-    ]);
+    let out = generate_hi("./missing/model.gguf");
     assert_clean_error(&out, "no such file or directory");
 }
 
@@ -66,13 +65,7 @@ fn missing_model_file() {
 fn model_directory_without_weights() {
     let dir = tmp("empty-model");
     std::fs::create_dir_all(&dir).expect("dir");
-    let out = tasklm(&[
-        "generate",
-        "--model",
-        dir.to_str().expect("utf8"),
-        "--prompt",
-        "hi",
-    ]);
+    let out = generate_hi(dir.to_str().expect("utf8"));
     assert_clean_error(&out, "config.json");
 }
 
@@ -80,13 +73,7 @@ fn model_directory_without_weights() {
 fn truncated_gguf() {
     let p = tmp("truncated.gguf");
     std::fs::write(&p, b"GGUF\x03\x00\x00\x00\x10").expect("write");
-    let out = tasklm(&[
-        "generate",
-        "--model",
-        p.to_str().expect("utf8"),
-        "--prompt",
-        "hi",
-    ]);
+    let out = generate_hi(p.to_str().expect("utf8"));
     assert_clean_error(&out, "not a readable GGUF file");
 }
 
@@ -94,13 +81,7 @@ fn truncated_gguf() {
 fn gguf_with_unknown_architecture() {
     let p = tmp("mamba.gguf");
     write_gguf(&p, &[("general.architecture", "mamba")]);
-    let out = tasklm(&[
-        "generate",
-        "--model",
-        p.to_str().expect("utf8"),
-        "--prompt",
-        "hi",
-    ]);
+    let out = generate_hi(p.to_str().expect("utf8"));
     assert_clean_error(
         &out,
         "unknown architecture `mamba` (supported: llama, qwen2)",
@@ -110,13 +91,7 @@ fn gguf_with_unknown_architecture() {
 #[test]
 fn hub_id_fails_fast_without_network() {
     let started = std::time::Instant::now();
-    let out = tasklm(&[
-        "generate",
-        "--model",
-        "HuggingFaceTB/SmolLM2-135M",
-        "--prompt",
-        "hi",
-    ]);
+    let out = generate_hi("HuggingFaceTB/SmolLM2-135M");
     assert_clean_error(&out, "hub model `HuggingFaceTB/SmolLM2-135M`");
     assert!(
         started.elapsed().as_secs() < 60,

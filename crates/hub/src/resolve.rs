@@ -88,19 +88,8 @@ fn from_hub(id: &str, progress: bool) -> Result<ModelSource> {
                 let index = repo
                     .get("model.safetensors.index.json")
                     .map_err(|e| e.to_string())?;
-                let text = std::fs::read_to_string(&index).map_err(|e| e.to_string())?;
-                let v: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| e.to_string())?;
-                let mut shards: Vec<String> = v["weight_map"]
-                    .as_object()
-                    .map(|m| {
-                        m.values()
-                            .filter_map(|s| s.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                shards.sort();
-                shards.dedup();
+                let shards =
+                    tasklm_models::weights::shard_names(&index).map_err(|e| e.to_string())?;
                 for s in shards {
                     repo.get(&s).map_err(|e| format!("{s}: {e}"))?;
                 }

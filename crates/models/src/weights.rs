@@ -5,6 +5,27 @@ use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The shard file names listed in a `model.safetensors.index.json`, sorted, each once.
+pub fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(index).map_err(|e| ModelError::Io {
+        path: index.into(),
+        source: e,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ModelError::invalid(index, format!("invalid JSON: {e}")))?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| ModelError::invalid(index, "missing object field `weight_map`"))?;
+    let mut shards: Vec<String> = map
+        .values()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect();
+    shards.sort();
+    shards.dedup();
+    Ok(shards)
+}
+
 /// Loads every tensor of `model.safetensors`, or of the shards listed in
 /// `model.safetensors.index.json`, from `dir`, converted to `dtype`.
 pub fn load_safetensors_dir(
@@ -17,22 +38,7 @@ pub fn load_safetensors_dir(
     let files = if single.exists() {
         vec![single]
     } else if index.exists() {
-        let text = std::fs::read_to_string(&index).map_err(|e| ModelError::Io {
-            path: index.clone(),
-            source: e,
-        })?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::invalid(&index, format!("invalid JSON: {e}")))?;
-        let map = v
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| ModelError::invalid(&index, "missing object field `weight_map`"))?;
-        let mut shards: Vec<String> = map
-            .values()
-            .filter_map(|s| s.as_str().map(String::from))
-            .collect();
-        shards.sort();
-        shards.dedup();
+        let shards = shard_names(&index)?;
         shards.into_iter().map(|s| dir.join(s)).collect()
     } else {
         return Err(ModelError::invalid(
