@@ -6,6 +6,8 @@ mod collate;
 mod error;
 pub mod sft;
 
-pub use collate::{collate, Batch, Features, IGNORE_INDEX};
+pub use collate::{
+    collate, pack, scored_positions, Batch, Features, IGNORE_INDEX, MAX_PACKED_SAMPLES,
+};
 pub use error::{DataError, Result};
 pub use sft::{encode_sft, read_sft_jsonl, EncodeStats, SftRecord, Truncation};

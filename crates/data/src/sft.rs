@@ -140,8 +140,5 @@ pub fn encode_sft(
         labels.drain(..cut);
         stats.truncated += 1;
     }
-    Ok(Some(Features {
-        input_ids: ids,
-        labels,
-    }))
+    Ok(Some(Features::new(ids, labels)))
 }

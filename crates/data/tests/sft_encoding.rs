@@ -106,10 +106,7 @@ fn long_records_are_truncated_from_the_left_or_dropped_and_counted() -> Result<(
     let batch = collate(
         &[
             f.clone(),
-            tasklm_data::Features {
-                input_ids: vec![1, 2],
-                labels: vec![IGNORE_INDEX, 2],
-            },
+            tasklm_data::Features::new(vec![1, 2], vec![IGNORE_INDEX, 2]),
         ],
         0,
         &Device::Cpu,

@@ -53,6 +53,10 @@ impl KvCache {
 /// Additive attention mask (B, 1, T, S) for `t` new queries over `past + t` keys: 0 where a
 /// query may attend, `-inf` elsewhere. Keys are visible when causal order allows it
 /// (or always, when `causal` is false) and `key_mask[b][j] != 0`.
+///
+/// A non-zero `key_mask` value is a segment id: packed rows number their samples 1, 2, ...
+/// and a query sees only keys of its own segment (a block-diagonal mask), so packed samples do
+/// not attend to each other. Unpacked rows use 1 throughout.
 pub fn attention_mask(
     key_mask: &[Vec<u8>],
     t: usize,
@@ -74,9 +78,11 @@ pub fn attention_mask(
             );
         }
         for i in 0..t {
+            let seg = row[past + i];
             let out = &mut data[(bi * t + i) * s..(bi * t + i + 1) * s];
             for (j, o) in out.iter_mut().enumerate() {
-                let visible = row[j] != 0 && (!causal || j <= past + i);
+                let same_segment = row[j] == seg || seg == 0;
+                let visible = row[j] != 0 && same_segment && (!causal || j <= past + i);
                 if !visible {
                     *o = f32::NEG_INFINITY;
                 }
@@ -86,20 +92,28 @@ pub fn attention_mask(
     Tensor::from_vec(data, (b, 1, t, s), device)
 }
 
-/// Position ids for the last `t` of the keys in `key_mask`: the count of real tokens before
-/// each one, so a left-padded row gets the same positions as the row alone.
+/// Position ids for the last `t` of the keys in `key_mask`: the count of real tokens of the
+/// same segment before each one, so a left-padded row gets the same positions as the row alone
+/// and each packed sample starts again at 0.
 pub fn positions_from_mask(key_mask: &[Vec<u8>], t: usize) -> Vec<Vec<u32>> {
     key_mask
         .iter()
         .map(|row| {
             // A real token's position is the number of real tokens before it; padding gets 0.
             let mut seen = 0u32;
+            let mut segment = 0u8;
             let pos: Vec<u32> = row
                 .iter()
                 .map(|&m| {
-                    let p = if m != 0 { seen } else { 0 };
-                    seen += u32::from(m != 0);
-                    p
+                    if m == 0 {
+                        return 0;
+                    }
+                    if m != segment {
+                        segment = m;
+                        seen = 0;
+                    }
+                    seen += 1;
+                    seen - 1
                 })
                 .collect();
             pos[row.len().saturating_sub(t)..].to_vec()

@@ -7,6 +7,20 @@ pub enum TrainError {
     State(String),
     #[error("invalid training setting: {0}")]
     Setting(String),
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    #[error("{0}")]
+    NonFinite(String),
+    /// An error from the task's own code (data, model, tokenizer).
+    #[error(transparent)]
+    Objective(Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;
+
+impl TrainError {
+    /// Wraps a task's error.
+    pub fn objective(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Objective(Box::new(e))
+    }
+}

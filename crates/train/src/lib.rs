@@ -1,14 +1,24 @@
-//! tasklm-train: the optimizer, learning-rate schedules and gradient clipping the trainer uses,
-//! each matching PyTorch/transformers on golden fixtures (`scripts/golden/optim.py`).
+//! tasklm-train: the trainer every task shares (`trainer`), and the optimizer, learning-rate
+//! schedules and gradient clipping it uses, each matching PyTorch/transformers on golden
+//! fixtures (`scripts/golden/optim.py`).
 
 mod clip;
 mod error;
+mod grads;
 mod lm_loss;
+pub mod lm_objective;
 mod optim;
 mod schedule;
+pub mod trainer;
 
 pub use clip::clip_grad_norm;
 pub use error::{Result, TrainError};
+pub use grads::Gradients;
 pub use lm_loss::causal_lm_loss;
+pub use lm_objective::{lm_eval, trainable_decoder, LmObjective};
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
+pub use trainer::{
+    accumulate, epoch_order, train, write_model, LossSum, Metrics, Objective, TrainArgs,
+    TrainOptions, TrainSummary,
+};

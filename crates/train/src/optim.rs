@@ -2,7 +2,7 @@
 //! `torch.optim.AdamW` computes it, with no weight decay on norms and biases (rank-1 parameters,
 //! the rule transformers' Trainer applies), and its state exposed for exact resume.
 
-use crate::{Result, TrainError};
+use crate::{Gradients, Result, TrainError};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use std::collections::HashMap;
@@ -70,14 +70,32 @@ impl AdamW {
         self.step
     }
 
+    /// The parameters, in the order [`Gradients`] for [`AdamW::step_with`] must follow.
+    pub fn vars(&self) -> Vec<Var> {
+        self.slots.iter().map(|s| s.var.clone()).collect()
+    }
+
     /// Applies one update with learning rate `lr`. Parameters without a gradient are skipped.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        let grads = Gradients::from_store(grads, &self.vars());
+        self.step_with(&grads, lr)
+    }
+
+    /// [`AdamW::step`] with gradients in the order of [`AdamW::vars`].
+    pub fn step_with(&mut self, grads: &Gradients, lr: f64) -> Result<()> {
+        if grads.len() != self.slots.len() {
+            return Err(TrainError::State(format!(
+                "{} gradients for {} parameters",
+                grads.len(),
+                self.slots.len()
+            )));
+        }
         self.step += 1;
         let c = self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-        for s in &mut self.slots {
-            let Some(g) = grads.get(s.var.as_tensor()) else {
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            let Some(g) = grads.get(i) else {
                 continue;
             };
             let p = s.var.as_tensor();

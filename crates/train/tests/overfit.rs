@@ -48,14 +48,8 @@ fn features() -> Vec<Features> {
             .collect()
     };
     vec![
-        Features {
-            labels: label(&a, 3),
-            input_ids: a,
-        },
-        Features {
-            labels: label(&b, 2),
-            input_ids: b,
-        },
+        Features::new(a.clone(), label(&a, 3)),
+        Features::new(b.clone(), label(&b, 2)),
     ]
 }
 

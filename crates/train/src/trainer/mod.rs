@@ -1,0 +1,397 @@
+//! The training loop every task shares: shuffled micro-batches, gradient accumulation with the
+//! loss normalised by the units scored across the whole accumulated batch, clipping, AdamW
+//! with a warmup schedule, a NaN/Inf guard, evaluation, atomic checkpoints and exact resume.
+
+mod args;
+pub mod checkpoint;
+mod log;
+mod objective;
+
+pub use args::TrainArgs;
+pub use checkpoint::TrainerState;
+pub use log::{StepRecord, TrainLog, METRICS};
+pub use objective::{LossSum, Metrics, Objective};
+
+use crate::{AdamW, AdamWConfig, Gradients, LrSchedule, Result, TrainError};
+use candle_core::{DType, Tensor, Var};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Where and how a run writes.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainOptions<'a> {
+    /// The output directory: checkpoints, `metrics.jsonl`, and at the end the model.
+    pub out: &'a Path,
+    /// Continue from the newest complete checkpoint in `out`.
+    pub resume: bool,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    /// Updates taken in all (a resumed run counts the earlier ones).
+    pub steps: u64,
+    /// The loss of each update this run took, in order.
+    pub losses: Vec<f64>,
+    /// Updates refused for a NaN/Inf loss or gradient.
+    pub refused: u64,
+    pub final_eval: Option<Metrics>,
+    pub tokens: usize,
+    pub elapsed_s: f64,
+}
+
+/// The order of the examples in pass `epoch`: a permutation seeded by the run's seed and the
+/// epoch, so the data position is all a resume needs.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// One accumulated update's gradients (already divided by the units scored), summed loss
+/// and counts.
+pub struct Accumulated {
+    pub grads: Gradients,
+    pub loss: f64,
+    pub scored: usize,
+    pub tokens: usize,
+}
+
+/// Runs the micro-batches `micro` and returns their gradients normalised by the units scored
+/// across all of them, so k micro-batches give the gradient of one batch of their union.
+pub fn accumulate(obj: &dyn Objective, vars: &[Var], micro: &[&[usize]]) -> Result<Accumulated> {
+    let mut grads = Gradients::zeros(vars.len());
+    let (mut sum, mut scored, mut tokens) = (0f64, 0usize, 0usize);
+    for idx in micro {
+        let part = obj.train_loss(idx)?;
+        sum += part.sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        scored += part.scored;
+        tokens += part.tokens;
+        if part.scored > 0 {
+            let store = part.sum.backward()?;
+            grads.add(Gradients::from_store(&store, vars))?;
+        }
+    }
+    let loss = if scored > 0 {
+        grads.scale(1.0 / scored as f64)?;
+        sum / scored as f64
+    } else {
+        f64::NAN
+    };
+    Ok(Accumulated {
+        grads,
+        loss,
+        scored,
+        tokens,
+    })
+}
+
+fn weights_of(params: &[(String, Var)]) -> HashMap<String, Tensor> {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect()
+}
+
+fn all_finite(params: &[(String, Var)]) -> Result<Option<String>> {
+    for (name, v) in params {
+        let s = v
+            .as_tensor()
+            .to_dtype(DType::F64)?
+            .sum_all()?
+            .to_scalar::<f64>()?;
+        if !s.is_finite() {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes the model files (weights + the objective's files) into `out`, each file renamed into
+/// place from a synced temporary directory.
+pub fn write_model(out: &Path, obj: &dyn Objective) -> Result<()> {
+    let params = obj.params();
+    if let Some(name) = all_finite(&params)? {
+        return Err(TrainError::NonFinite(format!(
+            "parameter `{name}` is not finite; refusing to write the model"
+        )));
+    }
+    let io = |p: &Path, e: std::io::Error| TrainError::Checkpoint(format!("{}: {e}", p.display()));
+    let tmp = out.join(".tmp-model");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    let weights = tmp.join("model.safetensors");
+    candle_core::safetensors::save(&weights_of(&params), &weights)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", weights.display())))?;
+    obj.write_files(&tmp)?;
+    checkpoint::sync_dir_tree(&tmp)?;
+    for entry in std::fs::read_dir(&tmp).map_err(|e| io(&tmp, e))? {
+        let from = entry.map_err(|e| io(&tmp, e))?.path();
+        if let Some(name) = from.file_name() {
+            let to = out.join(name);
+            std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
+        }
+    }
+    std::fs::remove_dir(&tmp).map_err(|e| io(&tmp, e))?;
+    checkpoint::sync_path(out)
+}
+
+struct Run<'a> {
+    obj: &'a dyn Objective,
+    args: &'a TrainArgs,
+    opts: TrainOptions<'a>,
+    params: Vec<(String, Var)>,
+    vars: Vec<Var>,
+    opt: AdamW,
+    state: TrainerState,
+    log: TrainLog,
+}
+
+impl Run<'_> {
+    fn save_checkpoint(&self) -> Result<()> {
+        if let Some(name) = all_finite(&self.params)? {
+            return Err(TrainError::NonFinite(format!(
+                "parameter `{name}` is not finite at step {}; refusing to checkpoint",
+                self.state.step
+            )));
+        }
+        let (optimizer, _) = self.opt.state();
+        let dir = checkpoint::save(
+            self.opts.out,
+            &checkpoint::Saved {
+                state: &self.state,
+                weights: &weights_of(&self.params),
+                optimizer: &optimizer,
+            },
+            self.args.save_total_limit,
+            &|d| self.obj.write_files(d),
+        )?;
+        self.log
+            .note(&format!("saved checkpoint {}", dir.display()));
+        Ok(())
+    }
+
+    fn evaluate(&self) -> Result<Option<Metrics>> {
+        let m = self.obj.evaluate()?;
+        if let Some(m) = &m {
+            self.log.eval(self.state.step, m)?;
+        }
+        Ok(m)
+    }
+
+    /// The next micro-batches of one update; an update ends early at the end of an epoch.
+    fn next_micro_batches(&mut self, order: &mut Vec<usize>) -> Vec<Vec<usize>> {
+        let n = order.len();
+        if self.state.cursor >= n {
+            self.state.epoch += 1;
+            self.state.cursor = 0;
+            *order = epoch_order(n, self.state.seed, self.state.epoch);
+        }
+        let mut out = Vec::new();
+        for _ in 0..self.args.grad_accum {
+            let end = (self.state.cursor + self.args.batch_size).min(n);
+            out.push(order[self.state.cursor..end].to_vec());
+            self.state.cursor = end;
+            if end >= n {
+                break;
+            }
+        }
+        out
+    }
+}
+
+fn resume_into(
+    out: &Path,
+    params: &[(String, Var)],
+    opt: &mut AdamW,
+    n: usize,
+) -> Result<(TrainerState, std::path::PathBuf)> {
+    let dir = checkpoint::latest(out)?.ok_or_else(|| {
+        TrainError::Checkpoint(format!(
+            "{}: --resume found no complete checkpoint in {}",
+            out.display(),
+            out.join(checkpoint::CHECKPOINTS).display()
+        ))
+    })?;
+    let device = params
+        .first()
+        .map(|(_, v)| v.device().clone())
+        .unwrap_or(candle_core::Device::Cpu);
+    let loaded = checkpoint::load(&dir, &device)?;
+    if loaded.state.train_len != n {
+        return Err(TrainError::Checkpoint(format!(
+            "{}: the run had {} training examples, this one has {n}; resume with the same data",
+            dir.display(),
+            loaded.state.train_len
+        )));
+    }
+    for (name, var) in params {
+        let t = loaded.weights.get(name).ok_or_else(|| {
+            TrainError::Checkpoint(format!("{}: no weight `{name}`", dir.display()))
+        })?;
+        if t.dims() != var.dims() {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: `{name}` has shape {:?}, the model has {:?}",
+                dir.display(),
+                t.dims(),
+                var.dims()
+            )));
+        }
+        var.set(&t.to_dtype(var.dtype())?)?;
+    }
+    opt.load_state(&loaded.optimizer, loaded.state.optimizer_steps)?;
+    Ok((loaded.state, dir))
+}
+
+/// Trains `obj` for the steps `args` sets, writing checkpoints, `metrics.jsonl` and at the end
+/// the model into `opts.out`.
+pub fn train(obj: &dyn Objective, args: &TrainArgs, opts: TrainOptions) -> Result<TrainSummary> {
+    args.validate()?;
+    let n = obj.train_len();
+    if n == 0 {
+        return Err(TrainError::Setting("no training examples".into()));
+    }
+    let out = opts.out;
+    std::fs::create_dir_all(out)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", out.display())))?;
+    let total = args.total_steps(n);
+    let params = obj.params();
+    let mut opt = AdamW::new(
+        params.clone(),
+        AdamWConfig {
+            weight_decay: args.weight_decay,
+            ..AdamWConfig::default()
+        },
+    )?;
+    let vars = opt.vars();
+    let mut state = TrainerState {
+        step: 0,
+        epoch: 0,
+        cursor: 0,
+        seed: args.seed,
+        optimizer_steps: 0,
+        bad_streak: 0,
+        train_len: n,
+    };
+    let mut resumed_from = None;
+    if opts.resume {
+        let (s, dir) = resume_into(out, &params, &mut opt, n)?;
+        state = s;
+        resumed_from = Some(dir);
+    } else if let Some(dir) = checkpoint::latest(out)? {
+        return Err(TrainError::Checkpoint(format!(
+            "{} already holds checkpoint {}; pass --resume to continue it or choose another --out",
+            out.display(),
+            dir.display()
+        )));
+    }
+    let schedule = LrSchedule {
+        kind: args.scheduler,
+        peak_lr: args.lr,
+        warmup_steps: (args.warmup_ratio * total as f64).ceil() as u64,
+        total_steps: total,
+    };
+    let log = TrainLog::open(out, total, state.step, opts.progress)?;
+    if let Some(dir) = resumed_from {
+        log.note(&format!(
+            "resuming from {} at step {}",
+            dir.display(),
+            state.step
+        ));
+    }
+    let mut run = Run {
+        obj,
+        args,
+        opts,
+        params,
+        vars,
+        opt,
+        state,
+        log,
+    };
+    let mut order = epoch_order(n, run.state.seed, run.state.epoch);
+    let started = Instant::now();
+    let (mut losses, mut refused, mut tokens) = (Vec::new(), 0u64, 0usize);
+    while run.state.step < total {
+        let t0 = Instant::now();
+        let micro = run.next_micro_batches(&mut order);
+        let refs: Vec<&[usize]> = micro.iter().map(|m| m.as_slice()).collect();
+        let mut acc = accumulate(obj, &run.vars, &refs)?;
+        let lr = schedule.lr(run.state.step);
+        let norm = if args.max_grad_norm > 0.0 {
+            acc.grads.clip(args.max_grad_norm)?
+        } else {
+            acc.grads.norm()?
+        };
+        let ok = acc.loss.is_finite() && norm.is_finite();
+        if ok {
+            run.opt.step_with(&acc.grads, lr)?;
+            run.state.bad_streak = 0;
+        } else {
+            refused += 1;
+            run.state.bad_streak += 1;
+            run.log.note(&format!(
+                "step {}: loss {} grad norm {}: update refused ({} in a row)",
+                run.state.step + 1,
+                acc.loss,
+                norm,
+                run.state.bad_streak
+            ));
+            if run.state.bad_streak >= args.max_bad_steps {
+                run.log.finish();
+                return Err(TrainError::NonFinite(format!(
+                    "{} updates in a row had a NaN/Inf loss or gradient (last at step {}); \
+                     training stopped, the last checkpoint holds finite weights. Try a lower --lr",
+                    run.state.bad_streak,
+                    run.state.step + 1
+                )));
+            }
+        }
+        run.state.step += 1;
+        run.state.optimizer_steps = run.opt.steps();
+        tokens += acc.tokens;
+        losses.push(acc.loss);
+        let dt = t0.elapsed().as_secs_f64();
+        run.log.step(&StepRecord {
+            step: run.state.step,
+            epoch: run.state.epoch as f64 + run.state.cursor as f64 / n as f64,
+            loss: acc.loss,
+            lr,
+            grad_norm: norm,
+            tokens_per_s: acc.tokens as f64 / dt.max(1e-9),
+            tokens: acc.tokens,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            refused: !ok,
+        })?;
+        let step = run.state.step;
+        if step < total {
+            if args.eval_every > 0 && step.is_multiple_of(args.eval_every) {
+                run.evaluate()?;
+            }
+            if args.save_every > 0 && step.is_multiple_of(args.save_every) {
+                run.save_checkpoint()?;
+            }
+        }
+    }
+    let final_eval = run.evaluate()?;
+    run.save_checkpoint()?;
+    write_model(out, obj)?;
+    run.log.finish();
+    Ok(TrainSummary {
+        steps: run.state.step,
+        losses,
+        refused,
+        final_eval,
+        tokens,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    })
+}
