@@ -30,6 +30,10 @@ enum Command {
     List,
     /// Generate a continuation of a prompt, streaming to stdout.
     Generate(cmd::generate::GenerateArgs),
+    /// Fine-tune a model for a task; writes a Hugging Face model directory.
+    Train(cmd::train::TrainCmd),
+    /// Score a model on a task's data with the task's standard metric.
+    Eval(cmd::eval::EvalCmd),
     /// Measure speed, side by side with a peer.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -45,8 +49,18 @@ fn main() -> ExitCode {
     // returns freed pages to the OS, so each reuse page-faults them in again (a profile of a
     // prefill spent 20% of its time in the kernel zeroing pages). Keep freed memory instead.
     // SAFETY: sets a process-wide allocator option before any threads start.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     let cli = Cli::parse();
+    // Training allocates tensors of a new shape with each batch (lengths vary), so memory kept
+    // for one shape is often useless for the next and the heap only grows: there, purge freed
+    // pages after mimalloc's default delay. Overridable with TASKLM_PURGE_DELAY_MS.
+    let purge_ms = std::env::var("TASKLM_PURGE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(match cli.command {
+            Command::Train(_) | Command::Eval(_) => 10,
+            _ => -1,
+        });
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, purge_ms as _) };
     if let Some(n) = cli.threads {
         // candle and gemm read their thread count from rayon's global pool.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
@@ -56,6 +70,8 @@ fn main() -> ExitCode {
         Command::Pull(a) => cmd::pull::run(a),
         Command::List => cmd::pull::list(),
         Command::Generate(a) => cmd::generate::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Quickstart => cmd::quickstart::run(),
     };

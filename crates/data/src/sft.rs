@@ -110,7 +110,11 @@ pub fn encode_sft(
         .zip(&ids)
         .take_while(|(a, b)| a == b)
         .count();
-    ids.push(eos);
+    // A completion that already ends in a stop token (T0 data ends with `<|endoftext|>`)
+    // keeps it as its end; otherwise EOS is appended, so the model learns to stop.
+    if !ids.last().is_some_and(|&last| tok.is_eos(last)) || ids.len() <= n_prompt {
+        ids.push(eos);
+    }
     let mut labels: Vec<i64> = ids
         .iter()
         .enumerate()

@@ -82,6 +82,18 @@ fn loss_covers_completion_and_eos_only() -> Result<()> {
         "EOS must be supervised"
     );
     assert!(f.labels[n_prompt..].iter().all(|&l| l != IGNORE_INDEX));
+
+    // A completion already ending in a stop token (as T0's `<|endoftext|>`) is not given a
+    // second one; its own stop token is supervised.
+    let stop = tok.eos_ids.last().copied().expect("a stop token");
+    let stop_text = tok.decode(&[stop], false)?;
+    let rec = SftRecord {
+        completion: format!(" Paris.{stop_text}"),
+        ..rec
+    };
+    let g = encode_sft(&tok, &rec, 64, Truncation::Left, &mut stats)?.expect("kept");
+    assert_eq!(g.input_ids.len(), f.input_ids.len());
+    assert_eq!(*g.labels.last().expect("stop"), i64::from(stop));
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod error;
 pub mod load;
 pub mod pull;
 pub mod resolve;
+pub mod save;
 pub mod testing;
 
 pub use catalog::{CatalogEntry, CATALOG};
@@ -17,3 +18,4 @@ pub use load::{
     LoadOptions, LoadedDecoder,
 };
 pub use resolve::{resolve, ModelSource};
+pub use save::{hf_config, write_model_files};

@@ -77,6 +77,26 @@ impl TextTokenizer {
             .iter()
             .filter_map(|t| tok.token_to_id(t))
             .collect();
+        // generation_config.json may name more stop tokens (an int or a list).
+        let gen_path = dir.join("generation_config.json");
+        if let Some(gen) = std::fs::read_to_string(&gen_path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        {
+            let ids: Vec<u32> = match gen.get("eos_token_id") {
+                Some(Value::Number(n)) => n.as_u64().into_iter().map(|i| i as u32).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_u64().map(|i| i as u32))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for id in ids {
+                if !tok.eos_ids.contains(&id) && (id as usize) < tok.vocab_size() {
+                    tok.eos_ids.push(id);
+                }
+            }
+        }
         Ok(tok)
     }
 

@@ -12,6 +12,8 @@ const PEER_SCRIPT: &str = include_str!("../../../../scripts/peer/bench_generate.
 pub enum BenchCommand {
     /// Prompt and decode tokens/s of the generation loop (median of runs).
     Generate(BenchGenerateArgs),
+    /// Training tokens/s and peak memory of full fine-tuning updates on a fixed batch.
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 #[derive(Args)]
@@ -55,6 +57,18 @@ fn measure(m: &LoadedDecoder, ids: &[u32], a: &BenchGenerateArgs) -> Result<(f64
     Ok((median(prefill), median(decode)))
 }
 
+/// Threads tensor math runs on (`--threads`, else all cores).
+pub fn thread_count() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -66,7 +80,10 @@ titled Computing Machinery and Intelligence which proposed what is now called th
 as a criterion of intelligence. ";
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Generate(a) = cmd;
+    let a = match cmd {
+        BenchCommand::Generate(a) => a,
+        BenchCommand::Train(a) => return super::bench_train::run(a),
+    };
     if a.runs == 0 || a.new_tokens < 2 || a.prompt_tokens == 0 {
         bail!("--runs must be >= 1, --new-tokens >= 2, --prompt-tokens >= 1");
     }
@@ -74,14 +91,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     let text = TEXT.repeat(a.prompt_tokens / 40 + 1);
     let mut ids = m.tokenizer.encode(&text, false)?;
     ids.truncate(a.prompt_tokens);
-    let threads = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+    let threads = thread_count();
     let (p, d) = measure(&m, &ids, &a)?;
     println!(
         "model {} | {} threads | {} prompt tokens, {} new tokens, median of {} runs",

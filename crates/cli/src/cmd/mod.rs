@@ -1,4 +1,7 @@
 pub mod bench;
+pub mod bench_train;
+pub mod eval;
 pub mod generate;
 pub mod pull;
 pub mod quickstart;
+pub mod train;

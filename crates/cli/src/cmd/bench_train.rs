@@ -1,0 +1,147 @@
+//! `tasklm bench train`: tokens/s and peak memory of full fine-tuning updates on a fixed batch
+//! (forward, backward over every position, clipping, AdamW), side by side with PyTorch.
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Var};
+use clap::Args;
+use std::process::Command;
+use std::time::Instant;
+use tasklm_data::Features;
+use tasklm_hub::catalog::DEFAULT_MODEL;
+use tasklm_hub::{load_checkpoint, ModelSource};
+use tasklm_train::{accumulate, trainable_decoder, AdamW, AdamWConfig, LmObjective};
+
+const PEER_SCRIPT: &str = include_str!("../../../../scripts/peer/bench_train.py");
+
+#[derive(Args)]
+pub struct BenchTrainArgs {
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    pub model: String,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Tokens per row (every position is scored).
+    #[arg(long, default_value_t = 256)]
+    pub seq_len: usize,
+    /// Timed updates, after one warm-up update.
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Also run the PyTorch peer (`scripts/peer/bench_train.py`) with this Python on the same
+    /// batch, and print the ratio.
+    #[arg(long)]
+    pub peer_python: Option<String>,
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Deterministic token ids spread over the vocabulary (no special tokens below id 100).
+fn batch_ids(rows: usize, len: usize, vocab: usize) -> Vec<Vec<u32>> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..rows)
+        .map(|_| {
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (100 + x % (vocab as u64 - 100)) as u32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+pub fn run(a: BenchTrainArgs) -> Result<()> {
+    if a.batch_size == 0 || a.seq_len < 2 || a.steps == 0 {
+        bail!("--batch-size and --steps must be >= 1, --seq-len >= 2");
+    }
+    let source = tasklm_hub::resolve(&a.model, true)?;
+    let ck = load_checkpoint(&source, DType::F32, &Device::Cpu)?;
+    let vocab = ck.config.vocab_size;
+    let ids = batch_ids(a.batch_size, a.seq_len, vocab);
+    let (model, params) = trainable_decoder(ck.architecture, &ck.config, ck.tensors)?;
+    let n_params: usize = params.iter().map(|(_, v)| v.elem_count()).sum();
+    let train: Vec<Features> = ids
+        .iter()
+        .map(|r| Features::new(r.clone(), r.iter().map(|&t| i64::from(t)).collect()))
+        .collect();
+    let obj = LmObjective {
+        model,
+        params: params.clone(),
+        train,
+        eval: Vec::new(),
+        pad_id: 0,
+        eval_batch_size: a.batch_size,
+        files: Box::new(|_| Ok(())),
+    };
+    let mut opt = AdamW::new(params, AdamWConfig::default())?;
+    let vars: Vec<Var> = opt.vars();
+    let all: Vec<usize> = (0..a.batch_size).collect();
+    let mut times = Vec::new();
+    for step in 0..=a.steps {
+        let t0 = Instant::now();
+        let mut acc = accumulate(&obj, &vars, &[&all])?;
+        acc.grads.clip(1.0)?;
+        opt.step_with(&acc.grads, 1e-5)?;
+        if step > 0 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        eprintln!("step {step}: loss {:.4} in {:.2} s", acc.loss, t0.elapsed().as_secs_f64());
+    }
+    let tokens = (a.batch_size * a.seq_len) as f64;
+    let ours = tokens * times.len() as f64 / times.iter().sum::<f64>();
+    let rss = peak_rss_bytes().unwrap_or(0) as f64 / 1e9;
+    let threads = super::bench::thread_count();
+    println!(
+        "model {} ({:.1}M params), batch {}x{}, AdamW, f32, {threads} threads, {} timed updates",
+        a.model,
+        n_params as f64 / 1e6,
+        a.batch_size,
+        a.seq_len,
+        a.steps
+    );
+    println!("{:<10} {:>12} {:>14}", "", "tokens/s", "peak RSS GB");
+    println!("{:<10} {ours:>12.1} {rss:>14.2}", "tasklm");
+    if let Some(py) = a.peer_python {
+        let dir = std::env::temp_dir();
+        let script = dir.join(format!("tasklm-peer-train-{}.py", std::process::id()));
+        let ids_path = dir.join(format!("tasklm-peer-ids-{}.json", std::process::id()));
+        std::fs::write(&script, PEER_SCRIPT)?;
+        std::fs::write(&ids_path, serde_json::to_string(&ids)?)?;
+        let model_path = match &source {
+            ModelSource::Gguf(p) | ModelSource::HfDir(p) => p.clone(),
+        };
+        let out = Command::new(&py)
+            .arg(&script)
+            .args(["--model", &model_path.to_string_lossy()])
+            .args(["--ids", &ids_path.to_string_lossy()])
+            .args(["--steps", &a.steps.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .output()
+            .with_context(|| format!("running the peer with `{py}`"))?;
+        let _ = std::fs::remove_file(&script);
+        let _ = std::fs::remove_file(&ids_path);
+        if !out.status.success() {
+            bail!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().last().context("peer printed nothing")?;
+        let v: serde_json::Value = serde_json::from_str(line).context("peer output")?;
+        let theirs = v["tokens_per_s"].as_f64().context("peer tokens_per_s")?;
+        let their_rss = v["peak_rss_bytes"].as_f64().context("peer peak_rss_bytes")? / 1e9;
+        println!("{:<10} {theirs:>12.1} {their_rss:>14.2}", "pytorch");
+        println!(
+            "{:<10} {:>11.2}x {:>13.2}x",
+            "ratio",
+            ours / theirs,
+            rss / their_rss
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `tasklm eval`: a model's standard metric on a task's data, as a table or one JSON object.
+
+use super::train::{Task, TruncationArg};
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use tasklm_tasks::sft;
+
+#[derive(Args, Clone, Debug)]
+pub struct EvalCmd {
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
+    #[arg(long)]
+    pub model: String,
+    /// Evaluation data (JSONL).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Longest sequence in tokens [default: the model's context window or 2048, the smaller].
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    #[arg(long, value_enum, default_value = "left")]
+    pub truncation: TruncationArg,
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Print one JSON object on stdout: the metrics under their reference names, and `n`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints `metrics` as a two-column table, or as one JSON object.
+pub fn print_metrics(metrics: &[(&str, Value)], as_json: bool) {
+    if as_json {
+        let obj: Map<String, Value> = metrics
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        println!("{}", Value::Object(obj));
+        return;
+    }
+    let w = metrics.iter().map(|(k, _)| k.len()).max().unwrap_or(6).max(6);
+    println!("{:<w$}  value", "metric");
+    println!("{}  {}", "-".repeat(w), "-".repeat(12));
+    for (k, v) in metrics {
+        let shown = match v.as_f64() {
+            Some(x) if v.is_f64() => format!("{x:.4}"),
+            _ => v.to_string(),
+        };
+        println!("{k:<w$}  {shown}");
+    }
+}
+
+pub fn run(c: EvalCmd) -> Result<()> {
+    if c.batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
+    match c.task {
+        Task::Sft => {
+            let r = sft::evaluate(
+                &c.model,
+                &c.data,
+                c.max_seq_len,
+                c.truncation.into(),
+                c.batch_size,
+                &|m| eprintln!("{m}"),
+            )
+            .context("evaluation failed")?;
+            print_metrics(
+                &[
+                    ("loss", json!(r.loss)),
+                    ("perplexity", json!(r.perplexity)),
+                    ("n", json!(r.n)),
+                    ("tokens", json!(r.tokens)),
+                ],
+                c.json,
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! `tasklm train`: fine-tune a model for a task on the shared trainer.
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use tasklm_data::Truncation;
+use tasklm_tasks::sft;
+use tasklm_train::{ScheduleKind, TrainArgs};
+
+/// The task families `train` and `eval` know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    /// Instruction SFT on {prompt, completion} (or Alpaca) JSONL; loss on completions.
+    Sft,
+}
+
+/// What to do with a record longer than --max-seq-len.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TruncationArg {
+    /// Cut the start of the prompt.
+    Left,
+    /// Skip the record.
+    Drop,
+}
+
+impl From<TruncationArg> for Truncation {
+    fn from(t: TruncationArg) -> Self {
+        match t {
+            TruncationArg::Left => Truncation::Left,
+            TruncationArg::Drop => Truncation::Drop,
+        }
+    }
+}
+
+/// The trainer settings every task shares; each overrides the same key of --config.
+#[derive(Args, Clone, Debug, Default)]
+pub struct TrainerFlags {
+    /// TOML recipe with any of the keys below (snake_case: grad_accum = 4); flags win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Passes over the training data [default: 1].
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Optimizer updates to take; overrides --epochs.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Examples per micro-batch [default: 8].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Micro-batches per update [default: 1].
+    #[arg(long)]
+    pub grad_accum: Option<usize>,
+    /// Peak learning rate [default: 2e-5].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// AdamW weight decay, not applied to norms and biases [default: 0].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Fraction of updates warming the learning rate up [default: 0].
+    #[arg(long)]
+    pub warmup_ratio: Option<f64>,
+    /// Decay after warmup: constant, linear or cosine [default: linear].
+    #[arg(long)]
+    pub scheduler: Option<String>,
+    /// Gradient-norm clip, 0 = off [default: 1].
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Seed of the data order [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Evaluate every N updates (and at the end); 0 = only at the end [default: 0].
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Checkpoint every N updates (and at the end) [default: 500].
+    #[arg(long)]
+    pub save_every: Option<u64>,
+    /// Checkpoints kept [default: 2].
+    #[arg(long)]
+    pub save_total_limit: Option<usize>,
+}
+
+impl TrainerFlags {
+    /// The recipe (or the defaults) with the flags given applied over it.
+    pub fn resolve(&self) -> Result<TrainArgs> {
+        let mut a = match &self.config {
+            Some(p) => TrainArgs::from_toml(p)?,
+            None => TrainArgs::default(),
+        };
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { a.$f = v; } )* };
+        }
+        over!(epochs, batch_size, grad_accum, lr, weight_decay, warmup_ratio);
+        over!(max_grad_norm, seed, eval_every, save_every, save_total_limit);
+        if self.max_steps.is_some() {
+            a.max_steps = self.max_steps;
+        }
+        if let Some(s) = &self.scheduler {
+            a.scheduler = s.parse::<ScheduleKind>()?;
+        }
+        a.validate()?;
+        Ok(a)
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct TrainCmd {
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// Base model: a catalog name, a Hugging Face directory, a .gguf file or a hub id.
+    #[arg(long)]
+    pub model: String,
+    /// Training data (JSONL).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Evaluation data (JSONL), scored every --eval-every updates and at the end.
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+    /// Output directory: checkpoints, metrics.jsonl, and the trained model.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Longest sequence in tokens [default: the model's context window or 2048, the smaller].
+    #[arg(long)]
+    pub max_seq_len: Option<usize>,
+    /// Records longer than --max-seq-len lose the start of their prompt, or are dropped.
+    #[arg(long, value_enum, default_value = "left")]
+    pub truncation: TruncationArg,
+    /// Pack several records into each sequence (they do not attend to each other).
+    #[arg(long)]
+    pub pack: bool,
+    /// Continue from the newest complete checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub trainer: TrainerFlags,
+}
+
+pub fn run(c: TrainCmd) -> Result<()> {
+    let args = c.trainer.resolve()?;
+    match c.task {
+        Task::Sft => {
+            let job = sft::SftJob {
+                model: c.model,
+                data: c.data,
+                eval: c.eval,
+                out: c.out.clone(),
+                max_seq_len: c.max_seq_len,
+                truncation: c.truncation.into(),
+                pack: c.pack,
+                args,
+                resume: c.resume,
+                progress: true,
+            };
+            let report = sft::train(&job, &|m| eprintln!("{m}")).context("training failed")?;
+            let s = &report.summary;
+            eprintln!(
+                "trained {} updates on {} records ({} sequences of at most {} tokens) in {:.1} s, {:.0} tokens/s{}",
+                s.steps,
+                report.train.kept,
+                report.sequences,
+                report.max_seq_len,
+                s.elapsed_s,
+                s.tokens as f64 / s.elapsed_s.max(1e-9),
+                if s.refused > 0 { format!(", {} updates refused (NaN/Inf)", s.refused) } else { String::new() }
+            );
+            if let Some(m) = &s.final_eval {
+                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                eprintln!("eval: {}", parts.join(", "));
+            }
+            eprintln!("model written to {}", c.out.display());
+        }
+    }
+    Ok(())
+}

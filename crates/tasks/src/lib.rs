@@ -1,0 +1,8 @@
+//! tasklm-tasks: each task family end to end (records, encoding, objective, metric), over the
+//! shared trainer. The CLI and server are thin layers over these functions.
+
+mod error;
+pub mod provenance;
+pub mod sft;
+
+pub use error::{Result, TaskError};

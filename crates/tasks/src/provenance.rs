@@ -1,0 +1,38 @@
+//! What `tasklm.json` records of a run: the task, the base model, the data files with their
+//! sha256, and the training arguments.
+
+use crate::{Result, TaskError};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Hex sha256 of a file.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| TaskError::File {
+        path: path.into(),
+        msg: e.to_string(),
+    })?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// `{"path", "sha256", "records"}` of a data file.
+pub fn data_entry(path: &Path, records: usize) -> Result<Value> {
+    Ok(json!({
+        "path": path.display().to_string(),
+        "sha256": file_sha256(path)?,
+        "records": records,
+    }))
+}
+
+/// Writes `tasklm.json` into `dir`.
+pub fn write_tasklm_json(dir: &Path, v: &Value) -> Result<()> {
+    let path = dir.join("tasklm.json");
+    let text = serde_json::to_string_pretty(v).map_err(|e| TaskError::File {
+        path: path.clone(),
+        msg: e.to_string(),
+    })?;
+    std::fs::write(&path, text + "\n").map_err(|e| TaskError::File {
+        path,
+        msg: e.to_string(),
+    })
+}
