@@ -177,3 +177,73 @@ fn generate_names_paris_greedily() {
     assert_eq!(first["top_logprobs"].as_array().map(|a| a.len()), Some(5));
     assert!((first["logprob"].as_f64().unwrap_or(0.0) + 0.2581).abs() < 1e-3);
 }
+
+/// `tasklm train --task sft` on `data` with extra flags, into a fresh directory.
+fn train_sft(data: &Path, extra: &[&str]) -> Output {
+    let out = tmp("train-out");
+    let mut args = vec![
+        "train",
+        "--task",
+        "sft",
+        "--model",
+        "no-model-needed-before-this-error",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    tasklm(&args)
+}
+
+#[test]
+fn train_rejects_a_missing_data_file() {
+    let out = train_sft(Path::new("./missing/train.jsonl"), &[]);
+    assert_clean_error(&out, "missing/train.jsonl");
+}
+
+#[test]
+fn train_names_the_bad_line_of_the_data() {
+    let data = tmp("bad.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"text\": 1}\n",
+    )
+    .expect("write");
+    let out = train_sft(&data, &[]);
+    assert_clean_error(&out, "bad.jsonl:2");
+    assert_clean_error(&out, "`prompt` and `completion`");
+}
+
+#[test]
+fn train_rejects_bad_settings_from_flags_and_recipes() {
+    let data = tmp("ok.jsonl");
+    std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").expect("write");
+    assert_clean_error(
+        &train_sft(&data, &["--lr=-1"]),
+        "lr must be a positive number",
+    );
+    assert_clean_error(
+        &train_sft(&data, &["--scheduler", "step"]),
+        "scheduler `step`",
+    );
+    let recipe = tmp("recipe.toml");
+    std::fs::write(&recipe, "lr = 1e-4\ngrad_acum = 4\n").expect("write");
+    let out = train_sft(&data, &["--config", recipe.to_str().expect("utf-8")]);
+    assert_clean_error(&out, "recipe.toml");
+    assert_clean_error(&out, "grad_acum");
+}
+
+#[test]
+fn eval_rejects_a_missing_data_file() {
+    let out = tasklm(&[
+        "eval",
+        "--task",
+        "sft",
+        "--model",
+        "x",
+        "--data",
+        "./missing/dev.jsonl",
+    ]);
+    assert_clean_error(&out, "missing/dev.jsonl");
+}

@@ -7,10 +7,12 @@ use crate::{Result, TaskError};
 use candle_core::{DType, Device};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tasklm_data::{encode_sft, pack, read_sft_jsonl, EncodeStats, Features, Truncation};
+use tasklm_data::{encode_sft, pack, read_sft_jsonl, EncodeStats, Features, SftRecord, Truncation};
 use tasklm_hub::{load_checkpoint, write_model_files};
 use tasklm_text::TextTokenizer;
-use tasklm_train::{lm_eval, trainable_decoder, LmObjective, TrainArgs, TrainOptions, TrainSummary};
+use tasklm_train::{
+    lm_eval, trainable_decoder, LmObjective, TrainArgs, TrainOptions, TrainSummary,
+};
 
 /// Longest sequence trained on when `--max-seq-len` is not given: the model's context window
 /// or 2048, whichever is smaller.
@@ -34,22 +36,34 @@ pub fn encode_file(
     max_len: usize,
     truncation: Truncation,
 ) -> Result<EncodedFile> {
-    let records = read_sft_jsonl(path)?;
+    encode_records(path, &read_sft_jsonl(path)?, tok, max_len, truncation)
+}
+
+/// Encodes records read from `path` (named in messages).
+pub fn encode_records(
+    path: &Path,
+    records: &[SftRecord],
+    tok: &TextTokenizer,
+    max_len: usize,
+    truncation: Truncation,
+) -> Result<EncodedFile> {
     let mut stats = EncodeStats::default();
     let mut features = Vec::with_capacity(records.len());
-    for rec in &records {
-        let f = encode_sft(tok, rec, max_len, truncation, &mut stats).map_err(|e| {
-            TaskError::File {
+    for rec in records {
+        let f =
+            encode_sft(tok, rec, max_len, truncation, &mut stats).map_err(|e| TaskError::File {
                 path: path.into(),
                 msg: e.to_string(),
-            }
-        })?;
+            })?;
         features.extend(f);
     }
     if features.is_empty() {
         return Err(TaskError::File {
             path: path.into(),
-            msg: format!("all {} records are longer than --max-seq-len {max_len}", records.len()),
+            msg: format!(
+                "all {} records are longer than --max-seq-len {max_len}",
+                records.len()
+            ),
         });
     }
     Ok(EncodedFile {
@@ -110,24 +124,29 @@ pub type Notice<'a> = &'a dyn Fn(&str);
 
 /// Fine-tunes `job.model` on `job.data`, writing a Hugging Face model directory to `job.out`.
 pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
+    // Read the data before the model, so a bad file fails in a moment.
+    let train_records = read_sft_jsonl(&job.data)?;
+    let eval_records = job.eval.as_deref().map(read_sft_jsonl).transpose()?;
     let source = tasklm_hub::resolve(&job.model, job.progress)?;
     let ck = load_checkpoint(&source, DType::F32, &Device::Cpu)?;
     let max_len = job
         .max_seq_len
         .unwrap_or_else(|| default_max_seq_len(ck.config.max_position_embeddings));
     if max_len < 2 {
-        return Err(TaskError::Invalid(format!("--max-seq-len {max_len}: must be at least 2")));
+        return Err(TaskError::Invalid(format!(
+            "--max-seq-len {max_len}: must be at least 2"
+        )));
     }
     let tok = ck.tokenizer.clone();
-    let train_file = encode_file(&job.data, &tok, max_len, job.truncation)?;
+    let train_file = encode_records(&job.data, &train_records, &tok, max_len, job.truncation)?;
     report_encoding(&job.data, &train_file, max_len, notice);
-    let eval_file = match &job.eval {
-        Some(p) => {
-            let e = encode_file(p, &tok, max_len, job.truncation)?;
+    let eval_file = match (&job.eval, &eval_records) {
+        (Some(p), Some(records)) => {
+            let e = encode_records(p, records, &tok, max_len, job.truncation)?;
             report_encoding(p, &e, max_len, notice);
             Some(e)
         }
-        None => None,
+        _ => None,
     };
     let train_features = if job.pack {
         pack(&train_file.features, max_len)?
@@ -158,7 +177,10 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
         pad_id: tok.pad_id(),
         eval_batch_size: job.args.batch_size,
         train: train_features,
-        eval: eval_file.as_ref().map(|e| e.features.clone()).unwrap_or_default(),
+        eval: eval_file
+            .as_ref()
+            .map(|e| e.features.clone())
+            .unwrap_or_default(),
         files: Box::new(move |dir: &Path| {
             write_model_files(dir, arch, &cfg, &files_tok)
                 .map_err(tasklm_train::TrainError::objective)?;
@@ -220,9 +242,11 @@ pub fn evaluate(
     batch_size: usize,
     notice: Notice,
 ) -> Result<SftEval> {
+    let records = read_sft_jsonl(data)?;
     let loaded = tasklm_hub::load_decoder(model, true)?;
-    let max_len = max_seq_len.unwrap_or_else(|| default_max_seq_len(loaded.config.max_position_embeddings));
-    let file = encode_file(data, &loaded.tokenizer, max_len, truncation)?;
+    let max_len =
+        max_seq_len.unwrap_or_else(|| default_max_seq_len(loaded.config.max_position_embeddings));
+    let file = encode_records(data, &records, &loaded.tokenizer, max_len, truncation)?;
     report_encoding(data, &file, max_len, notice);
     let (loss, tokens) = lm_eval(
         loaded.model.as_ref(),

@@ -92,7 +92,11 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64());
         }
-        eprintln!("step {step}: loss {:.4} in {:.2} s", acc.loss, t0.elapsed().as_secs_f64());
+        eprintln!(
+            "step {step}: loss {:.4} in {:.2} s",
+            acc.loss,
+            t0.elapsed().as_secs_f64()
+        );
     }
     let tokens = (a.batch_size * a.seq_len) as f64;
     let ours = tokens * times.len() as f64 / times.iter().sum::<f64>();
@@ -134,7 +138,10 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         let line = stdout.lines().last().context("peer printed nothing")?;
         let v: serde_json::Value = serde_json::from_str(line).context("peer output")?;
         let theirs = v["tokens_per_s"].as_f64().context("peer tokens_per_s")?;
-        let their_rss = v["peak_rss_bytes"].as_f64().context("peer peak_rss_bytes")? / 1e9;
+        let their_rss = v["peak_rss_bytes"]
+            .as_f64()
+            .context("peer peak_rss_bytes")?
+            / 1e9;
         println!("{:<10} {theirs:>12.1} {their_rss:>14.2}", "pytorch");
         println!(
             "{:<10} {:>11.2}x {:>13.2}x",

@@ -39,7 +39,12 @@ pub fn print_metrics(metrics: &[(&str, Value)], as_json: bool) {
         println!("{}", Value::Object(obj));
         return;
     }
-    let w = metrics.iter().map(|(k, _)| k.len()).max().unwrap_or(6).max(6);
+    let w = metrics
+        .iter()
+        .map(|(k, _)| k.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     println!("{:<w$}  value", "metric");
     println!("{}  {}", "-".repeat(w), "-".repeat(12));
     for (k, v) in metrics {

@@ -89,8 +89,21 @@ impl TrainerFlags {
         macro_rules! over {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { a.$f = v; } )* };
         }
-        over!(epochs, batch_size, grad_accum, lr, weight_decay, warmup_ratio);
-        over!(max_grad_norm, seed, eval_every, save_every, save_total_limit);
+        over!(
+            epochs,
+            batch_size,
+            grad_accum,
+            lr,
+            weight_decay,
+            warmup_ratio
+        );
+        over!(
+            max_grad_norm,
+            seed,
+            eval_every,
+            save_every,
+            save_total_limit
+        );
         if self.max_steps.is_some() {
             a.max_steps = self.max_steps;
         }
