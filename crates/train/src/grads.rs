@@ -4,10 +4,13 @@ use crate::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 
-/// One optional gradient per parameter, in the order of the parameter list.
+/// One optional gradient per parameter, in the order of the parameter list, times a common
+/// factor kept apart (normalisation and clipping only change the factor; the optimizer applies
+/// it while it reads the gradient, so no gradient-sized tensor is rewritten).
 #[derive(Clone, Debug)]
 pub struct Gradients {
     grads: Vec<Option<Tensor>>,
+    factor: f64,
 }
 
 impl Gradients {
@@ -15,6 +18,7 @@ impl Gradients {
     pub fn zeros(n: usize) -> Self {
         Self {
             grads: vec![None; n],
+            factor: 1.0,
         }
     }
 
@@ -25,11 +29,17 @@ impl Gradients {
                 .iter()
                 .map(|v| store.get(v.as_tensor()).cloned())
                 .collect(),
+            factor: 1.0,
         }
     }
 
-    /// Adds another micro-batch's gradients.
+    /// Adds another micro-batch's gradients (both with factor 1).
     pub fn add(&mut self, other: Gradients) -> Result<()> {
+        if self.factor != 1.0 || other.factor != 1.0 {
+            return Err(crate::TrainError::State(
+                "gradients are added before they are scaled".into(),
+            ));
+        }
         for (acc, g) in self.grads.iter_mut().zip(other.grads) {
             *acc = match (acc.take(), g) {
                 (Some(a), Some(g)) => Some((a + g)?),
@@ -41,23 +51,27 @@ impl Gradients {
 
     /// Multiplies every gradient by `factor`.
     pub fn scale(&mut self, factor: f64) -> Result<()> {
-        for g in self.grads.iter_mut().flatten() {
-            *g = (&*g * factor)?;
-        }
+        self.factor *= factor;
         Ok(())
     }
 
-    /// The global L2 norm (accumulated in f64); NaN or Inf when a gradient is not finite.
+    /// The common factor of the stored gradients.
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+
+    /// The global L2 norm; NaN or Inf when a gradient is not finite. Each tensor's sum of
+    /// squares is taken in its own dtype (as torch's `clip_grad_norm_` does), then summed in f64.
     pub fn norm(&self) -> Result<f64> {
         let mut sq = 0f64;
         for g in self.grads.iter().flatten() {
             sq += g
-                .to_dtype(DType::F64)?
                 .sqr()?
                 .sum_all()?
+                .to_dtype(DType::F64)?
                 .to_scalar::<f64>()?;
         }
-        Ok(sq.sqrt())
+        Ok(sq.sqrt() * self.factor.abs())
     }
 
     /// Scales the gradients so their global norm is at most `max_norm`, as
@@ -74,8 +88,16 @@ impl Gradients {
         Ok(norm)
     }
 
-    /// The gradient of parameter `i`.
-    pub fn get(&self, i: usize) -> Option<&Tensor> {
+    /// The gradient of parameter `i` (the stored tensor times the factor).
+    pub fn get(&self, i: usize) -> Result<Option<Tensor>> {
+        match self.raw(i) {
+            Some(g) if self.factor != 1.0 => Ok(Some((g * self.factor)?)),
+            g => Ok(g.cloned()),
+        }
+    }
+
+    /// The stored gradient of parameter `i`, without the factor.
+    pub fn raw(&self, i: usize) -> Option<&Tensor> {
         self.grads.get(i).and_then(|g| g.as_ref())
     }
 

@@ -4,6 +4,7 @@
 
 mod clip;
 mod error;
+mod fused_adamw;
 mod grads;
 mod lm_loss;
 pub mod lm_objective;

@@ -2,6 +2,7 @@
 //! `torch.optim.AdamW` computes it, with no weight decay on norms and biases (rank-1 parameters,
 //! the rule transformers' Trainer applies), and its state exposed for exact resume.
 
+use crate::fused_adamw::{MomentUpdate, ParamUpdate};
 use crate::{Gradients, Result, TrainError};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -95,21 +96,31 @@ impl AdamW {
         let bc1 = 1.0 - c.beta1.powi(self.step as i32);
         let bc2 = 1.0 - c.beta2.powi(self.step as i32);
         for (i, s) in self.slots.iter_mut().enumerate() {
-            let Some(g) = grads.get(i) else {
+            let Some(g) = grads.raw(i) else {
                 continue;
             };
-            let p = s.var.as_tensor();
-            let p = if s.decay && c.weight_decay != 0.0 {
-                (p * (1.0 - lr * c.weight_decay))?
-            } else {
-                p.clone()
-            };
-            s.m = ((&s.m * c.beta1)? + (g * (1.0 - c.beta1))?)?;
-            s.v = ((&s.v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-            // torch: denom = sqrt(v) / sqrt(bc2) + eps; p -= lr / bc1 * m / denom
-            let denom = ((s.v.sqrt()? / bc2.sqrt())? + c.eps)?;
-            let update = ((&s.m / denom)? * (lr / bc1))?;
-            s.var.set(&(p - update)?)?;
+            let g = g.contiguous()?;
+            for (moment, beta, squared) in [(&s.m, c.beta1, false), (&s.v, c.beta2, true)] {
+                moment.inplace_op2(
+                    &g,
+                    &MomentUpdate {
+                        beta,
+                        grad_scale: grads.factor(),
+                        squared,
+                    },
+                )?;
+            }
+            let decay = if s.decay { c.weight_decay } else { 0.0 };
+            s.var.as_tensor().inplace_op3(
+                &s.m,
+                &s.v,
+                &ParamUpdate {
+                    decay: 1.0 - lr * decay,
+                    step_size: lr / bc1,
+                    bc2_sqrt: bc2.sqrt(),
+                    eps: c.eps,
+                },
+            )?;
         }
         Ok(())
     }
@@ -139,7 +150,8 @@ impl AdamW {
                         s.var.as_tensor().dims()
                     )));
                 }
-                *slot = t.to_dtype(s.var.as_tensor().dtype())?;
+                // A copy: the update writes the moments in place.
+                *slot = t.to_dtype(s.var.as_tensor().dtype())?.copy()?;
             }
         }
         self.step = step;

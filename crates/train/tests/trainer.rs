@@ -37,9 +37,10 @@ fn accumulating_4x2_equals_one_batch_of_8() -> Result<()> {
     let mut reached = 0;
     for i in 0..vars.len() {
         let (a, b) = (
-            one.grads.get(i).expect("grad"),
-            four.grads.get(i).expect("grad"),
+            one.grads.get(i)?.expect("grad"),
+            four.grads.get(i)?.expect("grad"),
         );
+        let (a, b) = (&a, &b);
         let scale = a
             .abs()?
             .flatten_all()?

@@ -87,8 +87,16 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     for step in 0..=a.steps {
         let t0 = Instant::now();
         let mut acc = accumulate(&obj, &vars, &[&all])?;
+        let t1 = Instant::now();
         acc.grads.clip(1.0)?;
+        let t2 = Instant::now();
         opt.step_with(&acc.grads, 1e-5)?;
+        eprintln!(
+            "fwd+bwd {:.2} clip {:.2} adamw {:.2}",
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            t2.elapsed().as_secs_f64()
+        );
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64());
         }
