@@ -91,19 +91,16 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         acc.grads.clip(1.0)?;
         let t2 = Instant::now();
         opt.step_with(&acc.grads, 1e-5)?;
-        eprintln!(
-            "fwd+bwd {:.2} clip {:.2} adamw {:.2}",
-            (t1 - t0).as_secs_f64(),
-            (t2 - t1).as_secs_f64(),
-            t2.elapsed().as_secs_f64()
-        );
         if step > 0 {
             times.push(t0.elapsed().as_secs_f64());
         }
         eprintln!(
-            "step {step}: loss {:.4} in {:.2} s",
+            "{} {step}: loss {:.4}, forward+backward {:.2} s, clip {:.2} s, AdamW {:.2} s",
+            if step == 0 { "warm-up" } else { "update" },
             acc.loss,
-            t0.elapsed().as_secs_f64()
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64(),
+            t2.elapsed().as_secs_f64()
         );
     }
     let tokens = (a.batch_size * a.seq_len) as f64;
