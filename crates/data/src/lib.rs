@@ -2,10 +2,12 @@
 //! field names Hugging Face datasets use), encoded to features with a loss mask, and collated
 //! into padded batches (labels padded with -100).
 
+pub mod chat;
 mod collate;
 mod error;
 pub mod sft;
 
+pub use chat::{encode_chat, read_chat_jsonl, ChatRecord};
 pub use collate::{
     collate, pack, scored_positions, Batch, Features, IGNORE_INDEX, MAX_PACKED_SAMPLES,
 };

@@ -23,8 +23,52 @@ impl ChatMessage {
 /// A compiled Jinja chat template.
 pub struct ChatTemplate {
     env: minijinja::Environment<'static>,
+    source: String,
     bos_token: String,
     eos_token: String,
+    end_of_turn: String,
+}
+
+/// Llama 2's chat format: `<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer}</s>`,
+/// one `<s>...</s>` per exchange, the system prompt inside the first user turn.
+pub const LLAMA2_TEMPLATE: &str = "{% if messages and messages[0]['role'] == 'system' %}{% set system_message = messages[0]['content'] %}{% set loop_messages = messages[1:] %}{% else %}{% set system_message = none %}{% set loop_messages = messages %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message is not none %}{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + content.strip() + eos_token }}{% endif %}{% endfor %}";
+
+/// ChatML (`<|im_start|>role\ncontent<|im_end|>\n`), as SmolLM2 and Qwen use it.
+pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// The built-in templates `--template` selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuiltinTemplate {
+    Llama2,
+    ChatMl,
+}
+
+impl BuiltinTemplate {
+    pub const NAMES: [&'static str; 2] = ["llama2", "chatml"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "llama2" => Some(Self::Llama2),
+            "chatml" => Some(Self::ChatMl),
+            _ => None,
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        match self {
+            Self::Llama2 => LLAMA2_TEMPLATE,
+            Self::ChatMl => CHATML_TEMPLATE,
+        }
+    }
+
+    /// The token that closes an assistant turn: the tokenizer's EOS for Llama 2 (`</s>`),
+    /// `<|im_end|>` for ChatML.
+    pub fn end_of_turn(self, eos_token: &str) -> String {
+        match self {
+            Self::Llama2 => eos_token.into(),
+            Self::ChatMl => "<|im_end|>".into(),
+        }
+    }
 }
 
 fn raise_exception(msg: String) -> std::result::Result<String, minijinja::Error> {
@@ -35,7 +79,23 @@ fn raise_exception(msg: String) -> std::result::Result<String, minijinja::Error>
 }
 
 impl ChatTemplate {
+    /// Compiles `source`; an assistant turn ends with `eos_token`.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
+        Self::with_end_of_turn(source, bos_token, eos_token, eos_token)
+    }
+
+    /// A built-in template with the tokenizer's BOS/EOS strings.
+    pub fn builtin(t: BuiltinTemplate, bos_token: &str, eos_token: &str) -> Result<Self> {
+        Self::with_end_of_turn(t.source(), bos_token, eos_token, &t.end_of_turn(eos_token))
+    }
+
+    /// Compiles `source`; `end_of_turn` is the token that closes an assistant turn.
+    pub fn with_end_of_turn(
+        source: &str,
+        bos_token: &str,
+        eos_token: &str,
+        end_of_turn: &str,
+    ) -> Result<Self> {
         let mut env = minijinja::Environment::new();
         // transformers renders with trim_blocks and lstrip_blocks.
         env.set_trim_blocks(true);
@@ -47,9 +107,21 @@ impl ChatTemplate {
             .map_err(|e| TextError::Template(format!("does not compile: {e}")))?;
         Ok(Self {
             env,
+            source: source.into(),
             bos_token: bos_token.into(),
             eos_token: eos_token.into(),
+            end_of_turn: end_of_turn.into(),
         })
+    }
+
+    /// The Jinja source (saved as `chat_template` with a trained model).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The token that closes an assistant turn.
+    pub fn end_of_turn(&self) -> &str {
+        &self.end_of_turn
     }
 
     /// Renders `messages`, ending with the assistant's header when `add_generation_prompt`.

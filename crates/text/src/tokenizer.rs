@@ -121,6 +121,19 @@ impl TextTokenizer {
         })
     }
 
+    /// Adds special tokens (never split, kept whole), e.g. `<s>`/`</s>` for a template that
+    /// names tokens the vocabulary lacks.
+    pub fn add_special_tokens(&mut self, tokens: &[&str]) -> Result<()> {
+        let added: Vec<tokenizers::AddedToken> = tokens
+            .iter()
+            .map(|t| tokenizers::AddedToken::from(t.to_string(), true))
+            .collect();
+        self.inner
+            .add_special_tokens(added)
+            .map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        Ok(())
+    }
+
     pub fn inner(&self) -> &Tokenizer {
         &self.inner
     }
