@@ -79,6 +79,10 @@ impl Objective for LmObjective {
         self.train.len()
     }
 
+    fn train_lengths(&self) -> Option<Vec<usize>> {
+        Some(self.train.iter().map(|f| f.input_ids.len()).collect())
+    }
+
     fn train_loss(&self, indices: &[usize]) -> Result<LossSum> {
         let rows: Vec<Features> = indices
             .iter()

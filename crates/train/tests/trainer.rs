@@ -347,3 +347,28 @@ fn a_nan_loss_is_refused_and_repeated_nans_abort() -> Result<()> {
     assert!(!many.join("model.safetensors").exists());
     Ok(())
 }
+
+#[test]
+fn grouping_by_length_keeps_every_example_and_cuts_padding() {
+    let lengths: Vec<usize> = (0..1000).map(|i| (i * 37) % 300 + 5).collect();
+    let order = tasklm_train::trainer::grouped_epoch_order(&lengths, 4, 7, 0);
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    let padded = |o: &[usize]| -> usize {
+        o.chunks(4)
+            .map(|b| b.iter().map(|&i| lengths[i]).max().unwrap_or(0) * b.len())
+            .sum()
+    };
+    let plain = tasklm_train::epoch_order(1000, 7, 0);
+    assert!(
+        padded(&order) * 2 < padded(&plain),
+        "{} vs {}",
+        padded(&order),
+        padded(&plain)
+    );
+    assert_ne!(
+        order,
+        tasklm_train::trainer::grouped_epoch_order(&lengths, 4, 7, 1)
+    );
+}

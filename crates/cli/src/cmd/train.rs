@@ -68,6 +68,9 @@ pub struct TrainerFlags {
     /// Seed of the data order [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Batch records of similar length together (less padding) [default: true].
+    #[arg(long)]
+    pub group_by_length: Option<bool>,
     /// Evaluate every N updates (and at the end); 0 = only at the end [default: 0].
     #[arg(long)]
     pub eval_every: Option<u64>,

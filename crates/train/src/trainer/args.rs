@@ -25,6 +25,9 @@ pub struct TrainArgs {
     pub max_grad_norm: f64,
     /// Seeds the data order.
     pub seed: u64,
+    /// Batch examples of similar length together (less padding), as transformers'
+    /// `group_by_length`.
+    pub group_by_length: bool,
     /// Evaluate every this many updates (and always at the end); 0: only at the end.
     pub eval_every: u64,
     /// Checkpoint every this many updates (and always at the end); 0: only at the end.
@@ -48,6 +51,7 @@ impl Default for TrainArgs {
             scheduler: ScheduleKind::Linear,
             max_grad_norm: 1.0,
             seed: 42,
+            group_by_length: true,
             eval_every: 0,
             save_every: 500,
             save_total_limit: 2,

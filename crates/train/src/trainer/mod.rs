@@ -55,6 +55,26 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
+/// Examples per length group, in batches (transformers' `LengthGroupedSampler` uses 50).
+pub const LENGTH_GROUP_BATCHES: usize = 50;
+
+/// [`epoch_order`] with similar lengths batched together, as transformers' `group_by_length`:
+/// the shuffled order is cut into groups of `LENGTH_GROUP_BATCHES * batch_size` examples, each
+/// sorted longest first, so a batch pads to a length close to its members' and the data stays
+/// shuffled at the scale of groups.
+pub fn grouped_epoch_order(
+    lengths: &[usize],
+    batch_size: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<usize> {
+    let mut order = epoch_order(lengths.len(), seed, epoch);
+    for group in order.chunks_mut(LENGTH_GROUP_BATCHES * batch_size.max(1)) {
+        group.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+    }
+    order
+}
+
 /// One accumulated update's gradients (already divided by the units scored), summed loss
 /// and counts.
 pub struct Accumulated {
@@ -188,13 +208,23 @@ impl Run<'_> {
         Ok(m)
     }
 
+    /// The example order of pass `epoch`.
+    fn order(&self, epoch: u64) -> Vec<usize> {
+        match (self.args.group_by_length, self.obj.train_lengths()) {
+            (true, Some(lengths)) => {
+                grouped_epoch_order(&lengths, self.args.batch_size, self.state.seed, epoch)
+            }
+            _ => epoch_order(self.obj.train_len(), self.state.seed, epoch),
+        }
+    }
+
     /// The next micro-batches of one update; an update ends early at the end of an epoch.
     fn next_micro_batches(&mut self, order: &mut Vec<usize>) -> Vec<Vec<usize>> {
         let n = order.len();
         if self.state.cursor >= n {
             self.state.epoch += 1;
             self.state.cursor = 0;
-            *order = epoch_order(n, self.state.seed, self.state.epoch);
+            *order = self.order(self.state.epoch);
         }
         let mut out = Vec::new();
         for _ in 0..self.args.grad_accum {
@@ -318,7 +348,7 @@ pub fn train(obj: &dyn Objective, args: &TrainArgs, opts: TrainOptions) -> Resul
         state,
         log,
     };
-    let mut order = epoch_order(n, run.state.seed, run.state.epoch);
+    let mut order = run.order(run.state.epoch);
     let started = Instant::now();
     let (mut losses, mut refused, mut tokens) = (Vec::new(), 0u64, 0usize);
     while run.state.step < total {

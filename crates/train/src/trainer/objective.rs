@@ -24,6 +24,11 @@ pub trait Objective {
     fn params(&self) -> Vec<(String, Var)>;
     /// Number of training examples.
     fn train_len(&self) -> usize;
+    /// Each training example's length in tokens, for batching similar lengths together
+    /// (`group_by_length`); None when it does not apply.
+    fn train_lengths(&self) -> Option<Vec<usize>> {
+        None
+    }
     /// Loss over the training examples at `indices`, in training mode (dropout on).
     fn train_loss(&self, indices: &[usize]) -> Result<LossSum>;
     /// Metrics on the evaluation data (`loss`, `perplexity`, ...); None without one.
