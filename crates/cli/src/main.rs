@@ -30,8 +30,10 @@ enum Command {
     List,
     /// Generate a continuation of a prompt, streaming to stdout.
     Generate(cmd::generate::GenerateArgs),
+    /// Talk with a model, turn by turn (or answer a conversation file with --input).
+    Chat(cmd::chat::ChatArgs),
     /// Fine-tune a model for a task; writes a Hugging Face model directory.
-    Train(cmd::train::TrainCmd),
+    Train(Box<cmd::train::TrainCmd>),
     /// Score a model on a task's data with the task's standard metric.
     Eval(cmd::eval::EvalCmd),
     /// Measure speed, side by side with a peer.
@@ -70,7 +72,8 @@ fn main() -> ExitCode {
         Command::Pull(a) => cmd::pull::run(a),
         Command::List => cmd::pull::list(),
         Command::Generate(a) => cmd::generate::run(a),
-        Command::Train(a) => cmd::train::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
+        Command::Train(a) => cmd::train::run(*a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Quickstart => cmd::quickstart::run(),

@@ -247,3 +247,41 @@ fn eval_rejects_a_missing_data_file() {
     ]);
     assert_clean_error(&out, "missing/dev.jsonl");
 }
+
+#[test]
+fn chat_input_errors_name_the_file_and_the_problem() {
+    let run = |path: &Path| {
+        tasklm(&[
+            "chat",
+            "--model",
+            "x",
+            "--input",
+            path.to_str().expect("utf-8"),
+        ])
+    };
+    assert_clean_error(&run(Path::new("./missing/conv.json")), "missing/conv.json");
+    let bad_role = tmp("role.json");
+    std::fs::write(
+        &bad_role,
+        r#"{"messages": [{"role": "bot", "content": "hi"}]}"#,
+    )
+    .expect("write");
+    assert_clean_error(&run(&bad_role), "messages[0].role is `bot`");
+    let last = tmp("last.json");
+    std::fs::write(
+        &last,
+        r#"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}"#,
+    )
+    .expect("write");
+    assert_clean_error(&run(&last), "the last message must be the user's");
+}
+
+#[test]
+fn train_rejects_options_of_another_task() {
+    let data = tmp("ok2.jsonl");
+    std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").expect("write");
+    assert_clean_error(
+        &train_sft(&data, &["--template", "llama2"]),
+        "--template applies to --task chat",
+    );
+}

@@ -10,6 +10,10 @@ pub enum TaskError {
     Train(#[from] tasklm_train::TrainError),
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
+    #[error(transparent)]
+    Text(#[from] tasklm_text::TextError),
+    #[error(transparent)]
+    Generate(#[from] tasklm_generate::GenerateError),
     #[error("{path}: {msg}")]
     File {
         path: std::path::PathBuf,

@@ -1,6 +1,7 @@
 //! tasklm-tasks: each task family end to end (records, encoding, objective, metric), over the
 //! shared trainer. The CLI and server are thin layers over these functions.
 
+pub mod chat;
 mod error;
 pub mod provenance;
 pub mod sft;

@@ -109,7 +109,7 @@ pub struct EncodedStats {
 }
 
 impl EncodedFile {
-    fn counts(&self) -> EncodedStats {
+    pub fn counts(&self) -> EncodedStats {
         EncodedStats {
             records: self.records,
             kept: self.features.len(),

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
-use tasklm_tasks::sft;
+use tasklm_tasks::{chat, sft};
 
 #[derive(Args, Clone, Debug)]
 pub struct EvalCmd {
@@ -24,6 +24,9 @@ pub struct EvalCmd {
     pub truncation: TruncationArg,
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Chat template (chat): llama2 or chatml [default: the model's own].
+    #[arg(long)]
+    pub template: Option<String>,
     /// Print one JSON object on stdout: the metrics under their reference names, and `n`.
     #[arg(long)]
     pub json: bool,
@@ -60,27 +63,34 @@ pub fn run(c: EvalCmd) -> Result<()> {
     if c.batch_size == 0 {
         anyhow::bail!("--batch-size must be at least 1");
     }
-    match c.task {
-        Task::Sft => {
-            let r = sft::evaluate(
-                &c.model,
-                &c.data,
-                c.max_seq_len,
-                c.truncation.into(),
-                c.batch_size,
-                &|m| eprintln!("{m}"),
-            )
-            .context("evaluation failed")?;
-            print_metrics(
-                &[
-                    ("loss", json!(r.loss)),
-                    ("perplexity", json!(r.perplexity)),
-                    ("n", json!(r.n)),
-                    ("tokens", json!(r.tokens)),
-                ],
-                c.json,
-            );
-        }
+    let notice = |m: &str| eprintln!("{m}");
+    let r = match c.task {
+        Task::Sft => sft::evaluate(
+            &c.model,
+            &c.data,
+            c.max_seq_len,
+            c.truncation.into(),
+            c.batch_size,
+            &notice,
+        ),
+        Task::Chat => chat::evaluate(
+            &c.model,
+            &c.data,
+            c.template.as_deref(),
+            c.max_seq_len,
+            c.batch_size,
+            &notice,
+        ),
     }
+    .context("evaluation failed")?;
+    print_metrics(
+        &[
+            ("loss", json!(r.loss)),
+            ("perplexity", json!(r.perplexity)),
+            ("n", json!(r.n)),
+            ("tokens", json!(r.tokens)),
+        ],
+        c.json,
+    );
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use tasklm_generate::{generate, Generation, SamplingParams};
 use tasklm_hub::catalog::DEFAULT_MODEL;
 use tasklm_hub::{load_decoder_with, LoadOptions, LoadedDecoder};
-use tasklm_text::{ChatMessage, ChatTemplate};
+use tasklm_text::ChatMessage;
 
 #[derive(Args, Clone)]
 pub struct GenerateArgs {
@@ -86,9 +86,10 @@ impl SamplingArgs {
     }
 }
 
-/// The prompt text the model sees: raw, or rendered through the chat template.
+/// The prompt text the model sees: raw, or rendered through the chat template (the one a
+/// tasklm-trained directory was trained with, whose end-of-turn token then stops generation).
 pub fn render_prompt(
-    m: &LoadedDecoder,
+    m: &mut LoadedDecoder,
     prompt: &str,
     chat: bool,
     system: Option<&str>,
@@ -96,16 +97,9 @@ pub fn render_prompt(
     if !chat {
         return Ok(prompt.to_string());
     }
-    let src = m
-        .tokenizer
-        .chat_template
-        .as_deref()
-        .context("--chat: this model has no chat template")?;
-    let t = ChatTemplate::new(
-        src,
-        m.tokenizer.bos_token.as_deref().unwrap_or(""),
-        m.tokenizer.eos_token.as_deref().unwrap_or(""),
-    )?;
+    let meta = tasklm_tasks::chat::model_meta(&m.source);
+    let t = tasklm_tasks::chat::resolve_template(&mut m.tokenizer, None, meta.as_ref())
+        .context("--chat")?;
     let mut msgs = Vec::new();
     if let Some(s) = system {
         msgs.push(ChatMessage::new("system", s));
@@ -144,9 +138,9 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         quantized: a.quantized,
         ..LoadOptions::default()
     };
-    let m = load_decoder_with(&a.model, opts, true)
+    let mut m = load_decoder_with(&a.model, opts, true)
         .with_context(|| format!("loading model `{}`", a.model))?;
-    let text = render_prompt(&m, &prompt, a.chat, a.system.as_deref())?;
+    let text = render_prompt(&mut m, &prompt, a.chat, a.system.as_deref())?;
     let ids = m.tokenizer.encode(&text, true)?;
     let mut out = std::io::stdout().lock();
     let stream = !a.json;

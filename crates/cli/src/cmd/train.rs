@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tasklm_data::Truncation;
-use tasklm_tasks::sft;
+use tasklm_tasks::{chat, sft};
 use tasklm_train::{ScheduleKind, TrainArgs};
 
 /// The task families `train` and `eval` know.
@@ -12,6 +12,8 @@ use tasklm_train::{ScheduleKind, TrainArgs};
 pub enum Task {
     /// Instruction SFT on {prompt, completion} (or Alpaca) JSONL; loss on completions.
     Sft,
+    /// Conversations ({"messages": [{role, content}, ...]} JSONL); loss on assistant turns.
+    Chat,
 }
 
 /// What to do with a record longer than --max-seq-len.
@@ -140,9 +142,12 @@ pub struct TrainCmd {
     /// Records longer than --max-seq-len lose the start of their prompt, or are dropped.
     #[arg(long, value_enum, default_value = "left")]
     pub truncation: TruncationArg,
-    /// Pack several records into each sequence (they do not attend to each other).
+    /// Pack several records into each sequence (they do not attend to each other; sft).
     #[arg(long)]
     pub pack: bool,
+    /// Chat template (chat): llama2 or chatml [default: the model's own]. Saved with the model.
+    #[arg(long)]
+    pub template: Option<String>,
     /// Continue from the newest complete checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
@@ -152,7 +157,14 @@ pub struct TrainCmd {
 
 pub fn run(c: TrainCmd) -> Result<()> {
     let args = c.trainer.resolve()?;
-    match c.task {
+    if c.template.is_some() && c.task != Task::Chat {
+        anyhow::bail!("--template applies to --task chat");
+    }
+    if c.pack && c.task != Task::Sft {
+        anyhow::bail!("--pack applies to --task sft");
+    }
+    let notice = |m: &str| eprintln!("{m}");
+    let report = match c.task {
         Task::Sft => {
             let job = sft::SftJob {
                 model: c.model,
@@ -166,24 +178,39 @@ pub fn run(c: TrainCmd) -> Result<()> {
                 resume: c.resume,
                 progress: true,
             };
-            let report = sft::train(&job, &|m| eprintln!("{m}")).context("training failed")?;
-            let s = &report.summary;
-            eprintln!(
-                "trained {} updates on {} records ({} sequences of at most {} tokens) in {:.1} s, {:.0} tokens/s{}",
-                s.steps,
-                report.train.kept,
-                report.sequences,
-                report.max_seq_len,
-                s.elapsed_s,
-                s.tokens as f64 / s.elapsed_s.max(1e-9),
-                if s.refused > 0 { format!(", {} updates refused (NaN/Inf)", s.refused) } else { String::new() }
-            );
-            if let Some(m) = &s.final_eval {
-                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                eprintln!("eval: {}", parts.join(", "));
-            }
-            eprintln!("model written to {}", c.out.display());
+            sft::train(&job, &notice).context("training failed")?
         }
+        Task::Chat => {
+            let job = chat::ChatJob {
+                model: c.model,
+                data: c.data,
+                eval: c.eval,
+                out: c.out.clone(),
+                template: c.template,
+                max_seq_len: c.max_seq_len,
+                truncation: c.truncation.into(),
+                args,
+                resume: c.resume,
+                progress: true,
+            };
+            chat::train(&job, &notice).context("training failed")?
+        }
+    };
+    let s = &report.summary;
+    eprintln!(
+        "trained {} updates on {} records ({} sequences of at most {} tokens) in {:.1} s, {:.0} tokens/s{}",
+        s.steps,
+        report.train.kept,
+        report.sequences,
+        report.max_seq_len,
+        s.elapsed_s,
+        s.tokens as f64 / s.elapsed_s.max(1e-9),
+        if s.refused > 0 { format!(", {} updates refused (NaN/Inf)", s.refused) } else { String::new() }
+    );
+    if let Some(m) = &s.final_eval {
+        let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        eprintln!("eval: {}", parts.join(", "));
     }
+    eprintln!("model written to {}", c.out.display());
     Ok(())
 }

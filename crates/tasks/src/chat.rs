@@ -1,0 +1,338 @@
+//! Chat (task family 2): conversations rendered through one template for training (loss on
+//! assistant turns) and serving (multi-turn replies that keep the history inside the context).
+//! The template a model was trained with is saved in its directory (`tokenizer_config.json`'s
+//! `chat_template`, and `tasklm.json`'s `end_of_turn`), so every later use renders alike.
+
+use crate::provenance::{data_entry, write_tasklm_json};
+use crate::sft::{default_max_seq_len, EncodedFile, Notice, SftReport};
+use crate::{Result, TaskError};
+use candle_core::{DType, Device};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tasklm_data::chat::drop_oldest_turns;
+use tasklm_data::{encode_chat, read_chat_jsonl, ChatRecord, EncodeStats, Truncation};
+use tasklm_generate::{generate, Generation, SamplingParams};
+use tasklm_hub::{load_checkpoint, write_model_files, LoadedDecoder, ModelSource};
+use tasklm_text::{BuiltinTemplate, ChatMessage, ChatTemplate, TextTokenizer};
+use tasklm_train::{lm_eval, trainable_decoder, LmObjective, TrainArgs, TrainOptions};
+
+/// `tasklm.json` of a model directory, when it has one.
+pub fn model_meta(source: &ModelSource) -> Option<Value> {
+    let ModelSource::HfDir(dir) = source else {
+        return None;
+    };
+    let text = std::fs::read_to_string(dir.join("tasklm.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The template for `tok`: a built-in one by `name` (`llama2`, `chatml`), else the one a tasklm
+/// model was trained with, else the model's own `chat_template`. Makes sure the end-of-turn
+/// token stops generation.
+pub fn resolve_template(
+    tok: &mut TextTokenizer,
+    name: Option<&str>,
+    meta: Option<&Value>,
+) -> Result<ChatTemplate> {
+    let bos = tok.bos_token.clone().unwrap_or_default();
+    let eos = tok.eos_token.clone().unwrap_or_default();
+    let tpl = match name {
+        Some(n) => {
+            let b = BuiltinTemplate::from_name(n).ok_or_else(|| {
+                TaskError::Invalid(format!(
+                    "--template {n}: expected one of {}",
+                    BuiltinTemplate::NAMES.join(", ")
+                ))
+            })?;
+            ChatTemplate::builtin(b, &bos, &eos)?
+        }
+        None => {
+            let src = tok.chat_template.clone().ok_or_else(|| {
+                TaskError::Invalid(format!(
+                    "this model has no chat template; choose one with --template ({})",
+                    BuiltinTemplate::NAMES.join(", ")
+                ))
+            })?;
+            let end = meta
+                .and_then(|m| m.get("end_of_turn"))
+                .and_then(Value::as_str)
+                .unwrap_or(&eos)
+                .to_string();
+            ChatTemplate::with_end_of_turn(&src, &bos, &eos, &end)?
+        }
+    };
+    let eot = tok.token_to_id(tpl.end_of_turn()).ok_or_else(|| {
+        TaskError::Invalid(format!(
+            "the template ends assistant turns with `{}`, which is not a token of this model's \
+             vocabulary",
+            tpl.end_of_turn()
+        ))
+    })?;
+    if !tok.eos_ids.contains(&eot) {
+        tok.eos_ids.push(eot);
+    }
+    Ok(tpl)
+}
+
+fn encode_file(
+    path: &Path,
+    records: &[ChatRecord],
+    tpl: &ChatTemplate,
+    tok: &TextTokenizer,
+    max_len: usize,
+    truncation: Truncation,
+) -> Result<EncodedFile> {
+    let mut stats = EncodeStats::default();
+    let mut features = Vec::with_capacity(records.len());
+    for rec in records {
+        let f = encode_chat(tpl, tok, rec, max_len, truncation, &mut stats).map_err(|e| {
+            TaskError::File {
+                path: path.into(),
+                msg: e.to_string(),
+            }
+        })?;
+        features.extend(f);
+    }
+    if features.is_empty() {
+        return Err(TaskError::File {
+            path: path.into(),
+            msg: format!(
+                "all {} conversations are longer than --max-seq-len {max_len}",
+                records.len()
+            ),
+        });
+    }
+    Ok(EncodedFile {
+        features,
+        records: records.len(),
+        stats,
+    })
+}
+
+fn report(path: &Path, f: &EncodedFile, max_len: usize, notice: Notice) {
+    let s = f.stats;
+    if s.truncated > 0 || s.dropped > 0 {
+        notice(&format!(
+            "{}: {} of {} conversations are longer than --max-seq-len {max_len}: {} lost their \
+             oldest exchanges, {} dropped",
+            path.display(),
+            s.truncated + s.dropped,
+            f.records,
+            s.truncated,
+            s.dropped
+        ));
+    }
+}
+
+/// One `tasklm train --task chat` run.
+#[derive(Clone, Debug)]
+pub struct ChatJob {
+    pub model: String,
+    pub data: PathBuf,
+    pub eval: Option<PathBuf>,
+    pub out: PathBuf,
+    /// A built-in template; default: the model's own.
+    pub template: Option<String>,
+    pub max_seq_len: Option<usize>,
+    pub truncation: Truncation,
+    pub args: TrainArgs,
+    pub resume: bool,
+    pub progress: bool,
+}
+
+/// Fine-tunes on conversations with the loss on assistant turns; writes a model directory
+/// whose tokenizer carries the template used.
+pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
+    let train_records = read_chat_jsonl(&job.data)?;
+    let eval_records = job.eval.as_deref().map(read_chat_jsonl).transpose()?;
+    let source = tasklm_hub::resolve(&job.model, job.progress)?;
+    let meta = model_meta(&source);
+    let ck = load_checkpoint(&source, DType::F32, &Device::Cpu)?;
+    let mut tok = ck.tokenizer.clone();
+    let tpl = resolve_template(&mut tok, job.template.as_deref(), meta.as_ref())?;
+    tok.chat_template = Some(tpl.source().to_string());
+    let max_len = job
+        .max_seq_len
+        .unwrap_or_else(|| default_max_seq_len(ck.config.max_position_embeddings));
+    let train_file = encode_file(
+        &job.data,
+        &train_records,
+        &tpl,
+        &tok,
+        max_len,
+        job.truncation,
+    )?;
+    report(&job.data, &train_file, max_len, notice);
+    let eval_file = match (&job.eval, &eval_records) {
+        (Some(p), Some(r)) => {
+            let e = encode_file(p, r, &tpl, &tok, max_len, job.truncation)?;
+            report(p, &e, max_len, notice);
+            Some(e)
+        }
+        _ => None,
+    };
+    let provenance = json!({
+        "task": "chat",
+        "base_model": job.model,
+        "template": job.template.as_deref().unwrap_or("model"),
+        "end_of_turn": tpl.end_of_turn(),
+        "max_seq_len": max_len,
+        "data": {
+            "train": data_entry(&job.data, train_file.records)?,
+            "eval": match &job.eval {
+                Some(p) => data_entry(p, eval_file.as_ref().map_or(0, |e| e.records))?,
+                None => Value::Null,
+            },
+        },
+        "train_args": job.args,
+    });
+    let (arch, cfg) = (ck.architecture, ck.config.clone());
+    let (model, params) = trainable_decoder(arch, &cfg, ck.tensors)?;
+    let files_tok = tok.clone();
+    let obj = LmObjective {
+        model,
+        params,
+        pad_id: tok.pad_id(),
+        eval_batch_size: job.args.batch_size,
+        train: train_file.features.clone(),
+        eval: eval_file
+            .as_ref()
+            .map(|e| e.features.clone())
+            .unwrap_or_default(),
+        files: Box::new(move |dir: &Path| {
+            write_model_files(dir, arch, &cfg, &files_tok)
+                .map_err(tasklm_train::TrainError::objective)?;
+            write_tasklm_json(dir, &provenance).map_err(tasklm_train::TrainError::objective)
+        }),
+    };
+    let sequences = obj.train.len();
+    let summary = tasklm_train::train(
+        &obj,
+        &job.args,
+        TrainOptions {
+            out: &job.out,
+            resume: job.resume,
+            progress: job.progress,
+        },
+    )?;
+    Ok(SftReport {
+        summary,
+        train: train_file.counts(),
+        eval: eval_file.as_ref().map(EncodedFile::counts),
+        max_seq_len: max_len,
+        sequences,
+    })
+}
+
+/// Assistant-token loss and perplexity of a model on a conversations file.
+pub fn evaluate(
+    model: &str,
+    data: &Path,
+    template: Option<&str>,
+    max_seq_len: Option<usize>,
+    batch_size: usize,
+    notice: Notice,
+) -> Result<crate::sft::SftEval> {
+    let records = read_chat_jsonl(data)?;
+    let mut session = ChatSession::load(model, template)?;
+    let max_len = max_seq_len
+        .unwrap_or_else(|| default_max_seq_len(session.loaded.config.max_position_embeddings));
+    let file = encode_file(
+        data,
+        &records,
+        &session.template,
+        &session.loaded.tokenizer,
+        max_len,
+        Truncation::Left,
+    )?;
+    report(data, &file, max_len, notice);
+    let m = &mut session.loaded;
+    let (loss, tokens) = lm_eval(
+        m.model.as_ref(),
+        &file.features,
+        m.tokenizer.pad_id(),
+        batch_size,
+    )?;
+    Ok(crate::sft::SftEval {
+        loss,
+        perplexity: loss.exp(),
+        n: file.features.len(),
+        tokens,
+        stats: file.stats,
+    })
+}
+
+/// A model with its chat template, answering conversations.
+pub struct ChatSession {
+    pub loaded: LoadedDecoder,
+    pub template: ChatTemplate,
+}
+
+/// One reply.
+#[derive(Clone, Debug)]
+pub struct ChatReply {
+    pub generation: Generation,
+    /// Oldest exchanges left out so the conversation fits the context window.
+    pub dropped_exchanges: usize,
+}
+
+impl ChatSession {
+    /// Loads `spec` for chat; `template` overrides the model's own.
+    pub fn load(spec: &str, template: Option<&str>) -> Result<Self> {
+        let source = tasklm_hub::resolve(spec, true)?;
+        let meta = model_meta(&source);
+        let mut loaded = load_checkpoint(&source, DType::F32, &Device::Cpu)?.into_decoder()?;
+        let template = resolve_template(&mut loaded.tokenizer, template, meta.as_ref())?;
+        Ok(Self { loaded, template })
+    }
+
+    /// The prompt ids for `messages` (ending with the assistant's header), leaving out the
+    /// oldest exchanges (never the system message) until `max_new_tokens` more fit.
+    pub fn prompt_ids(
+        &self,
+        messages: &[ChatMessage],
+        max_new_tokens: usize,
+    ) -> Result<(Vec<u32>, usize)> {
+        let ctx = self.loaded.model.max_context();
+        let mut msgs = messages.to_vec();
+        let mut dropped = 0;
+        loop {
+            let text = self.template.render(&msgs, true)?;
+            let ids = self.loaded.tokenizer.encode(&text, false)?;
+            if ids.len() + max_new_tokens <= ctx {
+                return Ok((ids, dropped));
+            }
+            msgs = drop_oldest_turns(&msgs).ok_or_else(|| {
+                TaskError::Invalid(format!(
+                    "the last message is {} tokens; with --max-new-tokens {max_new_tokens} it \
+                     does not fit the {ctx}-token context",
+                    ids.len()
+                ))
+            })?;
+            dropped += 1;
+        }
+    }
+
+    /// Answers the conversation (its last message should be the user's), streaming text.
+    pub fn reply(
+        &self,
+        messages: &[ChatMessage],
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<ChatReply> {
+        let (ids, dropped_exchanges) = self.prompt_ids(messages, params.max_new_tokens)?;
+        let mut g = generate(
+            self.loaded.model.as_ref(),
+            &self.loaded.tokenizer,
+            &[ids],
+            params,
+            &mut |_, t| on_text(t),
+        )?;
+        let generation = g
+            .pop()
+            .ok_or_else(|| TaskError::Invalid("no generation".into()))?;
+        Ok(ChatReply {
+            generation,
+            dropped_exchanges,
+        })
+    }
+}
