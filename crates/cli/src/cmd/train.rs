@@ -214,3 +214,33 @@ pub fn run(c: TrainCmd) -> Result<()> {
     eprintln!("model written to {}", c.out.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_recipe_and_the_recipe_over_defaults() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("tasklm-recipe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let recipe = dir.join("recipe.toml");
+        std::fs::write(
+            &recipe,
+            "lr = 1e-4\ngrad_accum = 4\nscheduler = \"cosine\"\ngroup_by_length = false\n",
+        )?;
+        let flags = TrainerFlags {
+            config: Some(recipe),
+            lr: Some(3e-5),
+            batch_size: Some(2),
+            ..TrainerFlags::default()
+        };
+        let a = flags.resolve()?;
+        assert_eq!(a.lr, 3e-5, "the flag wins");
+        assert_eq!(a.grad_accum, 4, "the recipe sets what no flag does");
+        assert_eq!(a.scheduler, ScheduleKind::Cosine);
+        assert!(!a.group_by_length);
+        assert_eq!(a.batch_size, 2);
+        assert_eq!(a.seed, TrainArgs::default().seed, "defaults fill the rest");
+        Ok(())
+    }
+}
