@@ -137,6 +137,8 @@ pub struct ChatJob {
     pub args: TrainArgs,
     pub resume: bool,
     pub progress: bool,
+    /// Set to stop after the current update with a checkpoint (Ctrl-C).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Fine-tunes on conversations with the loss on assistant turns; writes a model directory
@@ -212,6 +214,7 @@ pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
             out: &job.out,
             resume: job.resume,
             progress: job.progress,
+            stop: job.stop.as_deref(),
         },
     )?;
     Ok(SftReport {

@@ -87,6 +87,8 @@ pub struct SftJob {
     pub args: TrainArgs,
     pub resume: bool,
     pub progress: bool,
+    /// Set to stop after the current update with a checkpoint (Ctrl-C).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a run did.
@@ -195,6 +197,7 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
             out: &job.out,
             resume: job.resume,
             progress: job.progress,
+            stop: job.stop.as_deref(),
         },
     )?;
     Ok(SftReport {

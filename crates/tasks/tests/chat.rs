@@ -99,6 +99,7 @@ fn chat_training_saves_the_template_it_used() -> Result<()> {
         },
         resume: false,
         progress: false,
+        stop: None,
     };
     chat::train(&job, &quiet)?;
     let dir = out.to_str().expect("utf-8");

@@ -59,6 +59,7 @@ fn sft_training_lowers_the_completion_loss_and_writes_a_loadable_model() -> Resu
         },
         resume: false,
         progress: false,
+        stop: None,
     };
     let report = sft::train(&job, &quiet)?;
     assert_eq!(report.summary.steps, 4);

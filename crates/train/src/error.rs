@@ -11,6 +11,8 @@ pub enum TrainError {
     Checkpoint(String),
     #[error("{0}")]
     NonFinite(String),
+    #[error("{0}")]
+    Interrupted(String),
     /// An error from the task's own code (data, model, tokenizer).
     #[error(transparent)]
     Objective(Box<dyn std::error::Error + Send + Sync>),

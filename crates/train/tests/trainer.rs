@@ -152,6 +152,7 @@ fn resume_continues_bit_identically() -> Result<()> {
             out: &full,
             resume: false,
             progress: false,
+            stop: None,
         },
     )?;
     assert_eq!(run.steps, 8);
@@ -171,6 +172,7 @@ fn resume_continues_bit_identically() -> Result<()> {
             out: &cut,
             resume: false,
             progress: false,
+            stop: None,
         },
     )
     .expect_err("a directory with checkpoints needs --resume");
@@ -182,6 +184,7 @@ fn resume_continues_bit_identically() -> Result<()> {
             out: &cut,
             resume: true,
             progress: false,
+            stop: None,
         },
     )?;
     assert_eq!(rest.losses.len(), 2);
@@ -229,6 +232,7 @@ fn checkpoints_are_complete_and_pruned() -> Result<()> {
             out,
             resume: false,
             progress: false,
+            stop: None,
         },
     )?;
     let mut names: Vec<String> = std::fs::read_dir(out.join("checkpoints"))?
@@ -310,6 +314,7 @@ fn a_nan_loss_is_refused_and_repeated_nans_abort() -> Result<()> {
             out: &one,
             resume: false,
             progress: false,
+            stop: None,
         },
     )?;
     assert_eq!(run.refused, 1);
@@ -335,6 +340,7 @@ fn a_nan_loss_is_refused_and_repeated_nans_abort() -> Result<()> {
             out: &many,
             resume: false,
             progress: false,
+            stop: None,
         },
     )
     .expect_err("three NaN updates in a row abort");
@@ -371,4 +377,35 @@ fn grouping_by_length_keeps_every_example_and_cuts_padding() {
         order,
         tasklm_train::trainer::grouped_epoch_order(&lengths, 4, 7, 1)
     );
+}
+
+#[test]
+fn an_interrupt_saves_a_checkpoint_that_resume_continues() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path();
+    let obj = objective(samples(8), vec![])?;
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let opts = TrainOptions {
+        out,
+        resume: false,
+        progress: false,
+        stop: Some(&stop),
+    };
+    let err = train(&obj, &args(4), opts).expect_err("interrupted");
+    assert!(
+        err.to_string().contains("interrupted after update 1 of 4"),
+        "{err}"
+    );
+    assert!(checkpoint::latest(out)?.is_some_and(|p| p.ends_with("step-00000001")));
+    let run = train(
+        &obj,
+        &args(4),
+        TrainOptions {
+            resume: true,
+            stop: None,
+            ..opts
+        },
+    )?;
+    assert_eq!((run.steps, run.losses.len()), (4, 3));
+    Ok(())
 }

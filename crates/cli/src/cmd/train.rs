@@ -164,6 +164,15 @@ pub fn run(c: TrainCmd) -> Result<()> {
         anyhow::bail!("--pack applies to --task sft");
     }
     let notice = |m: &str| eprintln!("{m}");
+    // Ctrl-C finishes the current update and writes a checkpoint; a second one quits at once.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this update (Ctrl-C again quits without a checkpoint)");
+    });
     let report = match c.task {
         Task::Sft => {
             let job = sft::SftJob {
@@ -177,6 +186,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
                 args,
                 resume: c.resume,
                 progress: true,
+                stop: Some(stop.clone()),
             };
             sft::train(&job, &notice).context("training failed")?
         }
@@ -192,6 +202,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
                 args,
                 resume: c.resume,
                 progress: true,
+                stop: Some(stop.clone()),
             };
             chat::train(&job, &notice).context("training failed")?
         }

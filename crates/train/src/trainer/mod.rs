@@ -29,6 +29,8 @@ pub struct TrainOptions<'a> {
     pub resume: bool,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Set (by a Ctrl-C handler) to stop after the current update with a checkpoint.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// What a finished run reports.
@@ -403,6 +405,18 @@ pub fn train(obj: &dyn Objective, args: &TrainArgs, opts: TrainOptions) -> Resul
             refused: !ok,
         })?;
         let step = run.state.step;
+        if step < total
+            && opts
+                .stop
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            run.save_checkpoint()?;
+            run.log.finish();
+            return Err(TrainError::Interrupted(format!(
+                "interrupted after update {step} of {total}; checkpoint saved, --resume with \
+                 the same command continues exactly"
+            )));
+        }
         if step < total {
             if args.eval_every > 0 && step.is_multiple_of(args.eval_every) {
                 run.evaluate()?;
