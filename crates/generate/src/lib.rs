@@ -7,6 +7,7 @@
 mod detok;
 mod error;
 mod generator;
+pub mod label_scoring;
 mod params;
 pub mod processors;
 mod stop;
@@ -14,5 +15,6 @@ mod stop;
 pub use detok::IncrementalDecoder;
 pub use error::{GenerateError, Result};
 pub use generator::{generate, FinishReason, Generation, Timing, TokenLogprob, TopLogprob};
+pub use label_scoring::{label_logprobs, label_probabilities, LabelNorm};
 pub use params::SamplingParams;
 pub use stop::StopChecker;

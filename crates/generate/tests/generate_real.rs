@@ -214,3 +214,52 @@ fn quantized_inference_agrees_with_f32() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn label_scores_equal_the_full_sequence_logprobs_and_rank_the_right_label_first() -> Result<()> {
+    use tasklm_generate::{label_logprobs, label_probabilities, LabelNorm};
+    let Some(m) = model()? else {
+        return Ok(());
+    };
+    let prompt = m.tokenizer.encode("The capital of France is", true)?;
+    let labels: Vec<Vec<u32>> = [" Paris", " London", " the city of Paris"]
+        .iter()
+        .map(|l| m.tokenizer.encode(l, false))
+        .collect::<Result<_, _>>()?;
+    assert!(labels[2].len() > 1, "a multi-token label");
+    let scores = label_logprobs(m.model.as_ref(), &prompt, &labels, LabelNorm::Sum)?;
+    // The same sums from one uncached forward pass over prompt + label.
+    for (label, &score) in labels.iter().zip(&scores) {
+        let full: Vec<u32> = prompt.iter().chain(label).copied().collect();
+        let input = tasklm_models::DecoderInput::from_rows(&[full.clone()], m.model.device())?;
+        let h = m.model.forward_hidden(&input, None, false)?.squeeze(0)?;
+        let logits = m.model.lm_logits(&h)?.to_dtype(candle_core::DType::F64)?;
+        let lp = log_softmax_rows(&logits)?;
+        let want: f64 = (0..label.len())
+            .map(|k| lp[prompt.len() - 1 + k][label[k] as usize])
+            .sum();
+        assert!(
+            (score - want).abs() < 1e-3,
+            "cached {score} vs uncached {want}"
+        );
+    }
+    let p = label_probabilities(&scores);
+    assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(p[0] > p[1], "{p:?}");
+    let mean = label_logprobs(m.model.as_ref(), &prompt, &labels, LabelNorm::Mean)?;
+    assert!((mean[2] - scores[2] / labels[2].len() as f64).abs() < 1e-9);
+    Ok(())
+}
+
+/// Row-wise log-softmax of (T, V) logits, in f64.
+fn log_softmax_rows(logits: &candle_core::Tensor) -> Result<Vec<Vec<f64>>> {
+    let rows = logits.to_vec2::<f64>()?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = r.iter().map(|x| (x - max).exp()).sum::<f64>().ln() + max;
+            r.into_iter().map(|x| x - lse).collect()
+        })
+        .collect())
+}

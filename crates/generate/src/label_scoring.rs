@@ -1,0 +1,92 @@
+//! Label scoring: a decoder classifies by the log-probability of each allowed label
+//! continuation after the prompt, never by generating free text. The prompt runs once; each
+//! label continues from a copy of its KV cache (copies share the cached tensors).
+
+use crate::{GenerateError, Result};
+use candle_core::{DType, Tensor, D};
+use tasklm_models::{CausalLm, DecoderInput};
+
+/// How label log-probabilities combine over a label's tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LabelNorm {
+    /// Sum over the label's tokens (the label's probability).
+    #[default]
+    Sum,
+    /// Mean over the label's tokens (length-normalised).
+    Mean,
+}
+
+/// Log-probability of each label's tokens following `prompt` (summed or averaged).
+pub fn label_logprobs(
+    model: &dyn CausalLm,
+    prompt: &[u32],
+    labels: &[Vec<u32>],
+    norm: LabelNorm,
+) -> Result<Vec<f64>> {
+    if prompt.is_empty() {
+        return Err(GenerateError::EmptyPrompt(0));
+    }
+    if let Some(i) = labels.iter().position(|l| l.is_empty()) {
+        return Err(GenerateError::InvalidParam(format!(
+            "label {i} has no tokens"
+        )));
+    }
+    let longest = labels.iter().map(Vec::len).max().unwrap_or(0);
+    let ctx = model.max_context();
+    if prompt.len() + longest > ctx {
+        return Err(GenerateError::PromptTooLong {
+            row: 0,
+            tokens: prompt.len() + longest,
+            context: ctx,
+        });
+    }
+    let device = model.device();
+    let mut cache = model.new_cache();
+    let input = DecoderInput::from_rows(&[prompt.to_vec()], device)?;
+    let first = log_softmax(&model.last_logits(&input, Some(&mut cache))?.squeeze(0)?)?; // (V)
+    let first = first.to_vec1::<f64>()?;
+    let mut out = Vec::with_capacity(labels.len());
+    for label in labels {
+        let mut total = first[label[0] as usize];
+        if label.len() > 1 {
+            // Teacher-force the label's tokens but the last; each position scores the next.
+            let mut c = cache.clone();
+            let rest = &label[..label.len() - 1];
+            let key_mask = vec![vec![1u8; prompt.len() + rest.len()]];
+            let step = DecoderInput {
+                input_ids: Tensor::from_vec(rest.to_vec(), (1, rest.len()), device)?,
+                key_mask,
+            };
+            let h = model
+                .forward_hidden(&step, Some(&mut c), false)?
+                .squeeze(0)?; // (n-1, H)
+            let lp = log_softmax(&model.lm_logits(&h)?)?.to_vec2::<f64>()?; // (n-1, V)
+            total += label[1..]
+                .iter()
+                .zip(&lp)
+                .map(|(&t, row)| row[t as usize])
+                .sum::<f64>();
+        }
+        out.push(match norm {
+            LabelNorm::Sum => total,
+            LabelNorm::Mean => total / label.len() as f64,
+        });
+    }
+    Ok(out)
+}
+
+fn log_softmax(logits: &Tensor) -> Result<Tensor> {
+    let x = logits.to_dtype(DType::F64)?;
+    let max = x.max_keepdim(D::Minus1)?;
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    Ok(shifted.broadcast_sub(&lse)?)
+}
+
+/// Softmax over label scores: the probability of each label among the allowed ones.
+pub fn label_probabilities(scores: &[f64]) -> Vec<f64> {
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+    let z: f64 = exps.iter().sum();
+    exps.iter().map(|e| e / z).collect()
+}
