@@ -231,7 +231,8 @@ fn label_scores_equal_the_full_sequence_logprobs_and_rank_the_right_label_first(
     // The same sums from one uncached forward pass over prompt + label.
     for (label, &score) in labels.iter().zip(&scores) {
         let full: Vec<u32> = prompt.iter().chain(label).copied().collect();
-        let input = tasklm_models::DecoderInput::from_rows(&[full.clone()], m.model.device())?;
+        let input =
+            tasklm_models::DecoderInput::from_rows(std::slice::from_ref(&full), m.model.device())?;
         let h = m.model.forward_hidden(&input, None, false)?.squeeze(0)?;
         let logits = m.model.lm_logits(&h)?.to_dtype(candle_core::DType::F64)?;
         let lp = log_softmax_rows(&logits)?;
