@@ -3,11 +3,13 @@
 //! into padded batches (labels padded with -100).
 
 pub mod chat;
+pub mod classify;
 mod collate;
 mod error;
 pub mod sft;
 
 pub use chat::{encode_chat, read_chat_jsonl, ChatRecord};
+pub use classify::{read_classify, read_nli, ClassifyRecord, NliRecord, NLI_LABELS};
 pub use collate::{
     collate, pack, scored_positions, Batch, Features, IGNORE_INDEX, MAX_PACKED_SAMPLES,
 };
