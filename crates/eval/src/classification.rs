@@ -33,7 +33,11 @@ pub fn macro_f1<T: Ord + Clone>(truth: &[T], predicted: &[T]) -> f64 {
             if pred > 0.0 { tp / pred } else { 0.0 },
             if real > 0.0 { tp / real } else { 0.0 },
         );
-        sum += if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 };
+        sum += if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        };
     }
     sum / classes.len() as f64
 }

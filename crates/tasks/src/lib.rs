@@ -3,6 +3,8 @@
 
 pub mod chat;
 mod error;
+pub mod label_prompt;
+pub mod label_task;
 pub mod provenance;
 pub mod sft;
 
