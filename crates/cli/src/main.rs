@@ -36,6 +36,8 @@ enum Command {
     Train(Box<cmd::train::TrainCmd>),
     /// Score a model on a task's data with the task's standard metric.
     Eval(cmd::eval::EvalCmd),
+    /// Answer JSONL records with a trained model (classify, nli): one JSON line each.
+    Predict(cmd::predict::PredictCmd),
     /// Measure speed, side by side with a peer.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Chat(a) => cmd::chat::run(a),
         Command::Train(a) => cmd::train::run(*a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Quickstart => cmd::quickstart::run(),
     };

@@ -138,6 +138,16 @@ impl<'a> LabelScorer<'a> {
         Ok(label_logprobs(self.model, &ids, &self.word_ids, self.norm)?)
     }
 
+    /// The content-free log-probabilities subtracted by calibration, when on.
+    pub fn calibration(&self) -> Option<&[f64]> {
+        self.calibration.as_deref()
+    }
+
+    /// Uses `c` as the calibration (computed once by another scorer of the same prompt).
+    pub fn set_calibration(&mut self, c: Option<Vec<f64>>) {
+        self.calibration = c;
+    }
+
     /// The probability of each label for `ex` (after calibration, when on).
     pub fn probabilities(&self, ex: &LabelExample) -> Result<Vec<f64>> {
         let mut lp = self.logprobs(ex)?;
@@ -201,4 +211,254 @@ pub fn evaluate_examples(
         macro_f1: tasklm_eval::macro_f1(&truth, &pred),
         n: truth.len(),
     })
+}
+
+/// Prompt settings given on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct PromptOverrides {
+    pub template: Option<String>,
+    pub words: Option<String>,
+}
+
+/// The label prompt for `task`: the one a tasklm model was trained with (from its
+/// `tasklm.json`), else the defaults over the labels of `examples`; overrides applied.
+pub fn label_prompt_for(
+    task: &str,
+    meta: Option<&serde_json::Value>,
+    examples: &[LabelExample],
+    overrides: &PromptOverrides,
+) -> Result<LabelPrompt> {
+    let saved = meta
+        .filter(|m| m.get("task").and_then(|t| t.as_str()) == Some(task))
+        .and_then(|m| m.get("label_prompt"))
+        .and_then(|p| serde_json::from_value::<LabelPrompt>(p.clone()).ok());
+    let mut p = match saved {
+        Some(p) => p,
+        None => {
+            let seen: Vec<String> = examples.iter().filter_map(|e| e.label.clone()).collect();
+            LabelPrompt::defaults(task, &seen)?
+        }
+    };
+    if let Some(t) = &overrides.template {
+        p = p.with_template(t)?;
+    }
+    if let Some(w) = &overrides.words {
+        p = p.with_words(w)?;
+    }
+    Ok(p)
+}
+
+/// `tasklm train --task classify|nli` with a decoder: SFT on `prompt -> label word` (the loss on
+/// the label's tokens and EOS), the label prompt saved in `tasklm.json`.
+pub fn train(
+    task: &str,
+    job: &crate::sft::SftJob,
+    overrides: &PromptOverrides,
+    notice: crate::sft::Notice,
+) -> Result<crate::sft::SftReport> {
+    let (train_ex, skipped) = read_examples(task, &job.data)?;
+    if skipped > 0 {
+        notice(&format!(
+            "{}: {skipped} rows without an NLI label skipped",
+            job.data.display()
+        ));
+    }
+    let eval_ex = match &job.eval {
+        Some(p) => Some(read_examples(task, p)?.0),
+        None => None,
+    };
+    let prompt = label_prompt_for(task, None, &train_ex, overrides)?;
+    let to_records = |exs: &[LabelExample]| -> Result<Vec<tasklm_data::SftRecord>> {
+        exs.iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let label = e.label.as_deref().unwrap_or_default();
+                let k = prompt.label_index(label).ok_or_else(|| {
+                    TaskError::Invalid(format!(
+                        "record {}: label `{label}` is not one of {:?}",
+                        i + 1,
+                        prompt.labels
+                    ))
+                })?;
+                Ok(tasklm_data::SftRecord {
+                    prompt: prompt.render(e)?,
+                    completion: prompt.words[k].clone(),
+                    line: i + 1,
+                })
+            })
+            .collect()
+    };
+    let train_records = to_records(&train_ex)?;
+    let eval_records = eval_ex.as_deref().map(to_records).transpose()?;
+    let meta = serde_json::json!({"task": task, "label_prompt": prompt});
+    crate::sft::train_records_with(job, &train_records, eval_records.as_deref(), meta, notice)
+}
+
+/// What `tasklm eval --task classify|nli` does with a decoder.
+#[derive(Clone, Debug, Default)]
+pub struct LabelEvalJob {
+    pub task: String,
+    pub model: String,
+    pub data: std::path::PathBuf,
+    pub overrides: PromptOverrides,
+    /// Few-shot examples put in the prompt, drawn with `seed` from `shots_from` (default:
+    /// the data, whose drawn rows are then not scored).
+    pub shots: usize,
+    pub shots_from: Option<std::path::PathBuf>,
+    pub seed: u64,
+    pub chat: bool,
+    pub score: ScoreOptions,
+    /// Score only the first N records.
+    pub limit: Option<usize>,
+    pub progress: bool,
+}
+
+/// Loads the model and data of `job` and scores them.
+pub fn evaluate(job: &LabelEvalJob, notice: crate::sft::Notice) -> Result<LabelEval> {
+    let (mut examples, skipped) = read_examples(&job.task, &job.data)?;
+    if skipped > 0 {
+        notice(&format!(
+            "{}: {skipped} rows without an NLI label skipped",
+            job.data.display()
+        ));
+    }
+    let shots = if job.shots == 0 {
+        Vec::new()
+    } else if let Some(from) = &job.shots_from {
+        draw_shots(&read_examples(&job.task, from)?.0, job.shots, job.seed).0
+    } else {
+        let (shots, rest) = draw_shots(&examples, job.shots, job.seed);
+        examples = rest;
+        shots
+    };
+    if let Some(n) = job.limit {
+        examples.truncate(n);
+    }
+    let source = tasklm_hub::resolve(&job.model, job.progress)?;
+    let meta = crate::chat::model_meta(&source);
+    let mut loaded =
+        tasklm_hub::load_checkpoint(&source, candle_core::DType::F32, &candle_core::Device::Cpu)?
+            .into_decoder()?;
+    let chat = if job.chat {
+        Some(crate::chat::resolve_template(
+            &mut loaded.tokenizer,
+            None,
+            meta.as_ref(),
+        )?)
+    } else {
+        None
+    };
+    let prompt = label_prompt_for(&job.task, meta.as_ref(), &examples, &job.overrides)?;
+    let scorer = LabelScorer::new(
+        loaded.model.as_ref(),
+        &loaded.tokenizer,
+        &prompt,
+        &shots,
+        chat.as_ref(),
+        &job.score,
+    )?;
+    evaluate_examples(&scorer, &examples, job.progress)
+}
+
+/// A loaded decoder classifier answering one record at a time (`tasklm predict`).
+pub struct LabelPredictor {
+    loaded: tasklm_hub::LoadedDecoder,
+    chat: Option<ChatTemplate>,
+    prompt: LabelPrompt,
+    norm: LabelNorm,
+    calibration: Option<Vec<f64>>,
+}
+
+impl LabelPredictor {
+    /// Loads `model` for `task`; without a saved label prompt the labels come from
+    /// `overrides` and the task's defaults (NLI's three, or SST-2's 0/1 for classify).
+    pub fn load(
+        task: &str,
+        model: &str,
+        overrides: &PromptOverrides,
+        chat: bool,
+        score: ScoreOptions,
+    ) -> Result<Self> {
+        let source = tasklm_hub::resolve(model, true)?;
+        let meta = crate::chat::model_meta(&source);
+        let mut loaded = tasklm_hub::load_checkpoint(
+            &source,
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )?
+        .into_decoder()?;
+        let chat = if chat {
+            Some(crate::chat::resolve_template(
+                &mut loaded.tokenizer,
+                None,
+                meta.as_ref(),
+            )?)
+        } else {
+            None
+        };
+        let binary = [
+            LabelExample {
+                fields: Vec::new(),
+                label: Some("0".into()),
+            },
+            LabelExample {
+                fields: Vec::new(),
+                label: Some("1".into()),
+            },
+        ];
+        let prompt = label_prompt_for(task, meta.as_ref(), &binary, overrides)?;
+        let calibration = LabelScorer::new(
+            loaded.model.as_ref(),
+            &loaded.tokenizer,
+            &prompt,
+            &[],
+            chat.as_ref(),
+            &score,
+        )?
+        .calibration()
+        .map(<[f64]>::to_vec);
+        Ok(Self {
+            loaded,
+            chat,
+            prompt,
+            norm: score.norm,
+            calibration,
+        })
+    }
+
+    /// `{"label", "score"}` for one JSON record (`text`, or `premise` and `hypothesis`).
+    pub fn predict(&self, record: &serde_json::Value) -> Result<serde_json::Value> {
+        let names: &[&str] = if self.prompt.task == "nli" {
+            &["premise", "hypothesis"]
+        } else {
+            &["text"]
+        };
+        let fields = names
+            .iter()
+            .map(|n| {
+                record
+                    .get(*n)
+                    .and_then(|v| v.as_str())
+                    .map(|v| (n.to_string(), v.to_string()))
+                    .ok_or_else(|| TaskError::Invalid(format!("expected a string field `{n}`")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut scorer = LabelScorer::new(
+            self.loaded.model.as_ref(),
+            &self.loaded.tokenizer,
+            &self.prompt,
+            &[],
+            self.chat.as_ref(),
+            &ScoreOptions {
+                calibrate: false,
+                norm: self.norm,
+            },
+        )?;
+        scorer.set_calibration(self.calibration.clone());
+        let (label, score) = scorer.predict(&LabelExample {
+            fields,
+            label: None,
+        })?;
+        Ok(serde_json::json!({"label": label, "score": score}))
+    }
 }

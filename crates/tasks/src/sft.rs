@@ -129,6 +129,24 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
     // Read the data before the model, so a bad file fails in a moment.
     let train_records = read_sft_jsonl(&job.data)?;
     let eval_records = job.eval.as_deref().map(read_sft_jsonl).transpose()?;
+    train_records_with(
+        job,
+        &train_records,
+        eval_records.as_deref(),
+        json!({"task": "sft"}),
+        notice,
+    )
+}
+
+/// [`train`] on records already read (`job.data` and `job.eval` name their files); the keys of
+/// `meta` (at least `task`) go into `tasklm.json`.
+pub fn train_records_with(
+    job: &SftJob,
+    train_records: &[SftRecord],
+    eval_records: Option<&[SftRecord]>,
+    meta: serde_json::Value,
+    notice: Notice,
+) -> Result<SftReport> {
     let source = tasklm_hub::resolve(&job.model, job.progress)?;
     let ck = load_checkpoint(&source, DType::F32, &Device::Cpu)?;
     let max_len = job
@@ -140,9 +158,9 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
         )));
     }
     let tok = ck.tokenizer.clone();
-    let train_file = encode_records(&job.data, &train_records, &tok, max_len, job.truncation)?;
+    let train_file = encode_records(&job.data, train_records, &tok, max_len, job.truncation)?;
     report_encoding(&job.data, &train_file, max_len, notice);
-    let eval_file = match (&job.eval, &eval_records) {
+    let eval_file = match (&job.eval, eval_records) {
         (Some(p), Some(records)) => {
             let e = encode_records(p, records, &tok, max_len, job.truncation)?;
             report_encoding(p, &e, max_len, notice);
@@ -155,8 +173,7 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
     } else {
         train_file.features.clone()
     };
-    let provenance = json!({
-        "task": "sft",
+    let mut provenance = json!({
         "base_model": job.model,
         "max_seq_len": max_len,
         "truncation": format!("{:?}", job.truncation).to_lowercase(),
@@ -170,6 +187,9 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
         },
         "train_args": job.args,
     });
+    if let (Some(p), serde_json::Value::Object(m)) = (provenance.as_object_mut(), meta) {
+        p.extend(m);
+    }
     let (arch, cfg) = (ck.architecture, ck.config.clone());
     let (model, params) = trainable_decoder(arch, &cfg, ck.tensors)?;
     let files_tok = tok.clone();

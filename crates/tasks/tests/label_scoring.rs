@@ -75,3 +75,67 @@ fn label_probabilities_follow_the_sentiment() -> Result<()> {
     assert_eq!((eval.n, eval.accuracy, eval.macro_f1), (2, 1.0, 1.0));
     Ok(())
 }
+
+#[test]
+fn a_trained_classifier_keeps_its_label_prompt() -> Result<()> {
+    use tasklm_tasks::label_task::{self, LabelPredictor, PromptOverrides};
+    if catalog_model("smollm2-135m-instruct")?.is_none() {
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("train.jsonl");
+    let rows = [("sunny", "1"), ("rainy", "0"), ("warm", "1"), ("cold", "0")];
+    let body: Vec<String> = rows
+        .iter()
+        .map(|(t, l)| serde_json::json!({"text": t, "label": l}).to_string())
+        .collect();
+    std::fs::write(&data, body.join("\n"))?;
+    let out = tmp.path().join("out");
+    let job = tasklm_tasks::sft::SftJob {
+        model: "smollm2-135m-instruct".into(),
+        data: data.clone(),
+        eval: None,
+        out: out.clone(),
+        max_seq_len: Some(32),
+        truncation: tasklm_data::Truncation::Left,
+        pack: false,
+        args: tasklm_train::TrainArgs {
+            max_steps: Some(2),
+            batch_size: 4,
+            lr: 1e-4,
+            ..tasklm_train::TrainArgs::default()
+        },
+        resume: false,
+        progress: false,
+        stop: None,
+    };
+    let words = PromptOverrides {
+        template: Some("Weather: {text}. Mood:".into()),
+        words: Some("sad,happy".into()),
+    };
+    label_task::train("classify", &job, &words, &|_| {})?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tasklm.json"))?)?;
+    assert_eq!(meta["task"], "classify");
+    assert_eq!(
+        meta["label_prompt"]["words"],
+        serde_json::json!([" sad", " happy"])
+    );
+    // Predicting with the directory uses the saved prompt and labels, no flags needed.
+    let p = LabelPredictor::load(
+        "classify",
+        out.to_str().unwrap_or_default(),
+        &PromptOverrides::default(),
+        false,
+        ScoreOptions::default(),
+    )?;
+    let a = p.predict(&serde_json::json!({"text": "sunny"}))?;
+    assert!(a["label"] == "1" || a["label"] == "0");
+    let s = a["score"].as_f64().unwrap_or(0.0);
+    assert!((0.5..=1.0).contains(&s), "{a}");
+    let err = p
+        .predict(&serde_json::json!({"txt": "x"}))
+        .expect_err("no text");
+    assert!(err.to_string().contains("`text`"), "{err}");
+    Ok(())
+}

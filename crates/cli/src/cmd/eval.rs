@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
-use tasklm_tasks::{chat, sft};
+use tasklm_tasks::{chat, label_task, sft};
 
 #[derive(Args, Clone, Debug)]
 pub struct EvalCmd {
@@ -27,6 +27,31 @@ pub struct EvalCmd {
     /// Chat template (chat): llama2 or chatml [default: the model's own].
     #[arg(long)]
     pub template: Option<String>,
+    #[command(flatten)]
+    pub label: super::train::LabelPromptFlags,
+    /// classify/nli: put K labelled examples in the prompt (few-shot).
+    #[arg(long, default_value_t = 0)]
+    pub shots: usize,
+    /// classify/nli: draw the shots from this file [default: --data, whose drawn rows are
+    /// then not scored].
+    #[arg(long)]
+    pub shots_from: Option<PathBuf>,
+    /// classify/nli: seed of the shot draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// classify/nli: subtract each label's log-probability for a content-free input
+    /// (contextual calibration).
+    #[arg(long)]
+    pub calibrate: bool,
+    /// classify/nli: average a label's log-probability over its tokens instead of summing.
+    #[arg(long)]
+    pub length_norm: bool,
+    /// classify/nli: wrap the prompt in the model's chat template as a user turn.
+    #[arg(long)]
+    pub chat: bool,
+    /// Score only the first N records.
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Print one JSON object on stdout: the metrics under their reference names, and `n`.
     #[arg(long)]
     pub json: bool,
@@ -81,6 +106,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
             c.batch_size,
             &notice,
         ),
+        Task::Classify | Task::Nli => return eval_labels(&c, &notice),
     }
     .context("evaluation failed")?;
     print_metrics(
@@ -89,6 +115,40 @@ pub fn run(c: EvalCmd) -> Result<()> {
             ("perplexity", json!(r.perplexity)),
             ("n", json!(r.n)),
             ("tokens", json!(r.tokens)),
+        ],
+        c.json,
+    );
+    Ok(())
+}
+
+/// Accuracy and macro-F1 of a decoder classifier (classify, nli).
+fn eval_labels(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
+    let job = label_task::LabelEvalJob {
+        task: c.task.name().into(),
+        model: c.model.clone(),
+        data: c.data.clone(),
+        overrides: c.label.overrides(),
+        shots: c.shots,
+        shots_from: c.shots_from.clone(),
+        seed: c.seed,
+        chat: c.chat,
+        score: label_task::ScoreOptions {
+            calibrate: c.calibrate,
+            norm: if c.length_norm {
+                tasklm_generate::LabelNorm::Mean
+            } else {
+                tasklm_generate::LabelNorm::Sum
+            },
+        },
+        limit: c.limit,
+        progress: true,
+    };
+    let r = label_task::evaluate(&job, notice).context("evaluation failed")?;
+    print_metrics(
+        &[
+            ("accuracy", json!(r.accuracy)),
+            ("macro_f1", json!(r.macro_f1)),
+            ("n", json!(r.n)),
         ],
         c.json,
     );

@@ -3,6 +3,7 @@ pub mod bench_train;
 pub mod chat;
 pub mod eval;
 pub mod generate;
+pub mod predict;
 pub mod pull;
 pub mod quickstart;
 pub mod train;

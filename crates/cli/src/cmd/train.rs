@@ -14,6 +14,44 @@ pub enum Task {
     Sft,
     /// Conversations ({"messages": [{role, content}, ...]} JSONL); loss on assistant turns.
     Chat,
+    /// Text classification ({"text", "label"} JSONL or sentence/label TSV): a decoder completes
+    /// a label word.
+    Classify,
+    /// NLI ({"premise", "hypothesis", "label"} JSONL): a decoder completes a label word.
+    Nli,
+}
+
+impl Task {
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Sft => "sft",
+            Task::Chat => "chat",
+            Task::Classify => "classify",
+            Task::Nli => "nli",
+        }
+    }
+}
+
+/// How a record becomes a prompt for a decoder classifier (classify, nli).
+#[derive(Args, Clone, Debug, Default)]
+pub struct LabelPromptFlags {
+    /// Prompt with {text} (classify) or {premise} and {hypothesis} (nli)
+    /// [default: "Review: {text} Sentiment:" / the NLI instruction].
+    #[arg(long)]
+    pub prompt_template: Option<String>,
+    /// Comma-separated label words, one per label in sorted order (NLI: entailment, neutral,
+    /// contradiction) [default: negative,positive for 0/1 labels, else the label names].
+    #[arg(long)]
+    pub label_words: Option<String>,
+}
+
+impl LabelPromptFlags {
+    pub fn overrides(&self) -> tasklm_tasks::label_task::PromptOverrides {
+        tasklm_tasks::label_task::PromptOverrides {
+            template: self.prompt_template.clone(),
+            words: self.label_words.clone(),
+        }
+    }
 }
 
 /// What to do with a record longer than --max-seq-len.
@@ -152,6 +190,8 @@ pub struct TrainCmd {
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
+    pub label: LabelPromptFlags,
+    #[command(flatten)]
     pub trainer: TrainerFlags,
 }
 
@@ -162,6 +202,10 @@ pub fn run(c: TrainCmd) -> Result<()> {
     }
     if c.pack && c.task != Task::Sft {
         anyhow::bail!("--pack applies to --task sft");
+    }
+    let label_task = matches!(c.task, Task::Classify | Task::Nli);
+    if !label_task && (c.label.prompt_template.is_some() || c.label.label_words.is_some()) {
+        anyhow::bail!("--prompt-template and --label-words apply to --task classify and nli");
     }
     let notice = |m: &str| eprintln!("{m}");
     // Ctrl-C finishes the current update and writes a checkpoint; a second one quits at once.
@@ -174,7 +218,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
         eprintln!("\nstopping after this update (Ctrl-C again quits without a checkpoint)");
     });
     let report = match c.task {
-        Task::Sft => {
+        Task::Sft | Task::Classify | Task::Nli => {
             let job = sft::SftJob {
                 model: c.model,
                 data: c.data,
@@ -188,7 +232,12 @@ pub fn run(c: TrainCmd) -> Result<()> {
                 progress: true,
                 stop: Some(stop.clone()),
             };
-            sft::train(&job, &notice).context("training failed")?
+            if label_task {
+                tasklm_tasks::label_task::train(c.task.name(), &job, &c.label.overrides(), &notice)
+            } else {
+                sft::train(&job, &notice)
+            }
+            .context("training failed")?
         }
         Task::Chat => {
             let job = chat::ChatJob {

@@ -1,0 +1,73 @@
+//! `tasklm predict`: JSONL records in, one JSON answer per line out.
+
+use super::train::{LabelPromptFlags, Task};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use tasklm_tasks::label_task::{LabelPredictor, ScoreOptions};
+
+#[derive(Args, Clone, Debug)]
+pub struct PredictCmd {
+    #[arg(long, value_enum)]
+    pub task: Task,
+    /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
+    #[arg(long)]
+    pub model: String,
+    /// JSONL records ({"text"} for classify, {"premise", "hypothesis"} for nli); `-` or
+    /// absent reads stdin.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub label: LabelPromptFlags,
+    /// Subtract each label's log-probability for a content-free input (contextual calibration).
+    #[arg(long)]
+    pub calibrate: bool,
+    /// Average a label's log-probability over its tokens instead of summing.
+    #[arg(long)]
+    pub length_norm: bool,
+    /// Wrap the prompt in the model's chat template as a user turn.
+    #[arg(long)]
+    pub chat: bool,
+}
+
+pub fn run(c: PredictCmd) -> Result<()> {
+    if !matches!(c.task, Task::Classify | Task::Nli) {
+        bail!(
+            "predict serves --task classify and nli; use `tasklm generate` or `tasklm chat` for {}",
+            c.task.name()
+        );
+    }
+    let reader: Box<dyn BufRead> = match &c.input {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
+        )),
+        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let name = c
+        .input
+        .as_ref()
+        .map_or("stdin".to_string(), |p| p.display().to_string());
+    let score = ScoreOptions {
+        calibrate: c.calibrate,
+        norm: if c.length_norm {
+            tasklm_generate::LabelNorm::Mean
+        } else {
+            tasklm_generate::LabelNorm::Sum
+        },
+    };
+    let p = LabelPredictor::load(c.task.name(), &c.model, &c.label.overrides(), c.chat, score)?;
+    let mut out = std::io::stdout().lock();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{name}: reading line {}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("{name}:{}: invalid JSON", i + 1))?;
+        let answer = p.predict(&v).with_context(|| format!("{name}:{}", i + 1))?;
+        writeln!(out, "{answer}")?;
+        out.flush()?;
+    }
+    Ok(())
+}
