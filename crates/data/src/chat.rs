@@ -50,26 +50,11 @@ pub fn parse_messages(v: &Value) -> std::result::Result<Vec<ChatMessage>, String
 
 /// Reads one conversation per non-empty line.
 pub fn read_chat_jsonl(path: &Path) -> Result<Vec<ChatRecord>> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
-        path: path.into(),
-        msg: e.to_string(),
-    })?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let err = |msg: String| DataError::Record {
-            path: path.into(),
-            line: i + 1,
-            msg,
-        };
-        let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    for (line, v) in crate::jsonl::read_jsonl(path)? {
+        let err = |msg: String| DataError::record(path, line, msg);
         let messages = parse_messages(&v).map_err(err)?;
-        out.push(ChatRecord {
-            messages,
-            line: i + 1,
-        });
+        out.push(ChatRecord { messages, line });
     }
     if out.is_empty() {
         return Err(DataError::File {

@@ -45,12 +45,12 @@ fn label_string(v: &Value) -> Option<String> {
 /// Reads classification records: a `.tsv` file (header naming a text column `sentence` or
 /// `text` and a `label` column) or JSONL `{"text", "label"}`.
 pub fn read_classify(path: &Path) -> Result<Vec<ClassifyRecord>> {
-    let text = read(path)?;
     let is_tsv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
     let mut out = Vec::new();
     if is_tsv {
+        let text = read(path)?;
         let mut lines = text.lines().enumerate();
         let (_, header) = lines.next().ok_or_else(|| DataError::File {
             path: path.into(),
@@ -91,24 +91,15 @@ pub fn read_classify(path: &Path) -> Result<Vec<ClassifyRecord>> {
             }
         }
     } else {
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let err = |msg: String| DataError::Record {
-                path: path.into(),
-                line: i + 1,
-                msg,
-            };
-            let v: Value =
-                serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        for (line, v) in crate::jsonl::read_jsonl(path)? {
+            let err = |msg: String| DataError::record(path, line, msg);
             let t = v.get("text").and_then(Value::as_str);
             let l = v.get("label").and_then(label_string);
             match (t, l) {
                 (Some(t), Some(l)) => out.push(ClassifyRecord {
                     text: t.to_string(),
                     label: l,
-                    line: i + 1,
+                    line,
                 }),
                 _ => {
                     return Err(err(
@@ -130,19 +121,10 @@ pub fn read_classify(path: &Path) -> Result<Vec<ClassifyRecord>> {
 /// NLI records and the number of rows skipped for a label outside the three classes (SNLI
 /// marks pairs without annotator agreement `-`).
 pub fn read_nli(path: &Path) -> Result<(Vec<NliRecord>, usize)> {
-    let text = read(path)?;
     let mut out = Vec::new();
     let mut skipped = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let err = |msg: String| DataError::Record {
-            path: path.into(),
-            line: i + 1,
-            msg,
-        };
-        let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    for (line, v) in crate::jsonl::read_jsonl(path)? {
+        let err = |msg: String| DataError::record(path, line, msg);
         let p = v.get("premise").and_then(Value::as_str);
         let h = v.get("hypothesis").and_then(Value::as_str);
         let (Some(p), Some(h)) = (p, h) else {
@@ -163,7 +145,7 @@ pub fn read_nli(path: &Path) -> Result<(Vec<NliRecord>, usize)> {
             premise: p.to_string(),
             hypothesis: h.to_string(),
             label: name,
-            line: i + 1,
+            line,
         });
     }
     if out.is_empty() {

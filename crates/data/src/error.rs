@@ -19,4 +19,15 @@ pub enum DataError {
     Invalid(String),
 }
 
+impl DataError {
+    /// An error in the record at `line` of `path`.
+    pub fn record(path: &std::path::Path, line: usize, msg: impl Into<String>) -> Self {
+        Self::Record {
+            path: path.into(),
+            line,
+            msg: msg.into(),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, DataError>;

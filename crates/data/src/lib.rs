@@ -6,6 +6,7 @@ pub mod chat;
 pub mod classify;
 mod collate;
 mod error;
+pub mod jsonl;
 pub mod sft;
 
 pub use chat::{encode_chat, read_chat_jsonl, ChatRecord};

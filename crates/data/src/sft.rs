@@ -30,22 +30,9 @@ fn alpaca_prompt(instruction: &str, input: &str) -> String {
 
 /// Reads one record per non-empty line.
 pub fn read_sft_jsonl(path: &Path) -> Result<Vec<SftRecord>> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
-        path: path.into(),
-        msg: e.to_string(),
-    })?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let err = |msg: String| DataError::Record {
-            path: path.into(),
-            line: line_no,
-            msg,
-        };
-        let v: Value = serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+    for (line_no, v) in crate::jsonl::read_jsonl(path)? {
+        let err = |msg: String| DataError::record(path, line_no, msg);
         let rec = match (field(&v, "prompt"), field(&v, "completion")) {
             (Some(p), Some(c)) => SftRecord { prompt: p.into(), completion: c.into(), line: line_no },
             _ => match (field(&v, "instruction"), field(&v, "output")) {

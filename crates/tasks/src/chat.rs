@@ -3,7 +3,7 @@
 //! The template a model was trained with is saved in its directory (`tokenizer_config.json`'s
 //! `chat_template`, and `tasklm.json`'s `end_of_turn`), so every later use renders alike.
 
-use crate::provenance::{data_entry, write_tasklm_json};
+use crate::provenance::data_entry;
 use crate::sft::{default_max_seq_len, EncodedFile, Notice, SftReport};
 use crate::{Result, TaskError};
 use candle_core::{DType, Device};
@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use tasklm_data::chat::drop_oldest_turns;
 use tasklm_data::{encode_chat, read_chat_jsonl, ChatRecord, EncodeStats, Truncation};
 use tasklm_generate::{generate, Generation, SamplingParams};
-use tasklm_hub::{load_checkpoint, write_model_files, LoadedDecoder, ModelSource};
+use tasklm_hub::{load_checkpoint, LoadedDecoder, ModelSource};
 use tasklm_text::{BuiltinTemplate, ChatMessage, ChatTemplate, TextTokenizer};
-use tasklm_train::{lm_eval, trainable_decoder, LmObjective, TrainArgs, TrainOptions};
+use tasklm_train::{lm_eval, TrainArgs};
 
 /// `tasklm.json` of a model directory, when it has one.
 pub fn model_meta(source: &ModelSource) -> Option<Value> {
@@ -187,43 +187,23 @@ pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
         },
         "train_args": job.args,
     });
-    let (arch, cfg) = (ck.architecture, ck.config.clone());
-    let (model, params) = trainable_decoder(arch, &cfg, ck.tensors)?;
-    let files_tok = tok.clone();
-    let obj = LmObjective {
-        model,
-        params,
-        pad_id: tok.pad_id(),
-        eval_batch_size: job.args.batch_size,
-        train: train_file.features.clone(),
-        eval: eval_file
-            .as_ref()
-            .map(|e| e.features.clone())
-            .unwrap_or_default(),
-        files: Box::new(move |dir: &Path| {
-            write_model_files(dir, arch, &cfg, &files_tok)
-                .map_err(tasklm_train::TrainError::objective)?;
-            write_tasklm_json(dir, &provenance).map_err(tasklm_train::TrainError::objective)
-        }),
-    };
-    let sequences = obj.train.len();
-    let summary = tasklm_train::train(
-        &obj,
-        &job.args,
-        TrainOptions {
+    let train_features = train_file.features.clone();
+    crate::sft::fit_lm(
+        ck,
+        &tok,
+        train_features,
+        &train_file,
+        eval_file.as_ref(),
+        provenance,
+        crate::sft::RunSpec {
             out: &job.out,
+            args: &job.args,
             resume: job.resume,
             progress: job.progress,
             stop: job.stop.as_deref(),
         },
-    )?;
-    Ok(SftReport {
-        summary,
-        train: train_file.counts(),
-        eval: eval_file.as_ref().map(EncodedFile::counts),
-        max_seq_len: max_len,
-        sequences,
-    })
+        max_len,
+    )
 }
 
 /// Assistant-token loss and perplexity of a model on a conversations file.

@@ -294,6 +294,31 @@ pub fn train(
     crate::sft::train_records_with(job, &train_records, eval_records.as_deref(), meta, notice)
 }
 
+/// A decoder, its `tasklm.json` (when a tasklm directory) and, with `chat`, its chat template.
+type LoadedForLabels = (
+    tasklm_hub::LoadedDecoder,
+    Option<serde_json::Value>,
+    Option<ChatTemplate>,
+);
+
+fn load_for_labels(model: &str, chat: bool, progress: bool) -> Result<LoadedForLabels> {
+    let source = tasklm_hub::resolve(model, progress)?;
+    let meta = crate::chat::model_meta(&source);
+    let mut loaded =
+        tasklm_hub::load_checkpoint(&source, candle_core::DType::F32, &candle_core::Device::Cpu)?
+            .into_decoder()?;
+    let template = if chat {
+        Some(crate::chat::resolve_template(
+            &mut loaded.tokenizer,
+            None,
+            meta.as_ref(),
+        )?)
+    } else {
+        None
+    };
+    Ok((loaded, meta, template))
+}
+
 /// What `tasklm eval --task classify|nli` does with a decoder.
 #[derive(Clone, Debug, Default)]
 pub struct LabelEvalJob {
@@ -334,20 +359,7 @@ pub fn evaluate(job: &LabelEvalJob, notice: crate::sft::Notice) -> Result<LabelE
     if let Some(n) = job.limit {
         examples.truncate(n);
     }
-    let source = tasklm_hub::resolve(&job.model, job.progress)?;
-    let meta = crate::chat::model_meta(&source);
-    let mut loaded =
-        tasklm_hub::load_checkpoint(&source, candle_core::DType::F32, &candle_core::Device::Cpu)?
-            .into_decoder()?;
-    let chat = if job.chat {
-        Some(crate::chat::resolve_template(
-            &mut loaded.tokenizer,
-            None,
-            meta.as_ref(),
-        )?)
-    } else {
-        None
-    };
+    let (loaded, meta, chat) = load_for_labels(&job.model, job.chat, job.progress)?;
     let prompt = label_prompt_for(&job.task, meta.as_ref(), &examples, &job.overrides)?;
     let scorer = LabelScorer::new(
         loaded.model.as_ref(),
@@ -379,23 +391,7 @@ impl LabelPredictor {
         chat: bool,
         score: ScoreOptions,
     ) -> Result<Self> {
-        let source = tasklm_hub::resolve(model, true)?;
-        let meta = crate::chat::model_meta(&source);
-        let mut loaded = tasklm_hub::load_checkpoint(
-            &source,
-            candle_core::DType::F32,
-            &candle_core::Device::Cpu,
-        )?
-        .into_decoder()?;
-        let chat = if chat {
-            Some(crate::chat::resolve_template(
-                &mut loaded.tokenizer,
-                None,
-                meta.as_ref(),
-            )?)
-        } else {
-            None
-        };
+        let (loaded, meta, chat) = load_for_labels(model, chat, true)?;
         let binary = [
             LabelExample {
                 fields: Vec::new(),

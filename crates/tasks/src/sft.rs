@@ -190,6 +190,52 @@ pub fn train_records_with(
     if let (Some(p), serde_json::Value::Object(m)) = (provenance.as_object_mut(), meta) {
         p.extend(m);
     }
+    fit_lm(
+        ck,
+        &tok,
+        train_features,
+        &train_file,
+        eval_file.as_ref(),
+        provenance,
+        RunSpec::of(job),
+        max_len,
+    )
+}
+
+/// Where a run writes and how it continues: the fields every language-model job shares.
+pub(crate) struct RunSpec<'a> {
+    pub out: &'a Path,
+    pub args: &'a TrainArgs,
+    pub resume: bool,
+    pub progress: bool,
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl<'a> RunSpec<'a> {
+    fn of(job: &'a SftJob) -> Self {
+        Self {
+            out: &job.out,
+            args: &job.args,
+            resume: job.resume,
+            progress: job.progress,
+            stop: job.stop.as_deref(),
+        }
+    }
+}
+
+/// Trains the decoder of `ck` on `train_features` (encoded from `train_file`), evaluating on
+/// `eval_file`, and writes the model with `tok` and `provenance` as `tasklm.json`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fit_lm(
+    ck: tasklm_hub::Checkpoint,
+    tok: &TextTokenizer,
+    train_features: Vec<Features>,
+    train_file: &EncodedFile,
+    eval_file: Option<&EncodedFile>,
+    provenance: serde_json::Value,
+    run: RunSpec,
+    max_len: usize,
+) -> Result<SftReport> {
     let (arch, cfg) = (ck.architecture, ck.config.clone());
     let (model, params) = trainable_decoder(arch, &cfg, ck.tensors)?;
     let files_tok = tok.clone();
@@ -197,12 +243,9 @@ pub fn train_records_with(
         model,
         params,
         pad_id: tok.pad_id(),
-        eval_batch_size: job.args.batch_size,
+        eval_batch_size: run.args.batch_size,
         train: train_features,
-        eval: eval_file
-            .as_ref()
-            .map(|e| e.features.clone())
-            .unwrap_or_default(),
+        eval: eval_file.map(|e| e.features.clone()).unwrap_or_default(),
         files: Box::new(move |dir: &Path| {
             write_model_files(dir, arch, &cfg, &files_tok)
                 .map_err(tasklm_train::TrainError::objective)?;
@@ -212,18 +255,18 @@ pub fn train_records_with(
     let sequences = obj.train.len();
     let summary = tasklm_train::train(
         &obj,
-        &job.args,
+        run.args,
         TrainOptions {
-            out: &job.out,
-            resume: job.resume,
-            progress: job.progress,
-            stop: job.stop.as_deref(),
+            out: run.out,
+            resume: run.resume,
+            progress: run.progress,
+            stop: run.stop,
         },
     )?;
     Ok(SftReport {
         summary,
         train: train_file.counts(),
-        eval: eval_file.as_ref().map(EncodedFile::counts),
+        eval: eval_file.map(EncodedFile::counts),
         max_seq_len: max_len,
         sequences,
     })
