@@ -75,6 +75,85 @@ pub fn label_logprobs(
     Ok(out)
 }
 
+/// [`label_logprobs`] for several prompts at once: one left-padded prefill, then each label's
+/// tokens for all rows together. Row `i` of the result holds prompt `i`'s label scores.
+pub fn label_logprobs_batch(
+    model: &dyn CausalLm,
+    prompts: &[Vec<u32>],
+    labels: &[Vec<u32>],
+    norm: LabelNorm,
+    pad_id: u32,
+) -> Result<Vec<Vec<f64>>> {
+    if let Some(i) = prompts.iter().position(|p| p.is_empty()) {
+        return Err(GenerateError::EmptyPrompt(i));
+    }
+    if let Some(i) = labels.iter().position(|l| l.is_empty()) {
+        return Err(GenerateError::InvalidParam(format!(
+            "label {i} has no tokens"
+        )));
+    }
+    if prompts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let longest = labels.iter().map(Vec::len).max().unwrap_or(0);
+    let ctx = model.max_context();
+    if let Some((row, p)) = prompts
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.len() + longest > ctx)
+    {
+        return Err(GenerateError::PromptTooLong {
+            row,
+            tokens: p.len() + longest,
+            context: ctx,
+        });
+    }
+    let device = model.device();
+    let b = prompts.len();
+    let input = DecoderInput::left_padded(prompts, pad_id, device)?;
+    let mut cache = model.new_cache();
+    let first = log_softmax(&model.last_logits(&input, Some(&mut cache))?)?.to_vec2::<f64>()?; // (B, V)
+    let mut out = vec![Vec::with_capacity(labels.len()); b];
+    for label in labels {
+        let mut totals: Vec<f64> = first.iter().map(|row| row[label[0] as usize]).collect();
+        if label.len() > 1 {
+            let rest = &label[..label.len() - 1];
+            let mut c = cache.clone();
+            let key_mask: Vec<Vec<u8>> = input
+                .key_mask
+                .iter()
+                .map(|m| {
+                    m.iter()
+                        .copied()
+                        .chain(std::iter::repeat_n(1, rest.len()))
+                        .collect()
+                })
+                .collect();
+            let ids: Vec<u32> = (0..b).flat_map(|_| rest.iter().copied()).collect();
+            let step = DecoderInput {
+                input_ids: Tensor::from_vec(ids, (b, rest.len()), device)?,
+                key_mask,
+            };
+            let h = model.forward_hidden(&step, Some(&mut c), false)?; // (B, n-1, H)
+            let lp = log_softmax(&model.lm_logits(&h)?)?.to_vec3::<f64>()?; // (B, n-1, V)
+            for (total, rows) in totals.iter_mut().zip(&lp) {
+                *total += label[1..]
+                    .iter()
+                    .zip(rows)
+                    .map(|(&t, row)| row[t as usize])
+                    .sum::<f64>();
+            }
+        }
+        for (o, t) in out.iter_mut().zip(totals) {
+            o.push(match norm {
+                LabelNorm::Sum => t,
+                LabelNorm::Mean => t / label.len() as f64,
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn log_softmax(logits: &Tensor) -> Result<Tensor> {
     let x = logits.to_dtype(DType::F64)?;
     let max = x.max_keepdim(D::Minus1)?;

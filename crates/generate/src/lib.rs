@@ -15,6 +15,6 @@ mod stop;
 pub use detok::IncrementalDecoder;
 pub use error::{GenerateError, Result};
 pub use generator::{generate, FinishReason, Generation, Timing, TokenLogprob, TopLogprob};
-pub use label_scoring::{label_logprobs, label_probabilities, LabelNorm};
+pub use label_scoring::{label_logprobs, label_logprobs_batch, label_probabilities, LabelNorm};
 pub use params::SamplingParams;
 pub use stop::StopChecker;

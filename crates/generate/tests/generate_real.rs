@@ -264,3 +264,32 @@ fn log_softmax_rows(logits: &candle_core::Tensor) -> Result<Vec<Vec<f64>>> {
         })
         .collect())
 }
+
+#[test]
+fn batched_label_scores_equal_one_prompt_at_a_time() -> Result<()> {
+    use tasklm_generate::{label_logprobs, label_logprobs_batch, LabelNorm};
+    let Some(m) = model()? else {
+        return Ok(());
+    };
+    let prompts: Vec<Vec<u32>> = [
+        "Review: a gem of a film. Sentiment:",
+        "Review: long, dull and far too loud for its own good. Sentiment:",
+        "Hi",
+    ]
+    .iter()
+    .map(|p| m.tokenizer.encode(p, true))
+    .collect::<Result<_, _>>()?;
+    let labels: Vec<Vec<u32>> = [" positive", " negative", " not at all good"]
+        .iter()
+        .map(|l| m.tokenizer.encode(l, false))
+        .collect::<Result<_, _>>()?;
+    let pad = m.tokenizer.pad_id();
+    let batch = label_logprobs_batch(m.model.as_ref(), &prompts, &labels, LabelNorm::Sum, pad)?;
+    for (p, row) in prompts.iter().zip(&batch) {
+        let single = label_logprobs(m.model.as_ref(), p, &labels, LabelNorm::Sum)?;
+        for (a, b) in row.iter().zip(&single) {
+            assert!((a - b).abs() < 1e-3, "batched {a} vs single {b}");
+        }
+    }
+    Ok(())
+}

@@ -7,7 +7,7 @@ use crate::{Result, TaskError};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::path::Path;
-use tasklm_generate::{label_logprobs, label_probabilities, LabelNorm};
+use tasklm_generate::{label_logprobs, label_logprobs_batch, label_probabilities, LabelNorm};
 use tasklm_models::CausalLm;
 use tasklm_text::{ChatMessage, ChatTemplate, TextTokenizer};
 
@@ -159,6 +159,32 @@ impl<'a> LabelScorer<'a> {
         Ok(label_probabilities(&lp))
     }
 
+    /// [`LabelScorer::probabilities`] for several examples in one batched pass.
+    pub fn probabilities_batch(&self, exs: &[LabelExample]) -> Result<Vec<Vec<f64>>> {
+        let prompts = exs
+            .iter()
+            .map(|e| self.prompt_ids(e))
+            .collect::<Result<Vec<_>>>()?;
+        let rows = label_logprobs_batch(
+            self.model,
+            &prompts,
+            &self.word_ids,
+            self.norm,
+            self.tok.pad_id(),
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|mut lp| {
+                if let Some(c) = &self.calibration {
+                    for (x, c) in lp.iter_mut().zip(c) {
+                        *x -= c;
+                    }
+                }
+                label_probabilities(&lp)
+            })
+            .collect())
+    }
+
     /// The most probable label and its probability.
     pub fn predict(&self, ex: &LabelExample) -> Result<(&'a str, f64)> {
         let p = self.probabilities(ex)?;
@@ -179,6 +205,9 @@ pub struct LabelEval {
     pub n: usize,
 }
 
+/// Prompts scored together in evaluation (left-padded into one batch).
+const EVAL_BATCH: usize = 16;
+
 /// Scores every example (with a progress bar when `progress`).
 pub fn evaluate_examples(
     scorer: &LabelScorer,
@@ -197,13 +226,20 @@ pub fn evaluate_examples(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    let labelled: Vec<&LabelExample> = examples.iter().filter(|e| e.label.is_some()).collect();
     let (mut truth, mut pred) = (Vec::new(), Vec::new());
-    for ex in examples {
-        let Some(label) = &ex.label else { continue };
-        let (p, _) = scorer.predict(ex)?;
-        truth.push(label.clone());
-        pred.push(p.to_string());
-        bar.inc(1);
+    for chunk in labelled.chunks(EVAL_BATCH) {
+        let exs: Vec<LabelExample> = chunk.iter().map(|e| (*e).clone()).collect();
+        for (ex, p) in exs.iter().zip(scorer.probabilities_batch(&exs)?) {
+            let best = p
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i);
+            truth.push(ex.label.clone().unwrap_or_default());
+            pred.push(scorer.prompt.labels[best].clone());
+        }
+        bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     Ok(LabelEval {
