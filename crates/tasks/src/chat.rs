@@ -10,7 +10,7 @@ use candle_core::{DType, Device};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tasklm_data::chat::drop_oldest_turns;
-use tasklm_data::{encode_chat, read_chat_jsonl, ChatRecord, EncodeStats, Truncation};
+use tasklm_data::{encode_chat, read_chat_jsonl, ChatRecord, Truncation};
 use tasklm_generate::{generate, Generation, SamplingParams};
 use tasklm_hub::{load_checkpoint, LoadedDecoder, ModelSource};
 use tasklm_text::{BuiltinTemplate, ChatMessage, ChatTemplate, TextTokenizer};
@@ -81,30 +81,8 @@ fn encode_file(
     max_len: usize,
     truncation: Truncation,
 ) -> Result<EncodedFile> {
-    let mut stats = EncodeStats::default();
-    let mut features = Vec::with_capacity(records.len());
-    for rec in records {
-        let f = encode_chat(tpl, tok, rec, max_len, truncation, &mut stats).map_err(|e| {
-            TaskError::File {
-                path: path.into(),
-                msg: e.to_string(),
-            }
-        })?;
-        features.extend(f);
-    }
-    if features.is_empty() {
-        return Err(TaskError::File {
-            path: path.into(),
-            msg: format!(
-                "all {} conversations are longer than --max-seq-len {max_len}",
-                records.len()
-            ),
-        });
-    }
-    Ok(EncodedFile {
-        features,
-        records: records.len(),
-        stats,
+    crate::sft::encode_each(path, records, max_len, "conversations", |rec, stats| {
+        encode_chat(tpl, tok, rec, max_len, truncation, stats)
     })
 }
 

@@ -47,21 +47,35 @@ pub fn encode_records(
     max_len: usize,
     truncation: Truncation,
 ) -> Result<EncodedFile> {
+    encode_each(path, records, max_len, "records", |rec, stats| {
+        encode_sft(tok, rec, max_len, truncation, stats)
+    })
+}
+
+/// Encodes every record of `path` with `encode` (None: dropped, counted in the stats); an
+/// error names the file, and a file whose every record is dropped is an error that counts
+/// them as `noun`.
+pub(crate) fn encode_each<R>(
+    path: &Path,
+    records: &[R],
+    max_len: usize,
+    noun: &str,
+    mut encode: impl FnMut(&R, &mut EncodeStats) -> tasklm_data::Result<Option<Features>>,
+) -> Result<EncodedFile> {
     let mut stats = EncodeStats::default();
     let mut features = Vec::with_capacity(records.len());
     for rec in records {
-        let f =
-            encode_sft(tok, rec, max_len, truncation, &mut stats).map_err(|e| TaskError::File {
-                path: path.into(),
-                msg: e.to_string(),
-            })?;
+        let f = encode(rec, &mut stats).map_err(|e| TaskError::File {
+            path: path.into(),
+            msg: e.to_string(),
+        })?;
         features.extend(f);
     }
     if features.is_empty() {
         return Err(TaskError::File {
             path: path.into(),
             msg: format!(
-                "all {} records are longer than --max-seq-len {max_len}",
+                "all {} {noun} are longer than --max-seq-len {max_len}",
                 records.len()
             ),
         });

@@ -39,16 +39,8 @@ pub struct EvalCmd {
     /// classify/nli: seed of the shot draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// classify/nli: subtract each label's log-probability for a content-free input
-    /// (contextual calibration).
-    #[arg(long)]
-    pub calibrate: bool,
-    /// classify/nli: average a label's log-probability over its tokens instead of summing.
-    #[arg(long)]
-    pub length_norm: bool,
-    /// classify/nli: wrap the prompt in the model's chat template as a user turn.
-    #[arg(long)]
-    pub chat: bool,
+    #[command(flatten)]
+    pub scoring: super::train::LabelScoreFlags,
     /// Score only the first N records.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -131,15 +123,8 @@ fn eval_labels(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
         shots: c.shots,
         shots_from: c.shots_from.clone(),
         seed: c.seed,
-        chat: c.chat,
-        score: label_task::ScoreOptions {
-            calibrate: c.calibrate,
-            norm: if c.length_norm {
-                tasklm_generate::LabelNorm::Mean
-            } else {
-                tasklm_generate::LabelNorm::Sum
-            },
-        },
+        chat: c.scoring.chat,
+        score: c.scoring.score_options(),
         limit: c.limit,
         progress: true,
     };

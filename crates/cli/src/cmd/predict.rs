@@ -1,11 +1,11 @@
 //! `tasklm predict`: JSONL records in, one JSON answer per line out.
 
-use super::train::{LabelPromptFlags, Task};
+use super::train::{LabelPromptFlags, LabelScoreFlags, Task};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use tasklm_tasks::label_task::{LabelPredictor, ScoreOptions};
+use tasklm_tasks::label_task::LabelPredictor;
 
 #[derive(Args, Clone, Debug)]
 pub struct PredictCmd {
@@ -20,15 +20,8 @@ pub struct PredictCmd {
     pub input: Option<PathBuf>,
     #[command(flatten)]
     pub label: LabelPromptFlags,
-    /// Subtract each label's log-probability for a content-free input (contextual calibration).
-    #[arg(long)]
-    pub calibrate: bool,
-    /// Average a label's log-probability over its tokens instead of summing.
-    #[arg(long)]
-    pub length_norm: bool,
-    /// Wrap the prompt in the model's chat template as a user turn.
-    #[arg(long)]
-    pub chat: bool,
+    #[command(flatten)]
+    pub scoring: LabelScoreFlags,
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
@@ -48,15 +41,13 @@ pub fn run(c: PredictCmd) -> Result<()> {
         .input
         .as_ref()
         .map_or("stdin".to_string(), |p| p.display().to_string());
-    let score = ScoreOptions {
-        calibrate: c.calibrate,
-        norm: if c.length_norm {
-            tasklm_generate::LabelNorm::Mean
-        } else {
-            tasklm_generate::LabelNorm::Sum
-        },
-    };
-    let p = LabelPredictor::load(c.task.name(), &c.model, &c.label.overrides(), c.chat, score)?;
+    let p = LabelPredictor::load(
+        c.task.name(),
+        &c.model,
+        &c.label.overrides(),
+        c.scoring.chat,
+        c.scoring.score_options(),
+    )?;
     let mut out = std::io::stdout().lock();
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{name}: reading line {}", i + 1))?;

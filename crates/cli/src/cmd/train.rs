@@ -45,6 +45,34 @@ pub struct LabelPromptFlags {
     pub label_words: Option<String>,
 }
 
+/// How a decoder classifier scores labels (eval and predict of classify, nli).
+#[derive(Args, Clone, Debug, Default)]
+pub struct LabelScoreFlags {
+    /// classify/nli: subtract each label's log-probability for a content-free input
+    /// (contextual calibration).
+    #[arg(long)]
+    pub calibrate: bool,
+    /// classify/nli: average a label's log-probability over its tokens instead of summing.
+    #[arg(long)]
+    pub length_norm: bool,
+    /// classify/nli: wrap the prompt in the model's chat template as a user turn.
+    #[arg(long)]
+    pub chat: bool,
+}
+
+impl LabelScoreFlags {
+    pub fn score_options(&self) -> tasklm_tasks::label_task::ScoreOptions {
+        tasklm_tasks::label_task::ScoreOptions {
+            calibrate: self.calibrate,
+            norm: if self.length_norm {
+                tasklm_generate::LabelNorm::Mean
+            } else {
+                tasklm_generate::LabelNorm::Sum
+            },
+        }
+    }
+}
+
 impl LabelPromptFlags {
     pub fn overrides(&self) -> tasklm_tasks::label_task::PromptOverrides {
         tasklm_tasks::label_task::PromptOverrides {
