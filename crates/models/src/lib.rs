@@ -3,12 +3,17 @@
 //! Model files never see tokenizers, datasets or HTTP.
 
 pub mod decoder;
+pub mod encoder;
 mod error;
 pub mod gguf;
+pub mod heads;
 pub mod registry;
 pub mod weights;
 
 pub use decoder::llama::{Llama, LlamaConfig};
 pub use decoder::{CausalLm, DecoderInput};
+pub use encoder::bert::{Bert, BertConfig};
+pub use encoder::EncoderInput;
 pub use error::{ModelError, Result};
+pub use heads::{ClassifierHead, SpanHead};
 pub use registry::{Architecture, DecoderModel};

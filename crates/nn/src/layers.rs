@@ -177,3 +177,38 @@ pub fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
     let scale = 1.0 / (1.0 - f64::from(p));
     (xs * keep.to_dtype(xs.dtype())?)? * scale
 }
+
+/// Layer norm with a learned scale and shift over the last axis (BERT's post-norm blocks):
+/// `(x - mean) / sqrt(var + eps) * weight + bias`, the variance biased as PyTorch's.
+///
+/// Composed from candle primitives so that it has a backward pass (candle's fused
+/// `layer_norm` has none; see ARCHITECTURE.md).
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `weight` and `bias` under `vb` (BERT's `LayerNorm.weight` / `LayerNorm.bias`).
+    pub fn new(hidden: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get(hidden, "weight")?,
+            bias: vb.get(hidden, "bias")?,
+            eps,
+        })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let last = candle_core::D::Minus1;
+        let centred = xs.broadcast_sub(&xs.mean_keepdim(last)?)?; // (.., H)
+        let var = centred.sqr()?.mean_keepdim(last)?; // (.., 1)
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}

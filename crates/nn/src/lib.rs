@@ -10,4 +10,4 @@ pub mod ops;
 pub use attention::{
     attention_mask, positions_from_mask, scaled_dot_product_attention, AttentionParams, KvCache,
 };
-pub use layers::{dropout, Embedding, Linear, QuantizedWeights, RmsNorm};
+pub use layers::{dropout, Embedding, LayerNorm, Linear, QuantizedWeights, RmsNorm};
