@@ -4,6 +4,7 @@
 //! tokenizer.
 
 pub mod catalog;
+pub mod encoder;
 mod error;
 pub mod load;
 pub mod pull;
@@ -12,6 +13,7 @@ pub mod save;
 pub mod testing;
 
 pub use catalog::{CatalogEntry, CATALOG};
+pub use encoder::{load_encoder, model_kind, EncoderCheckpoint, ModelKind};
 pub use error::{HubError, Result};
 pub use load::{
     load_checkpoint, load_checkpoint_with, load_decoder, load_decoder_with, Checkpoint,
