@@ -205,17 +205,10 @@ pub struct LabelEval {
     pub n: usize,
 }
 
-/// Prompts scored together in evaluation (left-padded into one batch).
-const EVAL_BATCH: usize = 16;
-
-/// Scores every example (with a progress bar when `progress`).
-pub fn evaluate_examples(
-    scorer: &LabelScorer,
-    examples: &[LabelExample],
-    progress: bool,
-) -> Result<LabelEval> {
+/// The progress bar of an evaluation over `n` records (hidden without `progress`).
+pub fn eval_bar(n: usize, progress: bool) -> indicatif::ProgressBar {
     let bar = if progress {
-        indicatif::ProgressBar::new(examples.len() as u64)
+        indicatif::ProgressBar::new(n as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -226,6 +219,19 @@ pub fn evaluate_examples(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    bar
+}
+
+/// Prompts scored together in evaluation (left-padded into one batch).
+const EVAL_BATCH: usize = 16;
+
+/// Scores every example (with a progress bar when `progress`).
+pub fn evaluate_examples(
+    scorer: &LabelScorer,
+    examples: &[LabelExample],
+    progress: bool,
+) -> Result<LabelEval> {
+    let bar = eval_bar(examples.len(), progress);
     let labelled: Vec<&LabelExample> = examples.iter().filter(|e| e.label.is_some()).collect();
     let (mut truth, mut pred) = (Vec::new(), Vec::new());
     for chunk in labelled.chunks(EVAL_BATCH) {
@@ -371,6 +377,8 @@ pub struct LabelEvalJob {
     pub score: ScoreOptions,
     /// Score only the first N records.
     pub limit: Option<usize>,
+    /// Encoders: longest input in tokens [default: the trained model's, else 128].
+    pub max_seq_len: Option<usize>,
     pub progress: bool,
 }
 
@@ -406,6 +414,25 @@ pub fn evaluate(job: &LabelEvalJob, notice: crate::sft::Notice) -> Result<LabelE
         &job.score,
     )?;
     evaluate_examples(&scorer, &examples, job.progress)
+}
+
+/// The texts of a `predict` record: `text` (classify), or `premise` and `hypothesis` (nli).
+pub fn record_fields(task: &str, record: &serde_json::Value) -> Result<Vec<(String, String)>> {
+    let names: &[&str] = if task == "nli" {
+        &["premise", "hypothesis"]
+    } else {
+        &["text"]
+    };
+    names
+        .iter()
+        .map(|n| {
+            record
+                .get(*n)
+                .and_then(|v| v.as_str())
+                .map(|v| (n.to_string(), v.to_string()))
+                .ok_or_else(|| TaskError::Invalid(format!("expected a string field `{n}`")))
+        })
+        .collect()
 }
 
 /// A loaded decoder classifier answering one record at a time (`tasklm predict`).
@@ -460,21 +487,7 @@ impl LabelPredictor {
 
     /// `{"label", "score"}` for one JSON record (`text`, or `premise` and `hypothesis`).
     pub fn predict(&self, record: &serde_json::Value) -> Result<serde_json::Value> {
-        let names: &[&str] = if self.prompt.task == "nli" {
-            &["premise", "hypothesis"]
-        } else {
-            &["text"]
-        };
-        let fields = names
-            .iter()
-            .map(|n| {
-                record
-                    .get(*n)
-                    .and_then(|v| v.as_str())
-                    .map(|v| (n.to_string(), v.to_string()))
-                    .ok_or_else(|| TaskError::Invalid(format!("expected a string field `{n}`")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let fields = record_fields(&self.prompt.task, record)?;
         let mut scorer = LabelScorer::new(
             self.loaded.model.as_ref(),
             &self.loaded.tokenizer,

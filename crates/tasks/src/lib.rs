@@ -2,6 +2,9 @@
 //! shared trainer. The CLI and server are thin layers over these functions.
 
 pub mod chat;
+pub mod classifier;
+pub mod encoder_classify;
+pub mod encoder_input;
 mod error;
 pub mod label_prompt;
 pub mod label_task;

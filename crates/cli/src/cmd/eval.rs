@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
-use tasklm_tasks::{chat, label_task, sft};
+use tasklm_tasks::{chat, classifier, label_task, sft};
 
 #[derive(Args, Clone, Debug)]
 pub struct EvalCmd {
@@ -113,7 +113,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
     Ok(())
 }
 
-/// Accuracy and macro-F1 of a decoder classifier (classify, nli).
+/// Accuracy and macro-F1 of a classifier (classify, nli), encoder or decoder.
 fn eval_labels(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
     let job = label_task::LabelEvalJob {
         task: c.task.name().into(),
@@ -126,9 +126,10 @@ fn eval_labels(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
         chat: c.scoring.chat,
         score: c.scoring.score_options(),
         limit: c.limit,
+        max_seq_len: c.max_seq_len,
         progress: true,
     };
-    let r = label_task::evaluate(&job, notice).context("evaluation failed")?;
+    let r = classifier::evaluate(&job, notice).context("evaluation failed")?;
     print_metrics(
         &[
             ("accuracy", json!(r.accuracy)),

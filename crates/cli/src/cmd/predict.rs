@@ -5,7 +5,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use tasklm_tasks::label_task::LabelPredictor;
 
 #[derive(Args, Clone, Debug)]
 pub struct PredictCmd {
@@ -41,7 +40,7 @@ pub fn run(c: PredictCmd) -> Result<()> {
         .input
         .as_ref()
         .map_or("stdin".to_string(), |p| p.display().to_string());
-    let p = LabelPredictor::load(
+    let p = tasklm_tasks::classifier::load_predictor(
         c.task.name(),
         &c.model,
         &c.label.overrides(),

@@ -261,7 +261,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
                 stop: Some(stop.clone()),
             };
             if label_task {
-                tasklm_tasks::label_task::train(c.task.name(), &job, &c.label.overrides(), &notice)
+                tasklm_tasks::classifier::train(c.task.name(), &job, &c.label.overrides(), &notice)
             } else {
                 sft::train(&job, &notice)
             }

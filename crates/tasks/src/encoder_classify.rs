@@ -1,0 +1,442 @@
+//! Classification and NLI with an encoder: `[CLS] text [SEP]` or `[CLS] premise [SEP]
+//! hypothesis [SEP]`, the pooled vector through dropout and a linear head, cross-entropy over
+//! the labels. Saved as transformers' `BertForSequenceClassification` (`bert.*`,
+//! `classifier.*`, `id2label`/`label2id` in `config.json`), so `AutoModelForSequenceClassification`
+//! loads the output.
+
+use crate::encoder_input::{fresh_linear, tensor_map, trainable, EncodedPair, PairEncoder};
+use crate::label_prompt::LabelExample;
+use crate::label_task::{read_examples, LabelEval};
+use crate::provenance::{data_entry, write_tasklm_json};
+use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
+use crate::{Result, TaskError};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tasklm_data::{EncodeStats, Truncation, NLI_LABELS};
+use tasklm_hub::encoder::{copy_tokenizer_files, BERT_PREFIX};
+use tasklm_hub::{load_encoder, EncoderCheckpoint};
+use tasklm_models::{Bert, ClassifierHead, EncoderInput};
+use tasklm_nn::ops::per_token_cross_entropy;
+use tasklm_train::trainer::{LossSum, Metrics, Objective};
+use tasklm_train::{TrainError, TrainOptions};
+
+/// Default `--max-seq-len` for encoder classification.
+pub const DEFAULT_MAX_LEN: usize = 128;
+/// Rows encoded together at inference.
+const INFER_BATCH: usize = 64;
+/// Seed of a fresh head's weights.
+const HEAD_SEED: u64 = 0;
+
+/// The label set of `task`: NLI's three in the MNLI order, else the data's labels sorted
+/// (numerically when they are all integers).
+pub fn labels_for(task: &str, examples: &[LabelExample]) -> Result<Vec<String>> {
+    if task == "nli" {
+        return Ok(NLI_LABELS.iter().map(|s| s.to_string()).collect());
+    }
+    let mut l: Vec<String> = examples.iter().filter_map(|e| e.label.clone()).collect();
+    l.sort();
+    l.dedup();
+    if l.iter().all(|x| x.parse::<i64>().is_ok()) {
+        l.sort_by_key(|x| x.parse::<i64>().unwrap_or(0));
+    }
+    if l.len() < 2 {
+        return Err(TaskError::Invalid(format!(
+            "a classifier needs at least two labels, the data has {l:?}"
+        )));
+    }
+    Ok(l)
+}
+
+/// An encoder with a sequence-classification head.
+pub struct EncoderClassifier {
+    bert: Bert,
+    head: ClassifierHead,
+    params: Vec<(String, Var)>,
+    pub encoder: PairEncoder,
+    pub labels: Vec<String>,
+    pad_id: u32,
+    /// The head came from the checkpoint (false: freshly initialised).
+    pub trained_head: bool,
+    ck_config: Value,
+    ck_dir: PathBuf,
+}
+
+impl EncoderClassifier {
+    /// Builds the classifier over `ck`. Its own head is kept when its labels are `labels` (or
+    /// `labels` is None); otherwise a fresh head for `labels` is drawn.
+    pub fn new(ck: EncoderCheckpoint, labels: Option<Vec<String>>, max_len: usize) -> Result<Self> {
+        let own = ck.labels();
+        let has_head = ck.tensors.contains_key("classifier.weight");
+        let (labels, keep_head) = match (labels, own) {
+            (None, Some(own)) if has_head => (own, true),
+            (Some(want), Some(own)) if has_head && want == own => (own, true),
+            (Some(want), _) => (want, false),
+            (None, _) => {
+                return Err(TaskError::File {
+                    path: ck.dir().join("config.json"),
+                    msg: "no trained classification head (no `classifier.weight` and \
+                          `id2label`): train one with `tasklm train --task classify|nli`"
+                        .into(),
+                })
+            }
+        };
+        let cfg = ck.config.clone();
+        let mut tensors = ck.tensors;
+        tensors.retain(|k, _| {
+            k.starts_with(BERT_PREFIX) || (keep_head && k.starts_with("classifier."))
+        });
+        if !keep_head {
+            let fresh = fresh_linear(
+                "classifier",
+                (labels.len(), cfg.hidden_size),
+                cfg.initializer_range,
+                HEAD_SEED,
+            )?;
+            tensors.extend(fresh);
+        }
+        let params = trainable(tensors)?;
+        let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
+        let bert = Bert::new(&cfg, vb.pp(BERT_PREFIX))?;
+        let head = ClassifierHead::new(cfg.hidden_size, labels.len(), cfg.head_dropout(), vb)?;
+        let pad_id = ck.tokenizer.pad_id();
+        Ok(Self {
+            bert,
+            head,
+            params,
+            encoder: PairEncoder {
+                tokenizer: ck.tokenizer,
+                cls_id: ck.cls_id,
+                sep_id: ck.sep_id,
+                max_len: max_len.min(cfg.max_position_embeddings),
+            },
+            labels,
+            pad_id,
+            trained_head: keep_head,
+            ck_config: ck.config_json,
+            ck_dir: ck.source.path().to_path_buf(),
+        })
+    }
+
+    /// Encodes one record's texts (`text`, or `premise` and `hypothesis`).
+    pub fn encode(&self, ex: &LabelExample) -> Result<(EncodedPair, bool)> {
+        let a = ex.fields.first().map_or("", |f| f.1.as_str());
+        let b = ex.fields.get(1).map(|f| f.1.as_str());
+        self.encoder.encode(a, b)
+    }
+
+    /// Logits (B, labels) for encoded rows.
+    fn logits(&self, rows: &[EncodedPair], train: bool) -> Result<Tensor> {
+        let input = EncoderInput::right_padded(rows, self.pad_id, &Device::Cpu)?;
+        let hidden = self.bert.forward_t(&input, train)?; // (B, T, H)
+        Ok(self.head.forward_t(&self.bert.pool(&hidden)?, train)?)
+    }
+
+    /// Label probabilities (softmax over the head's logits) for each example.
+    pub fn probabilities(&self, examples: &[LabelExample]) -> Result<Vec<Vec<f64>>> {
+        let mut out = Vec::with_capacity(examples.len());
+        for chunk in examples.chunks(INFER_BATCH) {
+            let rows = chunk
+                .iter()
+                .map(|e| Ok(self.encode(e)?.0))
+                .collect::<Result<Vec<_>>>()?;
+            let probs = candle_nn::ops::softmax_last_dim(&self.logits(&rows, false)?)?;
+            for p in probs.to_dtype(DType::F64)?.to_vec2::<f64>()? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `{"label", "score"}` for one record.
+    pub fn predict(&self, ex: &LabelExample) -> Result<Value> {
+        let p = self
+            .probabilities(std::slice::from_ref(ex))?
+            .pop()
+            .unwrap_or_default();
+        let (best, score) = argmax(&p);
+        Ok(json!({"label": self.labels[best], "score": score}))
+    }
+
+    /// `config.json` of the trained model: the checkpoint's own keys, with the task
+    /// architecture and the label maps.
+    fn config_json(&self) -> Value {
+        let mut cfg = self.ck_config.clone();
+        if let Some(m) = cfg.as_object_mut() {
+            m.insert(
+                "architectures".into(),
+                json!(["BertForSequenceClassification"]),
+            );
+            let id2label: serde_json::Map<String, Value> = self
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i.to_string(), json!(l)))
+                .collect();
+            let label2id: serde_json::Map<String, Value> = self
+                .labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.clone(), json!(i)))
+                .collect();
+            m.insert("id2label".into(), Value::Object(id2label));
+            m.insert("label2id".into(), Value::Object(label2id));
+            m.insert("problem_type".into(), json!("single_label_classification"));
+        }
+        cfg
+    }
+}
+
+fn argmax(p: &[f64]) -> (usize, f64) {
+    p.iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0))
+}
+
+/// Accuracy and macro-F1 of `clf` on labelled `examples`, with a progress bar.
+pub fn evaluate_examples(
+    clf: &EncoderClassifier,
+    examples: &[LabelExample],
+    progress: bool,
+) -> Result<LabelEval> {
+    let bar = crate::label_task::eval_bar(examples.len(), progress);
+    let (mut truth, mut pred) = (Vec::new(), Vec::new());
+    for chunk in examples.chunks(INFER_BATCH) {
+        for (ex, p) in chunk.iter().zip(clf.probabilities(chunk)?) {
+            truth.push(ex.label.clone().unwrap_or_default());
+            pred.push(clf.labels[argmax(&p).0].clone());
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(LabelEval {
+        accuracy: tasklm_eval::accuracy(&truth, &pred),
+        macro_f1: tasklm_eval::macro_f1(&truth, &pred),
+        n: truth.len(),
+    })
+}
+
+/// An encoded, labelled record.
+#[derive(Clone, Debug)]
+struct Example {
+    input: EncodedPair,
+    label: u32,
+}
+
+/// Encodes `examples` against `clf`'s labels; counts cut records (or drops them with
+/// `Truncation::Drop`).
+fn encode_examples(
+    clf: &EncoderClassifier,
+    path: &Path,
+    examples: &[LabelExample],
+    truncation: Truncation,
+) -> Result<(Vec<Example>, EncodeStats)> {
+    let mut stats = EncodeStats::default();
+    let mut out = Vec::with_capacity(examples.len());
+    for (i, ex) in examples.iter().enumerate() {
+        let label = ex.label.as_deref().unwrap_or_default();
+        let k = clf
+            .labels
+            .iter()
+            .position(|l| l == label)
+            .ok_or_else(|| TaskError::File {
+                path: path.into(),
+                msg: format!(
+                    "record {}: label `{label}` is not one of {:?}",
+                    i + 1,
+                    clf.labels
+                ),
+            })?;
+        let (input, cut) = clf.encode(ex)?;
+        if cut {
+            if truncation == Truncation::Drop {
+                stats.dropped += 1;
+                continue;
+            }
+            stats.truncated += 1;
+        }
+        out.push(Example {
+            input,
+            label: k as u32,
+        });
+    }
+    Ok((out, stats))
+}
+
+struct ClassifyObjective {
+    clf: EncoderClassifier,
+    train: Vec<Example>,
+    eval: Vec<LabelExample>,
+    provenance: Value,
+}
+
+impl Objective for ClassifyObjective {
+    fn params(&self) -> Vec<(String, Var)> {
+        self.clf.params.clone()
+    }
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn train_lengths(&self) -> Option<Vec<usize>> {
+        Some(self.train.iter().map(|e| e.input.0.len()).collect())
+    }
+
+    fn train_loss(&self, indices: &[usize]) -> tasklm_train::Result<LossSum> {
+        let picked: Vec<&Example> = indices.iter().filter_map(|&i| self.train.get(i)).collect();
+        let rows: Vec<EncodedPair> = picked.iter().map(|e| e.input.clone()).collect();
+        let labels: Vec<u32> = picked.iter().map(|e| e.label).collect();
+        let logits = self
+            .clf
+            .logits(&rows, true)
+            .map_err(TrainError::objective)?; // (B, C)
+        let labels = Tensor::from_vec(labels, picked.len(), &Device::Cpu)?;
+        let sum = per_token_cross_entropy(&logits, &labels)?.sum_all()?;
+        Ok(LossSum {
+            sum,
+            scored: picked.len(),
+            tokens: rows.iter().map(|r| r.0.len()).sum(),
+        })
+    }
+
+    fn evaluate(&self) -> tasklm_train::Result<Option<Metrics>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        let e = evaluate_examples(&self.clf, &self.eval, false).map_err(TrainError::objective)?;
+        Ok(Some(vec![
+            ("accuracy".into(), e.accuracy),
+            ("macro_f1".into(), e.macro_f1),
+        ]))
+    }
+
+    fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
+        let cfg =
+            serde_json::to_string_pretty(&self.clf.config_json()).map_err(TrainError::objective)?;
+        let path = dir.join("config.json");
+        std::fs::write(&path, cfg)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+        copy_tokenizer_files(&self.clf.ck_dir, dir).map_err(TrainError::objective)?;
+        write_tasklm_json(dir, &self.provenance).map_err(TrainError::objective)
+    }
+}
+
+/// Reads `path` for `task`, telling about skipped rows.
+fn read_labelled(task: &str, path: &Path, notice: Notice) -> Result<Vec<LabelExample>> {
+    let (examples, skipped) = read_examples(task, path)?;
+    if skipped > 0 {
+        notice(&format!(
+            "{}: {skipped} rows without an NLI label skipped",
+            path.display()
+        ));
+    }
+    Ok(examples)
+}
+
+/// `tasklm train --task classify|nli` with an encoder.
+pub fn train(task: &str, job: &SftJob, notice: Notice) -> Result<SftReport> {
+    let train_ex = read_labelled(task, &job.data, notice)?;
+    let eval_ex = match &job.eval {
+        Some(p) => read_labelled(task, p, notice)?,
+        None => Vec::new(),
+    };
+    let source = tasklm_hub::resolve(&job.model, job.progress)?;
+    let ck = load_encoder(&source, &Device::Cpu)?;
+    let max_len = job.max_seq_len.unwrap_or(DEFAULT_MAX_LEN);
+    let clf = EncoderClassifier::new(ck, Some(labels_for(task, &train_ex)?), max_len)?;
+    if !clf.trained_head {
+        notice(&format!(
+            "new classification head for labels {:?} (the checkpoint has none for them)",
+            clf.labels
+        ));
+    }
+    let (train, stats) = encode_examples(&clf, &job.data, &train_ex, job.truncation)?;
+    if stats.truncated + stats.dropped > 0 {
+        notice(&format!(
+            "{}: {} of {} records are longer than --max-seq-len {}: {} cut longest-first, {} dropped",
+            job.data.display(),
+            stats.truncated + stats.dropped,
+            train_ex.len(),
+            clf.encoder.max_len,
+            stats.truncated,
+            stats.dropped
+        ));
+    }
+    let provenance = json!({
+        "task": task,
+        "base_model": job.model,
+        "labels": clf.labels,
+        "max_seq_len": clf.encoder.max_len,
+        "data": {
+            "train": data_entry(&job.data, train_ex.len())?,
+            "eval": match &job.eval {
+                Some(p) => data_entry(p, eval_ex.len())?,
+                None => Value::Null,
+            },
+        },
+        "train_args": job.args,
+    });
+    let max_seq_len = clf.encoder.max_len;
+    let (kept, records) = (train.len(), train_ex.len());
+    let obj = ClassifyObjective {
+        clf,
+        train,
+        eval: eval_ex,
+        provenance,
+    };
+    let summary = tasklm_train::train(
+        &obj,
+        &job.args,
+        TrainOptions {
+            out: &job.out,
+            resume: job.resume,
+            progress: job.progress,
+            stop: job.stop.as_deref(),
+        },
+    )?;
+    Ok(SftReport {
+        summary,
+        train: EncodedStats {
+            records,
+            kept,
+            stats,
+        },
+        eval: None,
+        max_seq_len,
+        sequences: kept,
+    })
+}
+
+/// Loads `model` as an encoder classifier for `task`. A model without a trained head gets a
+/// fresh (untrained) one for the labels of `examples`, and `notice` says so.
+pub fn load_for_eval(
+    task: &str,
+    model: &str,
+    examples: &[LabelExample],
+    max_len: Option<usize>,
+    notice: Notice,
+) -> Result<EncoderClassifier> {
+    let source = tasklm_hub::resolve(model, true)?;
+    let ck = load_encoder(&source, &Device::Cpu)?;
+    let has_head = ck.labels().is_some() && ck.tensors.contains_key("classifier.weight");
+    let labels = if has_head {
+        None
+    } else {
+        notice(&format!(
+            "{model} has no trained classification head: scoring an untrained head (seed {HEAD_SEED})"
+        ));
+        Some(labels_for(task, examples)?)
+    };
+    let trained_len = crate::chat::model_meta(&source)
+        .and_then(|m| m.get("max_seq_len")?.as_u64())
+        .map(|n| n as usize);
+    EncoderClassifier::new(
+        ck,
+        labels,
+        max_len.or(trained_len).unwrap_or(DEFAULT_MAX_LEN),
+    )
+}

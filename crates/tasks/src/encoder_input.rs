@@ -1,0 +1,149 @@
+//! What every encoder task shares: `[CLS] a [SEP] (b [SEP])` encoding with token types and
+//! longest-first truncation, trainable parameters over a checkpoint, and fresh head weights.
+
+use crate::{Result, TaskError};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use tasklm_text::TextTokenizer;
+
+/// Token ids and their token types (0 for the first text, 1 for the second).
+pub type EncodedPair = (Vec<u32>, Vec<u32>);
+
+/// Lengths the two texts keep under `budget` tokens, as the tokenizers library's
+/// `longest_first` strategy cuts them: the shorter keeps all of itself up to half the budget,
+/// the longer gets the rest (an odd token goes to the second text).
+pub fn longest_first(n1: usize, n2: usize, budget: usize) -> (usize, usize) {
+    if n1 + n2 <= budget {
+        return (n1, n2);
+    }
+    let swap = n1 > n2;
+    let short = n1.min(n2);
+    let (mut s, mut l) = (short, budget.saturating_sub(short).max(short));
+    if s + l > budget {
+        s = budget / 2;
+        l = s + budget % 2;
+    }
+    if swap {
+        (l, s)
+    } else {
+        (s, l)
+    }
+}
+
+/// Encodes texts for an encoder with its special tokens.
+#[derive(Clone)]
+pub struct PairEncoder {
+    pub tokenizer: TextTokenizer,
+    pub cls_id: u32,
+    pub sep_id: u32,
+    pub max_len: usize,
+}
+
+impl PairEncoder {
+    /// `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, cut longest-first to `max_len` tokens;
+    /// returns the encoding and whether it was cut.
+    pub fn encode(&self, a: &str, b: Option<&str>) -> Result<(EncodedPair, bool)> {
+        let mut ta = self.tokenizer.encode(a, false)?;
+        let mut tb = match b {
+            Some(b) => self.tokenizer.encode(b, false)?,
+            None => Vec::new(),
+        };
+        let specials = if b.is_some() { 3 } else { 2 };
+        if self.max_len <= specials {
+            return Err(TaskError::Invalid(format!(
+                "--max-seq-len {}: must leave room for text beside {specials} special tokens",
+                self.max_len
+            )));
+        }
+        let (ka, kb) = longest_first(ta.len(), tb.len(), self.max_len - specials);
+        let cut = ka < ta.len() || kb < tb.len();
+        ta.truncate(ka);
+        tb.truncate(kb);
+        let mut ids = Vec::with_capacity(ka + kb + specials);
+        ids.push(self.cls_id);
+        ids.extend(ta);
+        ids.push(self.sep_id);
+        let mut types = vec![0u32; ids.len()];
+        if b.is_some() {
+            ids.extend(tb);
+            ids.push(self.sep_id);
+            types.resize(ids.len(), 1);
+        }
+        Ok(((ids, types), cut))
+    }
+}
+
+/// Every tensor of `tensors` as a trainable f32 variable, sorted by name.
+pub fn trainable(tensors: HashMap<String, Tensor>) -> Result<Vec<(String, Var)>> {
+    let mut params: Vec<(String, Var)> = tensors
+        .into_iter()
+        .map(|(k, t)| Ok((k, Var::from_tensor(&t.to_dtype(DType::F32)?)?)))
+        .collect::<Result<_>>()?;
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(params)
+}
+
+/// The tensors behind `params`, by name, for a `VarBuilder`.
+pub fn tensor_map(params: &[(String, Var)]) -> HashMap<String, Tensor> {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect()
+}
+
+/// A fresh linear head `{name}.weight` (out, in) ~ N(0, std) and a zero `{name}.bias`, as
+/// transformers initialises one, drawn from `seed`.
+pub fn fresh_linear(
+    name: &str,
+    (out, inp): (usize, usize),
+    std: f64,
+    seed: u64,
+) -> Result<Vec<(String, Tensor)>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    if !(std.is_finite() && std > 0.0) {
+        return Err(TaskError::Invalid(format!(
+            "initializer_range {std}: expected a positive number"
+        )));
+    }
+    // Box-Muller: two uniforms give one standard normal.
+    let w: Vec<f32> = (0..out * inp)
+        .map(|_| {
+            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+            let u2: f64 = rng.random();
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
+        })
+        .collect();
+    Ok(vec![
+        (
+            format!("{name}.weight"),
+            Tensor::from_vec(w, (out, inp), &Device::Cpu)?,
+        ),
+        (
+            format!("{name}.bias"),
+            Tensor::zeros(out, DType::F32, &Device::Cpu)?,
+        ),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_first;
+
+    #[test]
+    fn longest_first_cuts_the_longer_text_first() {
+        assert_eq!(longest_first(5, 3, 10), (5, 3), "fits: nothing cut");
+        assert_eq!(
+            longest_first(20, 3, 10),
+            (7, 3),
+            "the short one is kept whole"
+        );
+        assert_eq!(longest_first(3, 20, 10), (3, 7));
+        assert_eq!(longest_first(20, 30, 10), (5, 5), "both long: halves");
+        assert_eq!(
+            longest_first(30, 20, 11),
+            (6, 5),
+            "the longer gets the odd token"
+        );
+    }
+}
