@@ -2,7 +2,7 @@
 
 use crate::ops;
 use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -108,6 +108,9 @@ impl Module for Linear {
             }
         };
         match &self.bias {
+            Some(b) if b.dtype() == y.dtype() && matches!(y.dtype(), DType::F32 | DType::F64) => {
+                ops::add_bias(&y, b)
+            }
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
@@ -181,8 +184,8 @@ pub fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
 /// Layer norm with a learned scale and shift over the last axis (BERT's post-norm blocks):
 /// `(x - mean) / sqrt(var + eps) * weight + bias`, the variance biased as PyTorch's.
 ///
-/// Composed from candle primitives so that it has a backward pass (candle's fused
-/// `layer_norm` has none; see ARCHITECTURE.md).
+/// On the fused op, which has a backward pass (candle's fused `layer_norm` has none; see
+/// ARCHITECTURE.md).
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
     weight: Tensor,
@@ -203,12 +206,6 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let last = candle_core::D::Minus1;
-        let centred = xs.broadcast_sub(&xs.mean_keepdim(last)?)?; // (.., H)
-        let var = centred.sqr()?.mean_keepdim(last)?; // (.., 1)
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
     }
 }

@@ -29,6 +29,14 @@ fn check<F>(name: &str, inputs: &[Tensor], which: usize, f: F) -> Result<()>
 where
     F: Fn(&[Tensor]) -> candle_core::Result<Tensor>,
 {
+    check_tol(name, inputs, which, f, TOL)
+}
+
+/// [`check`] with its own tolerance.
+fn check_tol<F>(name: &str, inputs: &[Tensor], which: usize, f: F, tol: f64) -> Result<()>
+where
+    F: Fn(&[Tensor]) -> candle_core::Result<Tensor>,
+{
     let out_shape = f(inputs)?.dims().to_vec();
     let w = randn(&out_shape, 99)?;
     let loss = |xs: &[Tensor]| -> Result<f64> { Ok((f(xs)? * &w)?.sum_all()?.to_scalar::<f64>()?) };
@@ -60,7 +68,7 @@ where
         max_err = max_err.max((numeric - analytic[i]).abs());
     }
     assert!(
-        max_err < TOL,
+        max_err < tol,
         "{name}: input {which}: max |analytic - numeric| = {max_err:e}"
     );
     Ok(())
@@ -200,5 +208,64 @@ fn matvec_matches_matmul_and_has_gradients() -> Result<()> {
         .max(0)?
         .to_scalar::<f32>()?;
     assert!(ex < 1e-5 && ew < 1e-5, "grads differ: {ex} {ew}");
+    Ok(())
+}
+
+#[test]
+fn layer_norm_grads_match_finite_differences() -> Result<()> {
+    let x = (randn(&[3, 5, 8], 11)? * 2.0)?;
+    let w = (randn(&[8], 12)? + 1.0)?;
+    let b = randn(&[8], 13)?;
+    let inputs = [x, w, b];
+    for which in 0..3 {
+        check("layer_norm", &inputs, which, |xs| {
+            ops::layer_norm(&xs[0], &xs[1], &xs[2], 1e-5)
+        })?;
+    }
+    Ok(())
+}
+
+#[test]
+fn layer_norm_matches_its_formula() -> Result<()> {
+    let x = (randn(&[4, 6], 14)? * 3.0)?;
+    let w = randn(&[6], 15)?;
+    let b = randn(&[6], 16)?;
+    let mean = x.mean_keepdim(1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(1)?;
+    let want = centred
+        .broadcast_div(&(var + 1e-5)?.sqrt()?)?
+        .broadcast_mul(&w)?
+        .broadcast_add(&b)?;
+    let got = ops::layer_norm(&x, &w, &b, 1e-5)?;
+    let d = (got - want)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    assert!(d < 1e-12, "layer_norm differs from its formula by {d}");
+    Ok(())
+}
+
+#[test]
+fn gelu_matches_exact_erf_form_and_its_gradient() -> Result<()> {
+    let x = (randn(&[2, 50], 17)? * 4.0)?;
+    // candle's gelu_erf evaluates erf with libm: the exact form to compare the fast erf with.
+    let d = (ops::gelu_erf(&x)? - x.gelu_erf()?)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f64>()?;
+    assert!(d < 1e-6, "gelu differs from x*Phi(x) by {d}");
+    // The derivative uses the exact normal density while the forward's erf carries an error
+    // of up to 1.5e-7, so the finite differences agree to 1e-5 rather than 1e-6.
+    check_tol("gelu", &[x], 0, |xs| ops::gelu_erf(&xs[0]), 1e-5)
+}
+
+#[test]
+fn add_bias_grads_match_finite_differences() -> Result<()> {
+    let y = randn(&[3, 4, 5], 18)?;
+    let b = randn(&[5], 19)?;
+    let inputs = [y, b];
+    for which in 0..2 {
+        check("add_bias", &inputs, which, |xs| {
+            ops::add_bias(&xs[0], &xs[1])
+        })?;
+    }
     Ok(())
 }

@@ -119,6 +119,11 @@ impl EncoderClassifier {
         })
     }
 
+    /// The trainable parameters, by `model.safetensors` name.
+    pub fn params(&self) -> Vec<(String, Var)> {
+        self.params.clone()
+    }
+
     /// Encodes one record's texts (`text`, or `premise` and `hypothesis`).
     pub fn encode(&self, ex: &LabelExample) -> Result<(EncodedPair, bool)> {
         let a = ex.fields.first().map_or("", |f| f.1.as_str());
@@ -126,8 +131,8 @@ impl EncoderClassifier {
         self.encoder.encode(a, b)
     }
 
-    /// Logits (B, labels) for encoded rows.
-    fn logits(&self, rows: &[EncodedPair], train: bool) -> Result<Tensor> {
+    /// Logits (B, labels) for encoded rows; `train` turns dropout on.
+    pub fn logits(&self, rows: &[EncodedPair], train: bool) -> Result<Tensor> {
         let input = EncoderInput::right_padded(rows, self.pad_id, &Device::Cpu)?;
         let hidden = self.bert.forward_t(&input, train)?; // (B, T, H)
         Ok(self.head.forward_t(&self.bert.pool(&hidden)?, train)?)
@@ -271,6 +276,26 @@ struct ClassifyObjective {
     train: Vec<Example>,
     eval: Vec<LabelExample>,
     provenance: Value,
+}
+
+/// A training objective over already-encoded rows and label indices (benchmarks), without
+/// evaluation data or files.
+pub fn objective_for_rows(
+    clf: EncoderClassifier,
+    rows: Vec<EncodedPair>,
+    labels: Vec<u32>,
+) -> Box<dyn Objective> {
+    let train = rows
+        .into_iter()
+        .zip(labels)
+        .map(|(input, label)| Example { input, label })
+        .collect();
+    Box::new(ClassifyObjective {
+        clf,
+        train,
+        eval: Vec::new(),
+        provenance: Value::Null,
+    })
 }
 
 impl Objective for ClassifyObjective {

@@ -14,6 +14,8 @@ pub enum BenchCommand {
     Generate(BenchGenerateArgs),
     /// Training tokens/s and peak memory of full fine-tuning updates on a fixed batch.
     Train(super::bench_train::BenchTrainArgs),
+    /// Encoder classification: training tokens/s and inference sentences/s on a fixed batch.
+    Encoder(super::bench_encoder::BenchEncoderArgs),
 }
 
 #[derive(Args)]
@@ -83,6 +85,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     let a = match cmd {
         BenchCommand::Generate(a) => a,
         BenchCommand::Train(a) => return super::bench_train::run(a),
+        BenchCommand::Encoder(a) => return super::bench_encoder::run(a),
     };
     if a.runs == 0 || a.new_tokens < 2 || a.prompt_tokens == 0 {
         bail!("--runs must be >= 1, --new-tokens >= 2, --prompt-tokens >= 1");

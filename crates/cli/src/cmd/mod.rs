@@ -1,4 +1,5 @@
 pub mod bench;
+pub mod bench_encoder;
 pub mod bench_train;
 pub mod chat;
 pub mod eval;

@@ -14,8 +14,8 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tasklm_nn::{
-    attention_mask, dropout, scaled_dot_product_attention, AttentionParams, Embedding, LayerNorm,
-    Linear,
+    attention_mask, dropout, ops, scaled_dot_product_attention, AttentionParams, Embedding,
+    LayerNorm, Linear,
 };
 
 fn default_act() -> String {
@@ -231,7 +231,7 @@ impl Layer {
         let act = match self.act.as_str() {
             "gelu_new" => up.gelu()?,
             "relu" => up.relu()?,
-            _ => up.gelu_erf()?,
+            _ => ops::gelu_erf(&up)?,
         };
         let y = dropout(&self.output.forward(&act)?, self.dropout, train)?;
         self.output_norm.forward(&(h + y)?)

@@ -4,15 +4,21 @@
 //! so gradients silently stop at them. Every op here implements `bwd`, and each is checked
 //! against central finite differences in `tests/ops_grad.rs`.
 
+mod bias;
 mod cross_entropy;
+mod gelu;
 mod kernel;
+mod layer_norm;
 mod matvec;
 mod rms_norm;
 mod rope;
 mod silu;
 mod softmax;
 
+pub use bias::add_bias;
 pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
+pub use gelu::gelu_erf;
+pub use layer_norm::layer_norm;
 pub use matvec::{linear_rows, MATVEC_MAX_ROWS};
 pub use rms_norm::rms_norm;
 pub use rope::rope;

@@ -1,0 +1,172 @@
+//! `tasklm bench encoder`: training tokens/s (sequence classification: forward, backward,
+//! clipping, AdamW) and inference sentences/s of an encoder on a fixed batch, side by side with
+//! PyTorch/transformers (`scripts/peer/bench_encoder.py`) in the same run.
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Var};
+use clap::Args;
+use std::process::Command;
+use std::time::Instant;
+use tasklm_hub::load_encoder;
+use tasklm_tasks::encoder_classify::{objective_for_rows, EncoderClassifier};
+use tasklm_train::{accumulate, AdamW, AdamWConfig};
+
+const PEER_SCRIPT: &str = include_str!("../../../../scripts/peer/bench_encoder.py");
+
+#[derive(Args)]
+pub struct BenchEncoderArgs {
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub model: String,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Tokens per row, `[CLS]` and `[SEP]` included.
+    #[arg(long, default_value_t = 64)]
+    pub seq_len: usize,
+    /// Timed training updates and inference passes, each after one warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Also run the PyTorch peer with this Python on the same batch, and print the ratios.
+    #[arg(long)]
+    pub peer_python: Option<String>,
+}
+
+/// Deterministic rows `[CLS] w... [SEP]` over the vocabulary (ids >= 1000 avoid specials) and
+/// alternating labels.
+fn batch(a: &BenchEncoderArgs, cls: u32, sep: u32, vocab: usize) -> (Vec<Vec<u32>>, Vec<u32>) {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let rows = (0..a.batch_size)
+        .map(|_| {
+            let mut r = vec![cls];
+            r.extend((0..a.seq_len - 2).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (1000 + x % (vocab as u64 - 1000)) as u32
+            }));
+            r.push(sep);
+            r
+        })
+        .collect();
+    let labels = (0..a.batch_size).map(|i| (i % 2) as u32).collect();
+    (rows, labels)
+}
+
+pub fn run(a: BenchEncoderArgs) -> Result<()> {
+    if a.batch_size == 0 || a.seq_len < 3 || a.steps == 0 {
+        bail!("--batch-size and --steps must be >= 1, --seq-len >= 3");
+    }
+    let source = tasklm_hub::resolve(&a.model, true)?;
+    let ck = load_encoder(&source, &Device::Cpu)?;
+    if ck.config.vocab_size <= 1000 {
+        bail!(
+            "{}: the benchmark draws ids above 1000; the vocabulary is smaller",
+            a.model
+        );
+    }
+    let (rows, labels) = batch(&a, ck.cls_id, ck.sep_id, ck.config.vocab_size);
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> =
+        rows.iter().map(|r| (r.clone(), vec![0; r.len()])).collect();
+    let labels_2 = vec!["0".to_string(), "1".to_string()];
+    let clf = EncoderClassifier::new(ck, Some(labels_2.clone()), a.seq_len)?;
+    let params = clf.params();
+    let n_params: usize = params.iter().map(|(_, v)| v.elem_count()).sum();
+
+    // Inference first, on the untouched weights.
+    let mut infer = Vec::new();
+    for step in 0..=a.steps {
+        let t0 = Instant::now();
+        clf.logits(&pairs, false)?;
+        if step > 0 {
+            infer.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let obj = objective_for_rows(clf, pairs, labels.clone());
+    let mut opt = AdamW::new(params, AdamWConfig::default())?;
+    let vars: Vec<Var> = opt.vars();
+    let all: Vec<usize> = (0..a.batch_size).collect();
+    let mut train = Vec::new();
+    for step in 0..=a.steps {
+        let t0 = Instant::now();
+        let mut acc = accumulate(obj.as_ref(), &vars, &[&all])?;
+        let t1 = Instant::now();
+        acc.grads.clip(1.0)?;
+        opt.step_with(&acc.grads, 1e-4)?;
+        if step > 0 {
+            train.push(t0.elapsed().as_secs_f64());
+        }
+        eprintln!(
+            "{} {step}: loss {:.4}, forward+backward {:.3} s, clip+AdamW {:.3} s",
+            if step == 0 { "warm-up" } else { "update" },
+            acc.loss,
+            (t1 - t0).as_secs_f64(),
+            t1.elapsed().as_secs_f64()
+        );
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let tokens = (a.batch_size * a.seq_len) as f64;
+    let ours_train = tokens / mean(&train);
+    let ours_infer = a.batch_size as f64 / mean(&infer);
+    let rss = super::bench_train::peak_rss_bytes().unwrap_or(0) as f64 / 1e9;
+    let threads = super::bench::thread_count();
+    println!(
+        "model {} ({:.1}M params), batch {}x{}, f32, {threads} threads, {} timed steps each",
+        a.model,
+        n_params as f64 / 1e6,
+        a.batch_size,
+        a.seq_len,
+        a.steps
+    );
+    println!(
+        "{:<10} {:>16} {:>18} {:>14}",
+        "", "train tokens/s", "infer sentences/s", "peak RSS GB"
+    );
+    println!(
+        "{:<10} {ours_train:>16.1} {ours_infer:>18.1} {rss:>14.2}",
+        "tasklm"
+    );
+    let Some(py) = a.peer_python else {
+        return Ok(());
+    };
+    let dir = std::env::temp_dir();
+    let script = dir.join(format!("tasklm-peer-encoder-{}.py", std::process::id()));
+    let rows_path = dir.join(format!("tasklm-peer-rows-{}.json", std::process::id()));
+    std::fs::write(&script, PEER_SCRIPT)?;
+    std::fs::write(
+        &rows_path,
+        serde_json::json!({"ids": rows, "labels": labels}).to_string(),
+    )?;
+    let model_path = source.path();
+    let out = Command::new(&py)
+        .arg(&script)
+        .args(["--model", &model_path.to_string_lossy()])
+        .args(["--rows", &rows_path.to_string_lossy()])
+        .args(["--steps", &a.steps.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .args(["--labels", &labels_2.len().to_string()])
+        .output()
+        .with_context(|| format!("running the peer with `{py}`"))?;
+    let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&rows_path);
+    if !out.status.success() {
+        bail!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().context("peer printed nothing")?;
+    let v: serde_json::Value = serde_json::from_str(line).context("peer output")?;
+    let num = |k: &str| v[k].as_f64().with_context(|| format!("peer {k}"));
+    let (t_train, t_infer) = (num("train_tokens_per_s")?, num("infer_sentences_per_s")?);
+    let t_rss = num("peak_rss_bytes")? / 1e9;
+    println!(
+        "{:<10} {t_train:>16.1} {t_infer:>18.1} {t_rss:>14.2}",
+        "pytorch"
+    );
+    println!(
+        "{:<10} {:>15.2}x {:>17.2}x {:>13.2}x",
+        "ratio",
+        ours_train / t_train,
+        ours_infer / t_infer,
+        rss / t_rss
+    );
+    Ok(())
+}
