@@ -2,5 +2,7 @@
 //! against the reference implementation's output on fixed inputs.
 
 pub mod classification;
+pub mod seqeval;
 
 pub use classification::{accuracy, macro_f1};
+pub use seqeval::{entities, entity_scores, EntityScores, Prf};
