@@ -7,6 +7,7 @@ pub mod classify;
 mod collate;
 mod error;
 pub mod jsonl;
+pub mod ner;
 pub mod sft;
 
 pub use chat::{encode_chat, read_chat_jsonl, ChatRecord};
@@ -15,4 +16,5 @@ pub use collate::{
     collate, pack, scored_positions, Batch, Features, IGNORE_INDEX, MAX_PACKED_SAMPLES,
 };
 pub use error::{DataError, Result};
+pub use ner::{read_ner, NerRecord, CONLL2003_TAGS};
 pub use sft::{encode_sft, read_sft_jsonl, EncodeStats, SftRecord, Truncation};

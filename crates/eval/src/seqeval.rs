@@ -32,9 +32,9 @@ pub fn entities(tags: &[impl AsRef<str>]) -> Vec<Entity> {
     let (mut prev_tag, mut prev_type) = ('O', String::new());
     let mut begin = 0;
     let mut out = Vec::new();
-    let n = tags.len();
-    for i in 0..=n {
-        let tag = if i < n { tags[i].as_ref() } else { "O" };
+    // A trailing `O` closes the last entity.
+    let padded = tags.iter().map(|t| t.as_ref()).chain(std::iter::once("O"));
+    for (i, tag) in padded.enumerate() {
         let (t, ty) = split(tag);
         if end_of_chunk(prev_tag, t, &prev_type, ty) {
             out.push((prev_type.clone(), begin, i.saturating_sub(1)));

@@ -4,20 +4,20 @@
 //! `classifier.*`, `id2label`/`label2id` in `config.json`), so `AutoModelForSequenceClassification`
 //! loads the output.
 
-use crate::encoder_input::{fresh_linear, tensor_map, trainable, EncodedPair, PairEncoder};
+use crate::encoder_input::{
+    task_config, write_encoder_files, EncodedPair, HeadedEncoder, HEAD_SEED,
+};
 use crate::label_prompt::LabelExample;
 use crate::label_task::{read_examples, LabelEval};
-use crate::provenance::{data_entry, write_tasklm_json};
+use crate::provenance::data_entry;
 use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
 use crate::{Result, TaskError};
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarBuilder;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tasklm_data::{EncodeStats, Truncation, NLI_LABELS};
-use tasklm_hub::encoder::{copy_tokenizer_files, BERT_PREFIX};
 use tasklm_hub::{load_encoder, EncoderCheckpoint};
-use tasklm_models::{Bert, ClassifierHead, EncoderInput};
+use tasklm_models::EncoderInput;
 use tasklm_nn::ops::per_token_cross_entropy;
 use tasklm_train::trainer::{LossSum, Metrics, Objective};
 use tasklm_train::{TrainError, TrainOptions};
@@ -26,8 +26,6 @@ use tasklm_train::{TrainError, TrainOptions};
 pub const DEFAULT_MAX_LEN: usize = 128;
 /// Rows encoded together at inference.
 const INFER_BATCH: usize = 64;
-/// Seed of a fresh head's weights.
-const HEAD_SEED: u64 = 0;
 
 /// The label set of `task`: NLI's three in the MNLI order, else the data's labels sorted
 /// (numerically when they are all integers).
@@ -49,79 +47,26 @@ pub fn labels_for(task: &str, examples: &[LabelExample]) -> Result<Vec<String>> 
     Ok(l)
 }
 
-/// An encoder with a sequence-classification head.
-pub struct EncoderClassifier {
-    bert: Bert,
-    head: ClassifierHead,
-    params: Vec<(String, Var)>,
-    pub encoder: PairEncoder,
-    pub labels: Vec<String>,
-    pad_id: u32,
-    /// The head came from the checkpoint (false: freshly initialised).
-    pub trained_head: bool,
-    ck_config: Value,
-    ck_dir: PathBuf,
+/// An encoder with a sequence-classification head over the pooled `[CLS]` vector.
+pub struct EncoderClassifier(pub HeadedEncoder);
+
+impl std::ops::Deref for EncoderClassifier {
+    type Target = HeadedEncoder;
+    fn deref(&self) -> &HeadedEncoder {
+        &self.0
+    }
 }
 
 impl EncoderClassifier {
     /// Builds the classifier over `ck`. Its own head is kept when its labels are `labels` (or
     /// `labels` is None); otherwise a fresh head for `labels` is drawn.
     pub fn new(ck: EncoderCheckpoint, labels: Option<Vec<String>>, max_len: usize) -> Result<Self> {
-        let own = ck.labels();
-        let has_head = ck.tensors.contains_key("classifier.weight");
-        let (labels, keep_head) = match (labels, own) {
-            (None, Some(own)) if has_head => (own, true),
-            (Some(want), Some(own)) if has_head && want == own => (own, true),
-            (Some(want), _) => (want, false),
-            (None, _) => {
-                return Err(TaskError::File {
-                    path: ck.dir().join("config.json"),
-                    msg: "no trained classification head (no `classifier.weight` and \
-                          `id2label`): train one with `tasklm train --task classify|nli`"
-                        .into(),
-                })
-            }
-        };
-        let cfg = ck.config.clone();
-        let mut tensors = ck.tensors;
-        tensors.retain(|k, _| {
-            k.starts_with(BERT_PREFIX) || (keep_head && k.starts_with("classifier."))
-        });
-        if !keep_head {
-            let fresh = fresh_linear(
-                "classifier",
-                (labels.len(), cfg.hidden_size),
-                cfg.initializer_range,
-                HEAD_SEED,
-            )?;
-            tensors.extend(fresh);
-        }
-        let params = trainable(tensors)?;
-        let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
-        let bert = Bert::new(&cfg, vb.pp(BERT_PREFIX))?;
-        let head = ClassifierHead::new(cfg.hidden_size, labels.len(), cfg.head_dropout(), vb)?;
-        let pad_id = ck.tokenizer.pad_id();
-        Ok(Self {
-            bert,
-            head,
-            params,
-            encoder: PairEncoder {
-                tokenizer: ck.tokenizer,
-                cls_id: ck.cls_id,
-                sep_id: ck.sep_id,
-                max_len: max_len.min(cfg.max_position_embeddings),
-            },
+        Ok(Self(HeadedEncoder::new(
+            ck,
             labels,
-            pad_id,
-            trained_head: keep_head,
-            ck_config: ck.config_json,
-            ck_dir: ck.source.path().to_path_buf(),
-        })
-    }
-
-    /// The trainable parameters, by `model.safetensors` name.
-    pub fn params(&self) -> Vec<(String, Var)> {
-        self.params.clone()
+            max_len,
+            "classify|nli",
+        )?))
     }
 
     /// Encodes one record's texts (`text`, or `premise` and `hypothesis`).
@@ -164,32 +109,13 @@ impl EncoderClassifier {
         Ok(json!({"label": self.labels[best], "score": score}))
     }
 
-    /// `config.json` of the trained model: the checkpoint's own keys, with the task
-    /// architecture and the label maps.
+    /// `config.json` of the trained model (`BertForSequenceClassification`).
     fn config_json(&self) -> Value {
-        let mut cfg = self.ck_config.clone();
-        if let Some(m) = cfg.as_object_mut() {
-            m.insert(
-                "architectures".into(),
-                json!(["BertForSequenceClassification"]),
-            );
-            let id2label: serde_json::Map<String, Value> = self
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (i.to_string(), json!(l)))
-                .collect();
-            let label2id: serde_json::Map<String, Value> = self
-                .labels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.clone(), json!(i)))
-                .collect();
-            m.insert("id2label".into(), Value::Object(id2label));
-            m.insert("label2id".into(), Value::Object(label2id));
-            m.insert("problem_type".into(), json!("single_label_classification"));
-        }
-        cfg
+        task_config(
+            &self.ck_config,
+            "BertForSequenceClassification",
+            &self.labels,
+        )
     }
 }
 
@@ -300,7 +226,7 @@ pub fn objective_for_rows(
 
 impl Objective for ClassifyObjective {
     fn params(&self) -> Vec<(String, Var)> {
-        self.clf.params.clone()
+        self.clf.params()
     }
 
     fn train_len(&self) -> usize {
@@ -340,13 +266,12 @@ impl Objective for ClassifyObjective {
     }
 
     fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
-        let cfg =
-            serde_json::to_string_pretty(&self.clf.config_json()).map_err(TrainError::objective)?;
-        let path = dir.join("config.json");
-        std::fs::write(&path, cfg)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
-        copy_tokenizer_files(&self.clf.ck_dir, dir).map_err(TrainError::objective)?;
-        write_tasklm_json(dir, &self.provenance).map_err(TrainError::objective)
+        write_encoder_files(
+            dir,
+            &self.clf.config_json(),
+            &self.clf.ck_dir,
+            &self.provenance,
+        )
     }
 }
 

@@ -3,9 +3,16 @@
 
 use crate::{Result, TaskError};
 use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
+use tasklm_hub::encoder::BERT_PREFIX;
+use tasklm_hub::EncoderCheckpoint;
+use tasklm_models::{Bert, ClassifierHead};
 use tasklm_text::TextTokenizer;
+
+/// Seed of a fresh head's weights.
+pub const HEAD_SEED: u64 = 0;
 
 /// Token ids and their token types (0 for the first text, 1 for the second).
 pub type EncodedPair = (Vec<u32>, Vec<u32>);
@@ -124,6 +131,136 @@ pub fn fresh_linear(
             Tensor::zeros(out, DType::F32, &Device::Cpu)?,
         ),
     ])
+}
+
+/// An encoder with a linear head (`classifier`) over its labels: the pooled vector for
+/// sequence classification, every token for token classification.
+pub struct HeadedEncoder {
+    pub bert: Bert,
+    pub head: ClassifierHead,
+    params: Vec<(String, Var)>,
+    pub encoder: PairEncoder,
+    pub labels: Vec<String>,
+    pub pad_id: u32,
+    /// The head came from the checkpoint (false: freshly initialised).
+    pub trained_head: bool,
+    pub ck_config: serde_json::Value,
+    pub ck_dir: std::path::PathBuf,
+}
+
+impl HeadedEncoder {
+    /// Builds the model over `ck`. Its own head is kept when its labels are `labels` (or
+    /// `labels` is None); otherwise a fresh head for `labels` is drawn. `task` names the
+    /// training command in the error for a checkpoint without a head.
+    pub fn new(
+        ck: EncoderCheckpoint,
+        labels: Option<Vec<String>>,
+        max_len: usize,
+        task: &str,
+    ) -> Result<Self> {
+        let own = ck.labels();
+        let has_head = ck.tensors.contains_key("classifier.weight");
+        let (labels, keep_head) = match (labels, own) {
+            (None, Some(own)) if has_head => (own, true),
+            (Some(want), Some(own)) if has_head && want == own => (own, true),
+            (Some(want), _) => (want, false),
+            (None, _) => {
+                return Err(TaskError::File {
+                    path: ck.dir().join("config.json"),
+                    msg: format!(
+                        "no trained head (no `classifier.weight` and `id2label`): train one \
+                         with `tasklm train --task {task}`"
+                    ),
+                })
+            }
+        };
+        let cfg = ck.config.clone();
+        let mut tensors = ck.tensors;
+        tensors.retain(|k, _| {
+            k.starts_with(BERT_PREFIX) || (keep_head && k.starts_with("classifier."))
+        });
+        if !keep_head {
+            let fresh = fresh_linear(
+                "classifier",
+                (labels.len(), cfg.hidden_size),
+                cfg.initializer_range,
+                HEAD_SEED,
+            )?;
+            tensors.extend(fresh);
+        }
+        let params = trainable(tensors)?;
+        let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
+        let bert = Bert::new(&cfg, vb.pp(BERT_PREFIX))?;
+        let head = ClassifierHead::new(cfg.hidden_size, labels.len(), cfg.head_dropout(), vb)?;
+        let pad_id = ck.tokenizer.pad_id();
+        Ok(Self {
+            bert,
+            head,
+            params,
+            encoder: PairEncoder {
+                tokenizer: ck.tokenizer,
+                cls_id: ck.cls_id,
+                sep_id: ck.sep_id,
+                max_len: max_len.min(cfg.max_position_embeddings),
+            },
+            labels,
+            pad_id,
+            trained_head: keep_head,
+            ck_config: ck.config_json,
+            ck_dir: ck.source.path().to_path_buf(),
+        })
+    }
+
+    /// The trainable parameters, by `model.safetensors` name.
+    pub fn params(&self) -> Vec<(String, Var)> {
+        self.params.clone()
+    }
+}
+
+/// `config.json` of a trained encoder: the checkpoint's own keys, with the task architecture
+/// and the label maps transformers reads (`id2label`, `label2id`).
+pub fn task_config(
+    base: &serde_json::Value,
+    architecture: &str,
+    labels: &[String],
+) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let mut cfg = base.clone();
+    if let Some(m) = cfg.as_object_mut() {
+        m.insert("architectures".into(), json!([architecture]));
+        let id2label: Map<String, Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), json!(l)))
+            .collect();
+        let label2id: Map<String, Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), json!(i)))
+            .collect();
+        m.insert("id2label".into(), Value::Object(id2label));
+        m.insert("label2id".into(), Value::Object(label2id));
+        if architecture.ends_with("ForSequenceClassification") {
+            m.insert("problem_type".into(), json!("single_label_classification"));
+        }
+    }
+    cfg
+}
+
+/// Writes `config`, the tokenizer files of `tokenizer_dir` and `tasklm.json` into `dir`.
+pub fn write_encoder_files(
+    dir: &std::path::Path,
+    config: &serde_json::Value,
+    tokenizer_dir: &std::path::Path,
+    provenance: &serde_json::Value,
+) -> tasklm_train::Result<()> {
+    use tasklm_train::TrainError;
+    let text = serde_json::to_string_pretty(config).map_err(TrainError::objective)?;
+    let path = dir.join("config.json");
+    std::fs::write(&path, text)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+    tasklm_hub::encoder::copy_tokenizer_files(tokenizer_dir, dir).map_err(TrainError::objective)?;
+    crate::provenance::write_tasklm_json(dir, provenance).map_err(TrainError::objective)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod classifier;
 pub mod encoder_classify;
 pub mod encoder_input;
+pub mod encoder_ner;
 mod error;
 pub mod label_prompt;
 pub mod label_task;

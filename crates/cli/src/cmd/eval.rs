@@ -99,6 +99,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
             &notice,
         ),
         Task::Classify | Task::Nli => return eval_labels(&c, &notice),
+        Task::Ner => return eval_ner(&c, &notice),
     }
     .context("evaluation failed")?;
     print_metrics(
@@ -138,5 +139,20 @@ fn eval_labels(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
         ],
         c.json,
     );
+    Ok(())
+}
+
+/// Entity-level precision/recall/F1 (overall, and F1 per type) of an encoder tagger.
+fn eval_ner(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
+    let (scores, n) =
+        tasklm_tasks::encoder_ner::evaluate(&c.model, &c.data, c.max_seq_len, c.limit, notice)
+            .context("evaluation failed")?;
+    let mut m: Vec<(String, Value)> = tasklm_tasks::encoder_ner::metric_list(&scores)
+        .into_iter()
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
+    m.push(("n".into(), json!(n)));
+    let refs: Vec<(&str, Value)> = m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    print_metrics(&refs, c.json);
     Ok(())
 }

@@ -13,8 +13,8 @@ pub struct PredictCmd {
     /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
     #[arg(long)]
     pub model: String,
-    /// JSONL records ({"text"} for classify, {"premise", "hypothesis"} for nli); `-` or
-    /// absent reads stdin.
+    /// JSONL records ({"text"} for classify and ner, {"premise", "hypothesis"} for nli); `-`
+    /// or absent reads stdin. ner prints {"entities": [{entity, type, start, end, score}]}.
     #[arg(long)]
     pub input: Option<PathBuf>,
     #[command(flatten)]
@@ -24,9 +24,9 @@ pub struct PredictCmd {
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
-    if !matches!(c.task, Task::Classify | Task::Nli) {
+    if !matches!(c.task, Task::Classify | Task::Nli | Task::Ner) {
         bail!(
-            "predict serves --task classify and nli; use `tasklm generate` or `tasklm chat` for {}",
+            "predict serves --task classify, nli and ner; use `tasklm generate` or `tasklm chat` for {}",
             c.task.name()
         );
     }
@@ -40,13 +40,17 @@ pub fn run(c: PredictCmd) -> Result<()> {
         .input
         .as_ref()
         .map_or("stdin".to_string(), |p| p.display().to_string());
-    let p = tasklm_tasks::classifier::load_predictor(
-        c.task.name(),
-        &c.model,
-        &c.label.overrides(),
-        c.scoring.chat,
-        c.scoring.score_options(),
-    )?;
+    let p: Box<dyn tasklm_tasks::classifier::RecordPredictor> = if c.task == Task::Ner {
+        Box::new(tasklm_tasks::encoder_ner::load_predictor(&c.model)?)
+    } else {
+        tasklm_tasks::classifier::load_predictor(
+            c.task.name(),
+            &c.model,
+            &c.label.overrides(),
+            c.scoring.chat,
+            c.scoring.score_options(),
+        )?
+    };
     let mut out = std::io::stdout().lock();
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{name}: reading line {}", i + 1))?;

@@ -14,11 +14,14 @@ pub enum Task {
     Sft,
     /// Conversations ({"messages": [{role, content}, ...]} JSONL); loss on assistant turns.
     Chat,
-    /// Text classification ({"text", "label"} JSONL or sentence/label TSV): a decoder completes
-    /// a label word.
+    /// Text classification ({"text", "label"} JSONL or sentence/label TSV): an encoder's
+    /// classification head, or a decoder completing a label word.
     Classify,
-    /// NLI ({"premise", "hypothesis", "label"} JSONL): a decoder completes a label word.
+    /// NLI ({"premise", "hypothesis", "label"} JSONL): an encoder's head over
+    /// [CLS] premise [SEP] hypothesis [SEP], or a decoder completing a label word.
     Nli,
+    /// NER (CoNLL columns or {"tokens", "ner_tags"} JSONL): an encoder tags each word (BIO).
+    Ner,
 }
 
 impl Task {
@@ -28,6 +31,7 @@ impl Task {
             Task::Chat => "chat",
             Task::Classify => "classify",
             Task::Nli => "nli",
+            Task::Ner => "ner",
         }
     }
 }
@@ -246,7 +250,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
         eprintln!("\nstopping after this update (Ctrl-C again quits without a checkpoint)");
     });
     let report = match c.task {
-        Task::Sft | Task::Classify | Task::Nli => {
+        Task::Sft | Task::Classify | Task::Nli | Task::Ner => {
             let job = sft::SftJob {
                 model: c.model,
                 data: c.data,
@@ -260,7 +264,9 @@ pub fn run(c: TrainCmd) -> Result<()> {
                 progress: true,
                 stop: Some(stop.clone()),
             };
-            if label_task {
+            if c.task == Task::Ner {
+                tasklm_tasks::encoder_ner::train(&job, &notice)
+            } else if label_task {
                 tasklm_tasks::classifier::train(c.task.name(), &job, &c.label.overrides(), &notice)
             } else {
                 sft::train(&job, &notice)

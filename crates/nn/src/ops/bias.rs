@@ -15,7 +15,7 @@ fn add_rows<T: Elem>(y: &[T], b: &[T]) -> Vec<T> {
     out.par_chunks_mut(b.len().max(1) * ROWS_PER_TASK)
         .for_each(|rows| {
             for row in rows.chunks_mut(b.len()) {
-                row.iter_mut().zip(b).for_each(|(o, &b)| *o = *o + b);
+                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
             }
         });
     out
@@ -76,14 +76,14 @@ fn column_sum<T: Elem>(x: &[T], dim: usize) -> Vec<T> {
         .map(|rows| {
             let mut acc = vec![T::zero(); dim];
             for row in rows.chunks(dim) {
-                acc.iter_mut().zip(row).for_each(|(a, &v)| *a = *a + v);
+                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
             }
             acc
         })
         .reduce(
             || vec![T::zero(); dim],
             |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, &b)| *a = *a + b);
+                a.iter_mut().zip(&b).for_each(|(a, &b)| *a += b);
                 a
             },
         )

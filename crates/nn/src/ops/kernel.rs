@@ -4,7 +4,7 @@ use candle_core::{CpuStorage, Layout, Result, WithDType};
 use num_traits::Float;
 
 /// The floating-point element types the kernels support.
-pub trait Elem: WithDType + Float + Send + Sync {}
+pub trait Elem: WithDType + Float + std::ops::AddAssign + Send + Sync {}
 impl Elem for f32 {}
 impl Elem for f64 {}
 

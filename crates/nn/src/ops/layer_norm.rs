@@ -54,10 +54,10 @@ fn backward<T: Elem>(x: &[T], w: &[T], g: &[T], eps: f64) -> Vec<T> {
                 for i in 0..dim {
                     let xhat = (x[i] - mean) * rstd;
                     let gw = g[i] * w[i];
-                    s1 = s1 + gw;
-                    s2 = s2 + gw * xhat;
-                    dw[i] = dw[i] + g[i] * xhat;
-                    db[i] = db[i] + g[i];
+                    s1 += gw;
+                    s2 += gw * xhat;
+                    dw[i] += g[i] * xhat;
+                    db[i] += g[i];
                 }
                 let (m1, m2) = (s1 / n, s2 / n);
                 for i in 0..dim {
@@ -70,8 +70,8 @@ fn backward<T: Elem>(x: &[T], w: &[T], g: &[T], eps: f64) -> Vec<T> {
         .reduce(
             || (vec![T::zero(); dim], vec![T::zero(); dim]),
             |(mut aw, mut ab), (bw, bb)| {
-                aw.iter_mut().zip(&bw).for_each(|(a, &b)| *a = *a + b);
-                ab.iter_mut().zip(&bb).for_each(|(a, &b)| *a = *a + b);
+                aw.iter_mut().zip(&bw).for_each(|(a, &b)| *a += b);
+                ab.iter_mut().zip(&bb).for_each(|(a, &b)| *a += b);
                 (aw, ab)
             },
         );
