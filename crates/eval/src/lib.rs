@@ -3,6 +3,8 @@
 
 pub mod classification;
 pub mod seqeval;
+pub mod squad;
 
 pub use classification::{accuracy, macro_f1};
 pub use seqeval::{entities, entity_scores, EntityScores, Prf};
+pub use squad::{normalize_answer, squad_scores};
