@@ -9,6 +9,7 @@ mod error;
 pub mod jsonl;
 pub mod ner;
 pub mod sft;
+pub mod squad;
 
 pub use chat::{encode_chat, read_chat_jsonl, ChatRecord};
 pub use classify::{read_classify, read_nli, ClassifyRecord, NliRecord, NLI_LABELS};
@@ -18,3 +19,4 @@ pub use collate::{
 pub use error::{DataError, Result};
 pub use ner::{read_ner, NerRecord, CONLL2003_TAGS};
 pub use sft::{encode_sft, read_sft_jsonl, EncodeStats, SftRecord, Truncation};
+pub use squad::{read_squad, QaRecord};

@@ -6,6 +6,7 @@ pub mod classifier;
 pub mod encoder_classify;
 pub mod encoder_input;
 pub mod encoder_ner;
+pub mod encoder_qa;
 mod error;
 pub mod label_prompt;
 pub mod label_task;

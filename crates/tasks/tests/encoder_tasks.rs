@@ -206,3 +206,51 @@ fn words_split_like_bert_with_character_offsets() {
     assert_eq!(words, ["Zoë", "'", "s", "café", ",", "2024", "!"]);
     assert_eq!(spans[3], (6, 10), "offsets count characters, not bytes");
 }
+
+#[test]
+fn qa_windows_overlap_and_labels_point_at_the_answer() -> Result<()> {
+    use tasklm_tasks::encoder_qa::{EncoderQa, QaSettings};
+    let Some(dir) = catalog_model("all-minilm-l6-v2")? else {
+        return Ok(());
+    };
+    let ck = load_encoder(&ModelSource::HfDir(dir), &candle_core::Device::Cpu)?;
+    let settings = QaSettings {
+        max_len: 32,
+        doc_stride: 8,
+        ..QaSettings::default()
+    };
+    let qa = EncoderQa::new(ck, settings)?;
+    let context = "The tower was built in 1889 for the World's Fair. It stands on the Champ \
+                   de Mars in Paris, the capital of France, and it is visited by millions of \
+                   people every year, most of them in summer when the days are long.";
+    let answer = "Champ de Mars";
+    let start = context.find(answer).context("answer in context")?;
+    let windows = qa.windows("Where is the tower?", context)?;
+    assert!(windows.len() >= 3, "{} windows", windows.len());
+    let (mut holding, mut without) = (0, 0);
+    for (i, w) in windows.iter().enumerate() {
+        assert!(w.ids.len() <= 32);
+        if let Some(next) = windows.get(i + 1) {
+            let n = w.offsets.len();
+            assert_eq!(
+                &w.offsets[n - 8..],
+                &next.offsets[..8],
+                "windows share 8 tokens"
+            );
+        }
+        let (a, b) = EncoderQa::label(w, start, start + answer.len());
+        if a == 0 {
+            without += 1;
+            assert_eq!(b, 0);
+            continue;
+        }
+        holding += 1;
+        let (a, b) = (a as usize - w.ctx_pos, b as usize - w.ctx_pos);
+        assert_eq!(&context[w.offsets[a].0..w.offsets[b].1], answer);
+    }
+    assert!(
+        holding >= 1 && without >= 1,
+        "{holding} windows hold it, {without} do not"
+    );
+    Ok(())
+}

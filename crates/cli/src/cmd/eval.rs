@@ -44,6 +44,10 @@ pub struct EvalCmd {
     /// Score only the first N records.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// qa: tokens shared by consecutive windows of a long context [default: the trained
+    /// model's, else 128].
+    #[arg(long)]
+    pub doc_stride: Option<usize>,
     /// Print one JSON object on stdout: the metrics under their reference names, and `n`.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +104,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
         ),
         Task::Classify | Task::Nli => return eval_labels(&c, &notice),
         Task::Ner => return eval_ner(&c, &notice),
+        Task::Qa => return eval_qa(&c, &notice),
     }
     .context("evaluation failed")?;
     print_metrics(
@@ -154,5 +159,27 @@ fn eval_ner(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
     m.push(("n".into(), json!(n)));
     let refs: Vec<(&str, Value)> = m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     print_metrics(&refs, c.json);
+    Ok(())
+}
+
+/// SQuAD v1.1 exact match and F1 of an encoder span head.
+fn eval_qa(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
+    use tasklm_tasks::encoder_qa::{evaluate, QaSettings};
+    let d = QaSettings::default();
+    let settings = QaSettings {
+        max_len: c.max_seq_len.unwrap_or(d.max_len),
+        doc_stride: c.doc_stride.unwrap_or(d.doc_stride),
+        ..d
+    };
+    let (em, f1, n) =
+        evaluate(&c.model, &c.data, settings, c.limit, notice).context("evaluation failed")?;
+    print_metrics(
+        &[
+            ("exact_match", json!(em)),
+            ("f1", json!(f1)),
+            ("n", json!(n)),
+        ],
+        c.json,
+    );
     Ok(())
 }

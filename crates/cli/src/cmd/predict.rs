@@ -14,7 +14,8 @@ pub struct PredictCmd {
     #[arg(long)]
     pub model: String,
     /// JSONL records ({"text"} for classify and ner, {"premise", "hypothesis"} for nli); `-`
-    /// or absent reads stdin. ner prints {"entities": [{entity, type, start, end, score}]}.
+    /// or absent reads stdin. ner prints {"entities": [{entity, type, start, end, score}]};
+    /// qa reads {"question", "context"} and prints {"answer", "start", "end", "score"}.
     #[arg(long)]
     pub input: Option<PathBuf>,
     #[command(flatten)]
@@ -24,9 +25,9 @@ pub struct PredictCmd {
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
-    if !matches!(c.task, Task::Classify | Task::Nli | Task::Ner) {
+    if !matches!(c.task, Task::Classify | Task::Nli | Task::Ner | Task::Qa) {
         bail!(
-            "predict serves --task classify, nli and ner; use `tasklm generate` or `tasklm chat` for {}",
+            "predict serves --task classify, nli, ner and qa; use `tasklm generate` or `tasklm chat` for {}",
             c.task.name()
         );
     }
@@ -42,6 +43,8 @@ pub fn run(c: PredictCmd) -> Result<()> {
         .map_or("stdin".to_string(), |p| p.display().to_string());
     let p: Box<dyn tasklm_tasks::classifier::RecordPredictor> = if c.task == Task::Ner {
         Box::new(tasklm_tasks::encoder_ner::load_predictor(&c.model)?)
+    } else if c.task == Task::Qa {
+        Box::new(tasklm_tasks::encoder_qa::load_predictor(&c.model)?)
     } else {
         tasklm_tasks::classifier::load_predictor(
             c.task.name(),

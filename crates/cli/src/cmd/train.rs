@@ -22,6 +22,9 @@ pub enum Task {
     Nli,
     /// NER (CoNLL columns or {"tokens", "ner_tags"} JSONL): an encoder tags each word (BIO).
     Ner,
+    /// Extractive QA (SQuAD v1.1 JSON or {"context", "question", "answers"} JSONL): an
+    /// encoder's start/end span head.
+    Qa,
 }
 
 impl Task {
@@ -32,6 +35,7 @@ impl Task {
             Task::Classify => "classify",
             Task::Nli => "nli",
             Task::Ner => "ner",
+            Task::Qa => "qa",
         }
     }
 }
@@ -221,6 +225,9 @@ pub struct TrainCmd {
     /// Continue from the newest complete checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// qa: tokens shared by consecutive windows of a long context.
+    #[arg(long, default_value_t = 128)]
+    pub doc_stride: usize,
     #[command(flatten)]
     pub label: LabelPromptFlags,
     #[command(flatten)]
@@ -250,7 +257,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
         eprintln!("\nstopping after this update (Ctrl-C again quits without a checkpoint)");
     });
     let report = match c.task {
-        Task::Sft | Task::Classify | Task::Nli | Task::Ner => {
+        Task::Sft | Task::Classify | Task::Nli | Task::Ner | Task::Qa => {
             let job = sft::SftJob {
                 model: c.model,
                 data: c.data,
@@ -266,6 +273,8 @@ pub fn run(c: TrainCmd) -> Result<()> {
             };
             if c.task == Task::Ner {
                 tasklm_tasks::encoder_ner::train(&job, &notice)
+            } else if c.task == Task::Qa {
+                tasklm_tasks::encoder_qa::train(&job, c.doc_stride, &notice)
             } else if label_task {
                 tasklm_tasks::classifier::train(c.task.name(), &job, &c.label.overrides(), &notice)
             } else {

@@ -1,0 +1,501 @@
+//! Extractive QA with an encoder: `[CLS] question [SEP] context-window [SEP]`, start and end
+//! logits per token (`qa_outputs`), long contexts split into overlapping windows
+//! (`--max-seq-len`, `--doc-stride`), answers mapped through character offsets. Windows
+//! without the answer point at `[CLS]`. Saved as transformers' `BertForQuestionAnswering`.
+//! Metric: SQuAD v1.1 exact match and F1.
+
+use crate::encoder_input::{fresh_linear, tensor_map, trainable, write_encoder_files, HEAD_SEED};
+use crate::provenance::data_entry;
+use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
+use crate::{Result, TaskError};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tasklm_data::{read_squad, EncodeStats, QaRecord};
+use tasklm_hub::encoder::BERT_PREFIX;
+use tasklm_hub::load_encoder;
+use tasklm_models::{Bert, EncoderInput, SpanHead};
+use tasklm_nn::ops::per_token_cross_entropy;
+use tasklm_text::TextTokenizer;
+use tasklm_train::trainer::{LossSum, Metrics, Objective};
+use tasklm_train::{TrainError, TrainOptions};
+
+/// Window settings.
+#[derive(Clone, Copy, Debug)]
+pub struct QaSettings {
+    pub max_len: usize,
+    /// Tokens shared by consecutive windows of a long context.
+    pub doc_stride: usize,
+    /// Longest answer in tokens.
+    pub max_answer_tokens: usize,
+    /// Start and end candidates kept per window.
+    pub n_best: usize,
+}
+
+impl Default for QaSettings {
+    fn default() -> Self {
+        Self {
+            max_len: 384,
+            doc_stride: 128,
+            max_answer_tokens: 30,
+            n_best: 20,
+        }
+    }
+}
+
+/// Questions are cut to this many tokens (the context gets the rest of the window).
+const MAX_QUESTION_TOKENS: usize = 64;
+const INFER_BATCH: usize = 32;
+
+/// One window of one question.
+#[derive(Clone, Debug)]
+pub struct Window {
+    pub ids: Vec<u32>,
+    pub types: Vec<u32>,
+    /// Sequence position of the window's first context token.
+    pub ctx_pos: usize,
+    /// Character offsets of the window's context tokens.
+    pub offsets: Vec<(usize, usize)>,
+}
+
+/// An encoder with a span head.
+pub struct EncoderQa {
+    bert: Bert,
+    head: SpanHead,
+    params: Vec<(String, Var)>,
+    tokenizer: TextTokenizer,
+    cls_id: u32,
+    sep_id: u32,
+    pad_id: u32,
+    pub settings: QaSettings,
+    pub trained_head: bool,
+    ck_config: Value,
+    ck_dir: PathBuf,
+}
+
+impl EncoderQa {
+    /// Builds over `ck`, keeping its `qa_outputs` head when it has one (else a fresh one).
+    pub fn new(ck: tasklm_hub::EncoderCheckpoint, settings: QaSettings) -> Result<Self> {
+        let cfg = ck.config.clone();
+        let mut tensors = ck.tensors;
+        let keep = tensors.contains_key("qa_outputs.weight");
+        tensors.retain(|k, _| k.starts_with(BERT_PREFIX) || (keep && k.starts_with("qa_outputs.")));
+        if !keep {
+            tensors.extend(fresh_linear(
+                "qa_outputs",
+                (2, cfg.hidden_size),
+                cfg.initializer_range,
+                HEAD_SEED,
+            )?);
+        }
+        let params = trainable(tensors)?;
+        let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
+        let max_len = settings.max_len.min(cfg.max_position_embeddings);
+        Ok(Self {
+            bert: Bert::new(&cfg, vb.pp(BERT_PREFIX))?,
+            head: SpanHead::new(cfg.hidden_size, vb)?,
+            params,
+            pad_id: ck.tokenizer.pad_id(),
+            tokenizer: ck.tokenizer,
+            cls_id: ck.cls_id,
+            sep_id: ck.sep_id,
+            settings: QaSettings {
+                max_len,
+                ..settings
+            },
+            trained_head: keep,
+            ck_config: ck.config_json,
+            ck_dir: ck.source.path().to_path_buf(),
+        })
+    }
+
+    /// The windows of a question over its context.
+    pub fn windows(&self, question: &str, context: &str) -> Result<Vec<Window>> {
+        let mut q = self.tokenizer.encode(question, false)?;
+        q.truncate(MAX_QUESTION_TOKENS);
+        let (ctx, offsets) = self.tokenizer.encode_with_offsets(context, false)?;
+        let budget = self.settings.max_len.saturating_sub(q.len() + 3);
+        if budget == 0 {
+            return Err(TaskError::Invalid(format!(
+                "--max-seq-len {} leaves no room for the context",
+                self.settings.max_len
+            )));
+        }
+        let step = budget.saturating_sub(self.settings.doc_stride).max(1);
+        let mut out = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + budget).min(ctx.len());
+            let mut ids = vec![self.cls_id];
+            ids.extend(&q);
+            ids.push(self.sep_id);
+            let ctx_pos = ids.len();
+            let mut types = vec![0u32; ids.len()];
+            ids.extend(&ctx[start..end]);
+            ids.push(self.sep_id);
+            types.resize(ids.len(), 1);
+            out.push(Window {
+                ids,
+                types,
+                ctx_pos,
+                offsets: offsets[start..end].to_vec(),
+            });
+            if end >= ctx.len() {
+                break;
+            }
+            start += step;
+        }
+        Ok(out)
+    }
+
+    /// (start, end) logits, each (B, T), for windows.
+    fn logits(&self, windows: &[&Window], train: bool) -> Result<(Tensor, Tensor)> {
+        let rows: Vec<(Vec<u32>, Vec<u32>)> = windows
+            .iter()
+            .map(|w| (w.ids.clone(), w.types.clone()))
+            .collect();
+        let input = EncoderInput::right_padded(&rows, self.pad_id, &Device::Cpu)?;
+        let hidden = self.bert.forward_t(&input, train)?; // (B, T, H)
+        Ok(self.head.forward(&hidden)?)
+    }
+
+    /// The best answer of each question: (text, char start, char end, probability).
+    pub fn answer(
+        &self,
+        questions: &[(String, String)],
+    ) -> Result<Vec<(String, usize, usize, f64)>> {
+        let mut out = Vec::with_capacity(questions.len());
+        for chunk in questions.chunks(INFER_BATCH) {
+            let per_q = chunk
+                .iter()
+                .map(|(q, c)| self.windows(q, c))
+                .collect::<Result<Vec<_>>>()?;
+            let flat: Vec<&Window> = per_q.iter().flatten().collect();
+            let mut scored = Vec::with_capacity(flat.len());
+            for part in flat.chunks(INFER_BATCH) {
+                let (s, e) = self.logits(part, false)?;
+                let s = s.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+                let e = e.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+                scored.extend(
+                    part.iter()
+                        .zip(s.into_iter().zip(e))
+                        .map(|(w, (s, e))| self.best_span(w, &s, &e)),
+                );
+            }
+            let mut it = scored.into_iter();
+            for ((_, context), wins) in chunk.iter().zip(&per_q) {
+                let best = it
+                    .by_ref()
+                    .take(wins.len())
+                    .flatten()
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                out.push(match best {
+                    Some((_, start, end, p)) => {
+                        let text: String = context.chars().skip(start).take(end - start).collect();
+                        (text, start, end, p)
+                    }
+                    None => (String::new(), 0, 0, 0.0),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The window's best span among the top `n_best` starts and ends inside the context:
+    /// (start + end logit, char start, char end, probability).
+    fn best_span(&self, w: &Window, s: &[f32], e: &[f32]) -> Option<(f32, usize, usize, f64)> {
+        let n = w.offsets.len();
+        let top = |v: &[f32]| -> Vec<usize> {
+            let mut idx: Vec<usize> = (0..n).collect();
+            idx.sort_by(|&a, &b| v[w.ctx_pos + b].total_cmp(&v[w.ctx_pos + a]));
+            idx.truncate(self.settings.n_best);
+            idx
+        };
+        let log_norm = |v: &[f32]| -> f32 {
+            let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            m + v.iter().map(|x| (x - m).exp()).sum::<f32>().ln()
+        };
+        let (zs, ze) = (log_norm(&s[..w.ids.len()]), log_norm(&e[..w.ids.len()]));
+        let mut best: Option<(f32, usize, usize, f64)> = None;
+        for &a in &top(s) {
+            for &b in &top(e) {
+                if b < a || b - a + 1 > self.settings.max_answer_tokens {
+                    continue;
+                }
+                let score = s[w.ctx_pos + a] + e[w.ctx_pos + b];
+                if best.is_none_or(|x| score > x.0) {
+                    let p = f64::from((s[w.ctx_pos + a] - zs + e[w.ctx_pos + b] - ze).exp());
+                    best = Some((score, w.offsets[a].0, w.offsets[b].1, p));
+                }
+            }
+        }
+        best
+    }
+
+    /// Token positions (in the window's sequence) of the answer at characters
+    /// `[start, end)`, or (0, 0) (`[CLS]`) when the window does not hold all of it.
+    pub fn label(w: &Window, start: usize, end: usize) -> (u32, u32) {
+        let (Some(first), Some(last)) = (w.offsets.first(), w.offsets.last()) else {
+            return (0, 0);
+        };
+        if first.0 > start || last.1 < end {
+            return (0, 0);
+        }
+        let a = w.offsets.iter().rposition(|o| o.0 <= start).unwrap_or(0);
+        let b = w
+            .offsets
+            .iter()
+            .position(|o| o.1 >= end)
+            .unwrap_or(w.offsets.len() - 1);
+        ((w.ctx_pos + a) as u32, (w.ctx_pos + b.max(a)) as u32)
+    }
+}
+
+/// SQuAD exact match and F1 (x100) of `qa` on `records`, with a progress bar.
+pub fn evaluate_records(
+    qa: &EncoderQa,
+    records: &[QaRecord],
+    progress: bool,
+) -> Result<(f64, f64)> {
+    let bar = crate::label_task::eval_bar(records.len(), progress);
+    let (mut preds, mut refs) = (Vec::new(), Vec::new());
+    for chunk in records.chunks(INFER_BATCH) {
+        let qs: Vec<(String, String)> = chunk
+            .iter()
+            .map(|r| (r.question.clone(), r.context.clone()))
+            .collect();
+        for (r, a) in chunk.iter().zip(qa.answer(&qs)?) {
+            preds.push(a.0);
+            refs.push(r.answers.iter().map(|x| x.0.clone()).collect::<Vec<_>>());
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(tasklm_eval::squad_scores(&preds, &refs))
+}
+
+struct Feature {
+    window: Window,
+    start: u32,
+    end: u32,
+}
+
+struct QaObjective {
+    qa: EncoderQa,
+    train: Vec<Feature>,
+    eval: Vec<QaRecord>,
+    provenance: Value,
+}
+
+impl Objective for QaObjective {
+    fn params(&self) -> Vec<(String, Var)> {
+        self.qa.params.clone()
+    }
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn train_lengths(&self) -> Option<Vec<usize>> {
+        Some(self.train.iter().map(|f| f.window.ids.len()).collect())
+    }
+
+    fn train_loss(&self, indices: &[usize]) -> tasklm_train::Result<LossSum> {
+        let picked: Vec<&Feature> = indices.iter().filter_map(|&i| self.train.get(i)).collect();
+        let windows: Vec<&Window> = picked.iter().map(|f| &f.window).collect();
+        let (s, e) = self
+            .qa
+            .logits(&windows, true)
+            .map_err(TrainError::objective)?;
+        let n = picked.len();
+        let starts = Tensor::from_vec(
+            picked.iter().map(|f| f.start).collect::<Vec<_>>(),
+            n,
+            &Device::Cpu,
+        )?;
+        let ends = Tensor::from_vec(
+            picked.iter().map(|f| f.end).collect::<Vec<_>>(),
+            n,
+            &Device::Cpu,
+        )?;
+        // transformers: (CE(start) + CE(end)) / 2, each averaged over the batch.
+        let sum = ((per_token_cross_entropy(&s, &starts)?.sum_all()?
+            + per_token_cross_entropy(&e, &ends)?.sum_all()?)?
+            * 0.5)?;
+        Ok(LossSum {
+            sum,
+            scored: n,
+            tokens: windows.iter().map(|w| w.ids.len()).sum(),
+        })
+    }
+
+    fn evaluate(&self) -> tasklm_train::Result<Option<Metrics>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        let (em, f1) =
+            evaluate_records(&self.qa, &self.eval, false).map_err(TrainError::objective)?;
+        Ok(Some(vec![("exact_match".into(), em), ("f1".into(), f1)]))
+    }
+
+    fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
+        let mut cfg = self.qa.ck_config.clone();
+        if let Some(m) = cfg.as_object_mut() {
+            m.insert("architectures".into(), json!(["BertForQuestionAnswering"]));
+        }
+        write_encoder_files(dir, &cfg, &self.qa.ck_dir, &self.provenance)
+    }
+}
+
+fn load_qa(model: &str, settings: QaSettings) -> Result<EncoderQa> {
+    let source = tasklm_hub::resolve(model, true)?;
+    if tasklm_hub::model_kind(&source)? != tasklm_hub::ModelKind::Encoder {
+        return Err(TaskError::Invalid(format!(
+            "qa needs an encoder model (BERT family, e.g. all-minilm-l6-v2); `{model}` is a decoder"
+        )));
+    }
+    let meta = crate::chat::model_meta(&source);
+    let saved = |k: &str| {
+        meta.as_ref()
+            .and_then(|m| m.get(k)?.as_u64())
+            .map(|n| n as usize)
+    };
+    let settings = QaSettings {
+        max_len: saved("max_seq_len").unwrap_or(settings.max_len),
+        doc_stride: saved("doc_stride").unwrap_or(settings.doc_stride),
+        ..settings
+    };
+    EncoderQa::new(load_encoder(&source, &Device::Cpu)?, settings)
+}
+
+/// `tasklm train --task qa`.
+pub fn train(job: &SftJob, doc_stride: usize, notice: Notice) -> Result<SftReport> {
+    let records = read_squad(&job.data)?;
+    let eval = match &job.eval {
+        Some(p) => read_squad(p)?,
+        None => Vec::new(),
+    };
+    let settings = QaSettings {
+        max_len: job.max_seq_len.unwrap_or(QaSettings::default().max_len),
+        doc_stride,
+        ..QaSettings::default()
+    };
+    let source = tasklm_hub::resolve(&job.model, job.progress)?;
+    let qa = EncoderQa::new(load_encoder(&source, &Device::Cpu)?, settings)?;
+    if !qa.trained_head {
+        notice("new span head (qa_outputs)");
+    }
+    let mut train = Vec::new();
+    let mut without = 0usize;
+    for r in &records {
+        let Some((text, start)) = r.answers.first() else {
+            continue;
+        };
+        for w in qa.windows(&r.question, &r.context)? {
+            let (a, b) = EncoderQa::label(&w, *start, start + text.chars().count());
+            without += usize::from(a == 0);
+            train.push(Feature {
+                window: w,
+                start: a,
+                end: b,
+            });
+        }
+    }
+    notice(&format!(
+        "{}: {} questions -> {} windows ({} without the answer, pointing at [CLS])",
+        job.data.display(),
+        records.len(),
+        train.len(),
+        without
+    ));
+    let provenance = json!({
+        "task": "qa",
+        "base_model": job.model,
+        "max_seq_len": qa.settings.max_len,
+        "doc_stride": doc_stride,
+        "data": {
+            "train": data_entry(&job.data, records.len())?,
+            "eval": match &job.eval {
+                Some(p) => data_entry(p, eval.len())?,
+                None => Value::Null,
+            },
+        },
+        "train_args": job.args,
+    });
+    let (max_seq_len, kept) = (qa.settings.max_len, train.len());
+    let obj = QaObjective {
+        qa,
+        train,
+        eval,
+        provenance,
+    };
+    let summary = tasklm_train::train(
+        &obj,
+        &job.args,
+        TrainOptions {
+            out: &job.out,
+            resume: job.resume,
+            progress: job.progress,
+            stop: job.stop.as_deref(),
+        },
+    )?;
+    Ok(SftReport {
+        summary,
+        train: EncodedStats {
+            records: records.len(),
+            kept: records.len(),
+            stats: EncodeStats::default(),
+        },
+        eval: None,
+        max_seq_len,
+        sequences: kept,
+    })
+}
+
+/// `tasklm eval --task qa`: (exact match, F1, questions) on `data`.
+pub fn evaluate(
+    model: &str,
+    data: &Path,
+    settings: QaSettings,
+    limit: Option<usize>,
+    notice: Notice,
+) -> Result<(f64, f64, usize)> {
+    let mut records = read_squad(data)?;
+    records.truncate(limit.unwrap_or(usize::MAX));
+    let qa = load_qa(model, settings)?;
+    if !qa.trained_head {
+        notice(&format!(
+            "{model} has no trained span head: scoring an untrained head"
+        ));
+    }
+    let (em, f1) = evaluate_records(&qa, &records, true)?;
+    Ok((em, f1, records.len()))
+}
+
+/// Loads a model for `tasklm predict --task qa`.
+pub fn load_predictor(model: &str) -> Result<EncoderQa> {
+    let qa = load_qa(model, QaSettings::default())?;
+    if !qa.trained_head {
+        return Err(TaskError::Invalid(format!(
+            "{model} has no trained span head (qa_outputs): train one with `tasklm train --task qa`"
+        )));
+    }
+    Ok(qa)
+}
+
+impl crate::classifier::RecordPredictor for EncoderQa {
+    /// `{"answer", "start", "end", "score"}` for a `{"question", "context"}` record.
+    fn predict(&self, record: &Value) -> Result<Value> {
+        let field = |k: &str| {
+            record
+                .get(k)
+                .and_then(Value::as_str)
+                .map(String::from)
+                .ok_or_else(|| TaskError::Invalid(format!("expected a string field `{k}`")))
+        };
+        let (q, c) = (field("question")?, field("context")?);
+        let (answer, start, end, score) = self.answer(&[(q, c)])?.pop().unwrap_or_default();
+        Ok(json!({"answer": answer, "start": start, "end": end, "score": score}))
+    }
+}
