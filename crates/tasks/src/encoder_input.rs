@@ -176,8 +176,12 @@ impl HeadedEncoder {
         };
         let cfg = ck.config.clone();
         let mut tensors = ck.tensors;
+        // transformers' token classifier has no pooler: leave it out for tagging.
+        let pooler = format!("{BERT_PREFIX}.pooler.");
+        let tagging = task == "ner";
         tensors.retain(|k, _| {
-            k.starts_with(BERT_PREFIX) || (keep_head && k.starts_with("classifier."))
+            (k.starts_with(BERT_PREFIX) && !(tagging && k.starts_with(&pooler)))
+                || (keep_head && k.starts_with("classifier."))
         });
         if !keep_head {
             let fresh = fresh_linear(

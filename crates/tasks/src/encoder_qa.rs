@@ -80,7 +80,12 @@ impl EncoderQa {
         let cfg = ck.config.clone();
         let mut tensors = ck.tensors;
         let keep = tensors.contains_key("qa_outputs.weight");
-        tensors.retain(|k, _| k.starts_with(BERT_PREFIX) || (keep && k.starts_with("qa_outputs.")));
+        // transformers' BertForQuestionAnswering has no pooler: leave it out.
+        let pooler = format!("{BERT_PREFIX}.pooler.");
+        tensors.retain(|k, _| {
+            (k.starts_with(BERT_PREFIX) && !k.starts_with(&pooler))
+                || (keep && k.starts_with("qa_outputs."))
+        });
         if !keep {
             tensors.extend(fresh_linear(
                 "qa_outputs",
