@@ -2,9 +2,11 @@
 //! against the reference implementation's output on fixed inputs.
 
 pub mod classification;
+pub mod sacrebleu;
 pub mod seqeval;
 pub mod squad;
 
 pub use classification::{accuracy, macro_f1};
+pub use sacrebleu::{corpus_bleu, corpus_chrf, tokenize_13a};
 pub use seqeval::{entities, entity_scores, EntityScores, Prf};
 pub use squad::{normalize_answer, squad_scores};
