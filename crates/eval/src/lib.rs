@@ -1,11 +1,13 @@
 //! tasklm-eval: the standard metrics of each task, in plain Rust (no tensors), each checked
 //! against the reference implementation's output on fixed inputs.
 
+pub mod answers;
 pub mod classification;
 pub mod sacrebleu;
 pub mod seqeval;
 pub mod squad;
 
+pub use answers::{final_number, number_match, pass_at_k};
 pub use classification::{accuracy, macro_f1};
 pub use sacrebleu::{corpus_bleu, corpus_chrf, tokenize_13a};
 pub use seqeval::{entities, entity_scores, EntityScores, Prf};
