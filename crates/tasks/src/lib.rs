@@ -3,11 +3,13 @@
 
 pub mod chat;
 pub mod classifier;
+pub mod code_exec;
 pub mod encoder_classify;
 pub mod encoder_input;
 pub mod encoder_ner;
 pub mod encoder_qa;
 mod error;
+pub mod generative;
 pub mod label_prompt;
 pub mod label_task;
 pub mod provenance;

@@ -48,6 +48,26 @@ pub struct EvalCmd {
     /// model's, else 128].
     #[arg(long)]
     pub doc_stride: Option<usize>,
+    #[command(flatten)]
+    pub langs: super::train::LangFlags,
+    /// Generative tasks: tokens generated per record [default: per task, 32 to 384].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Generative tasks: sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Generative tasks: nucleus sampling mass (with --temperature > 0).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Generative tasks: samples per record (code: pass@k over them).
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    /// Generative tasks: write one JSON line per record (id, prediction, references, score).
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    /// code: the Python that runs the tests.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
     /// Print one JSON object on stdout: the metrics under their reference names, and `n`.
     #[arg(long)]
     pub json: bool,
@@ -105,6 +125,9 @@ pub fn run(c: EvalCmd) -> Result<()> {
         Task::Classify | Task::Nli => return eval_labels(&c, &notice),
         Task::Ner => return eval_ner(&c, &notice),
         Task::Qa => return eval_qa(&c, &notice),
+        Task::Genqa | Task::Summarize | Task::Translate | Task::Code | Task::Reasoning => {
+            return eval_generative(&c)
+        }
     }
     .context("evaluation failed")?;
     print_metrics(
@@ -181,5 +204,41 @@ fn eval_qa(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
         ],
         c.json,
     );
+    Ok(())
+}
+
+/// A generative task: generate for every record, score with the task's metric.
+fn eval_generative(c: &EvalCmd) -> Result<()> {
+    use tasklm_tasks::generative::{evaluate, write_predictions, GenEvalOptions};
+    let task = c.task.generative().context("a generative task")?;
+    let sampling = tasklm_generate::SamplingParams {
+        temperature: c.temperature,
+        top_k: 0,
+        top_p: if c.temperature > 0.0 { c.top_p } else { 1.0 },
+        min_p: 0.0,
+        seed: c.seed,
+        max_new_tokens: c.max_new_tokens.unwrap_or(task.default_max_new_tokens()),
+        stop: task.stops(),
+        ..tasklm_generate::SamplingParams::default()
+    };
+    let opts = GenEvalOptions {
+        sampling,
+        samples: c.samples,
+        limit: c.limit,
+        batch_size: c.batch_size,
+        python: c.python.clone(),
+        progress: true,
+    };
+    let data = c.langs.data(task, &c.data);
+    let (metrics, preds) = evaluate(&c.model, &data, &opts).context("evaluation failed")?;
+    if let Some(p) = &c.predictions {
+        write_predictions(p, &preds)?;
+    }
+    let mut m: Vec<(&str, Value)> = metrics
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    m.push(("n", json!(preds.len())));
+    print_metrics(&m, c.json);
     Ok(())
 }

@@ -21,13 +21,17 @@ pub struct PredictCmd {
     #[command(flatten)]
     pub label: LabelPromptFlags,
     #[command(flatten)]
+    pub langs: super::train::LangFlags,
+    #[command(flatten)]
     pub scoring: LabelScoreFlags,
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
-    if !matches!(c.task, Task::Classify | Task::Nli | Task::Ner | Task::Qa) {
+    if c.task.generative().is_none()
+        && !matches!(c.task, Task::Classify | Task::Nli | Task::Ner | Task::Qa)
+    {
         bail!(
-            "predict serves --task classify, nli, ner and qa; use `tasklm generate` or `tasklm chat` for {}",
+            "predict serves the classification, tagging, QA and generative tasks; use `tasklm generate` or `tasklm chat` for {}",
             c.task.name()
         );
     }
@@ -41,7 +45,19 @@ pub fn run(c: PredictCmd) -> Result<()> {
         .input
         .as_ref()
         .map_or("stdin".to_string(), |p| p.display().to_string());
-    let p: Box<dyn tasklm_tasks::classifier::RecordPredictor> = if c.task == Task::Ner {
+    let p: Box<dyn tasklm_tasks::classifier::RecordPredictor> = if let Some(g) = c.task.generative()
+    {
+        let sampling = tasklm_generate::SamplingParams {
+            max_new_tokens: g.default_max_new_tokens(),
+            stop: g.stops(),
+            ..tasklm_generate::SamplingParams::greedy(g.default_max_new_tokens())
+        };
+        Box::new(tasklm_tasks::generative::GenPredictor::load(
+            &c.model,
+            c.langs.data(g, std::path::Path::new("")),
+            sampling,
+        )?)
+    } else if c.task == Task::Ner {
         Box::new(tasklm_tasks::encoder_ner::load_predictor(&c.model)?)
     } else if c.task == Task::Qa {
         Box::new(tasklm_tasks::encoder_qa::load_predictor(&c.model)?)

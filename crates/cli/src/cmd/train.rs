@@ -25,6 +25,16 @@ pub enum Task {
     /// Extractive QA (SQuAD v1.1 JSON or {"context", "question", "answers"} JSONL): an
     /// encoder's start/end span head.
     Qa,
+    /// Generative QA (SQuAD JSON or {question, answer[, context]} JSONL): SFT on the answer.
+    Genqa,
+    /// Summarization ({dialogue|document, summary} JSONL): SFT on the summary; ROUGE.
+    Summarize,
+    /// Translation (PREFIX.SRC[.gz]/PREFIX.TGT[.gz] lines or {source, target} JSONL); BLEU, chrF.
+    Translate,
+    /// Code (HumanEval/MBXP layout): SFT on the solution; pass@k by running the tests.
+    Code,
+    /// Chain-of-thought reasoning (GSM8K {question, answer}): SFT on the worked answer.
+    Reasoning,
 }
 
 impl Task {
@@ -36,6 +46,42 @@ impl Task {
             Task::Nli => "nli",
             Task::Ner => "ner",
             Task::Qa => "qa",
+            Task::Genqa => "genqa",
+            Task::Summarize => "summarize",
+            Task::Translate => "translate",
+            Task::Code => "code",
+            Task::Reasoning => "reasoning",
+        }
+    }
+
+    /// The generative task this is, if any.
+    pub fn generative(self) -> Option<tasklm_tasks::generative::GenTask> {
+        tasklm_tasks::generative::GenTask::from_name(self.name())
+    }
+}
+
+/// Translation languages: the suffixes of the line-aligned files.
+#[derive(Args, Clone, Debug, Default)]
+pub struct LangFlags {
+    /// translate: source language code (reads PREFIX.SRC[.gz]).
+    #[arg(long)]
+    pub src_lang: Option<String>,
+    /// translate: target language code (reads PREFIX.TGT[.gz]).
+    #[arg(long)]
+    pub tgt_lang: Option<String>,
+}
+
+impl LangFlags {
+    /// The data of a generative task at `path`.
+    pub fn data(
+        &self,
+        task: tasklm_tasks::generative::GenTask,
+        path: &std::path::Path,
+    ) -> tasklm_tasks::generative::GenData {
+        tasklm_tasks::generative::GenData {
+            task,
+            path: path.to_path_buf(),
+            langs: self.src_lang.clone().zip(self.tgt_lang.clone()),
         }
     }
 }
@@ -229,6 +275,8 @@ pub struct TrainCmd {
     #[arg(long, default_value_t = 128)]
     pub doc_stride: usize,
     #[command(flatten)]
+    pub langs: LangFlags,
+    #[command(flatten)]
     pub label: LabelPromptFlags,
     #[command(flatten)]
     pub trainer: TrainerFlags,
@@ -257,11 +305,20 @@ pub fn run(c: TrainCmd) -> Result<()> {
         eprintln!("\nstopping after this update (Ctrl-C again quits without a checkpoint)");
     });
     let report = match c.task {
-        Task::Sft | Task::Classify | Task::Nli | Task::Ner | Task::Qa => {
+        Task::Sft
+        | Task::Classify
+        | Task::Nli
+        | Task::Ner
+        | Task::Qa
+        | Task::Genqa
+        | Task::Summarize
+        | Task::Translate
+        | Task::Code
+        | Task::Reasoning => {
             let job = sft::SftJob {
                 model: c.model,
-                data: c.data,
-                eval: c.eval,
+                data: c.data.clone(),
+                eval: c.eval.clone(),
                 out: c.out.clone(),
                 max_seq_len: c.max_seq_len,
                 truncation: c.truncation.into(),
@@ -271,7 +328,11 @@ pub fn run(c: TrainCmd) -> Result<()> {
                 progress: true,
                 stop: Some(stop.clone()),
             };
-            if c.task == Task::Ner {
+            if let Some(g) = c.task.generative() {
+                let data = c.langs.data(g, &c.data);
+                let eval = c.eval.as_ref().map(|p| c.langs.data(g, p));
+                tasklm_tasks::generative::train(&data, eval.as_ref(), &job, &notice)
+            } else if c.task == Task::Ner {
                 tasklm_tasks::encoder_ner::train(&job, &notice)
             } else if c.task == Task::Qa {
                 tasklm_tasks::encoder_qa::train(&job, c.doc_stride, &notice)
@@ -285,8 +346,8 @@ pub fn run(c: TrainCmd) -> Result<()> {
         Task::Chat => {
             let job = chat::ChatJob {
                 model: c.model,
-                data: c.data,
-                eval: c.eval,
+                data: c.data.clone(),
+                eval: c.eval.clone(),
                 out: c.out.clone(),
                 template: c.template,
                 max_seq_len: c.max_seq_len,

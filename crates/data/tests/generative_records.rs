@@ -1,0 +1,64 @@
+//! Generative records: translation pairs from line-aligned gzip files, JSONL fields with
+//! errors naming file and line, SQuAD JSON as generative QA with every answer a reference.
+
+use anyhow::Result;
+use std::path::PathBuf;
+use tasklm_data::{read_generative, read_translation};
+
+fn shared() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    p.is_dir().then_some(p)
+}
+
+#[test]
+fn jsonl_records_and_errors() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let p = dir.path().join("s.jsonl");
+    std::fs::write(
+        &p,
+        "{\"dialogue\": \"A: hi\", \"summary\": \"They greet.\", \"id\": \"x1\"}\n{\"dialogue\": \"B\"}\n",
+    )?;
+    let e = read_generative("summarize", &p)
+        .expect_err("line 2 lacks a summary")
+        .to_string();
+    assert!(e.contains("s.jsonl:2") && e.contains("summary"), "{e}");
+    std::fs::write(
+        &p,
+        "{\"question\": \"2+2?\", \"answer\": [\"4\", \"four\"]}\n",
+    )?;
+    let r = read_generative("genqa", &p)?;
+    assert_eq!(r[0].references, ["4", "four"]);
+    assert_eq!(r[0].id, "1", "no id: the line number");
+    let t = dir.path().join("pairs");
+    std::fs::write(dir.path().join("pairs.en"), "a\nb\n")?;
+    std::fs::write(dir.path().join("pairs.de"), "x\n")?;
+    let e = read_translation(&t, "en", "de")
+        .expect_err("1 vs 2 lines")
+        .to_string();
+    assert!(e.contains("pairs.de") && e.contains("1 lines"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn shared_data_reads() -> Result<()> {
+    let Some(d) = shared() else {
+        eprintln!("skipped: ../shared/data is absent");
+        return Ok(());
+    };
+    let pairs = read_translation(&d.join("multi30k/val"), "en", "de")?;
+    assert_eq!(pairs.len(), 1014);
+    assert!(!pairs[0].field("source").is_empty() && !pairs[0].target.is_empty());
+    let qa = read_generative("genqa", &d.join("squad/train.json"))?;
+    assert_eq!(qa.len(), 8582);
+    assert!(qa.iter().any(|r| r.references.len() > 1));
+    let g = read_generative("reasoning", &d.join("gsm8k/train.jsonl"))?;
+    assert!(g.iter().all(|r| tasklm_eval_free_final(&r.target)));
+    Ok(())
+}
+
+/// Every GSM8K answer ends with `#### N`.
+fn tasklm_eval_free_final(answer: &str) -> bool {
+    answer
+        .rsplit_once("####")
+        .is_some_and(|(_, n)| !n.trim().is_empty())
+}

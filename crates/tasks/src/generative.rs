@@ -1,0 +1,423 @@
+//! The generative tasks on the SFT engine: generative QA, summarization, translation, code and
+//! chain-of-thought reasoning. Each is a record format, a prompt, the SFT loss on the target
+//! (+ EOS), batched generation, and the metric its field reports.
+
+use crate::{Result, TaskError};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use tasklm_data::{read_generative, read_translation, GenRecord, SftRecord};
+use tasklm_generate::{generate, SamplingParams};
+
+/// The generative task families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenTask {
+    GenQa,
+    Summarize,
+    Translate,
+    Code,
+    Reasoning,
+}
+
+impl GenTask {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "genqa" => Self::GenQa,
+            "summarize" => Self::Summarize,
+            "translate" => Self::Translate,
+            "code" => Self::Code,
+            "reasoning" => Self::Reasoning,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GenQa => "genqa",
+            Self::Summarize => "summarize",
+            Self::Translate => "translate",
+            Self::Code => "code",
+            Self::Reasoning => "reasoning",
+        }
+    }
+
+    /// Tokens generated per record by default.
+    pub fn default_max_new_tokens(self) -> usize {
+        match self {
+            Self::GenQa => 32,
+            Self::Summarize | Self::Translate => 128,
+            Self::Code | Self::Reasoning => 384,
+        }
+    }
+
+    /// Strings that end a generation besides EOS.
+    pub fn stops(self) -> Vec<String> {
+        match self {
+            Self::GenQa => vec!["\n".into()],
+            Self::Code => ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Language names for the translation prompt.
+fn language(code: &str) -> String {
+    match code {
+        "en" => "English",
+        "de" => "German",
+        "fr" => "French",
+        "cs" => "Czech",
+        "es" => "Spanish",
+        "it" => "Italian",
+        other => other,
+    }
+    .to_string()
+}
+
+/// Where the records come from.
+#[derive(Clone, Debug)]
+pub struct GenData {
+    pub task: GenTask,
+    pub path: PathBuf,
+    /// Translation: source and target language codes (file suffixes).
+    pub langs: Option<(String, String)>,
+}
+
+impl GenData {
+    pub fn read(&self) -> Result<Vec<GenRecord>> {
+        Ok(match (self.task, &self.langs) {
+            (GenTask::Translate, Some((s, t))) => read_translation(&self.path, s, t)?,
+            (GenTask::Translate, None) => {
+                return Err(TaskError::Invalid(
+                    "translate needs --src-lang and --tgt-lang (e.g. en, de)".into(),
+                ))
+            }
+            (t, _) => read_generative(t.name(), &self.path)?,
+        })
+    }
+
+    /// The prompt for a record; the model continues it with the target.
+    pub fn prompt(&self, r: &GenRecord) -> String {
+        match self.task {
+            GenTask::GenQa if !r.field("context").is_empty() => format!(
+                "Answer the question from the context.\n\nContext: {}\n\nQuestion: {}\nAnswer:",
+                r.field("context"),
+                r.field("question")
+            ),
+            GenTask::GenQa => format!("Question: {}\nAnswer:", r.field("question")),
+            GenTask::Summarize => format!(
+                "Summarize the following dialogue.\n\n{}\n\nSummary:",
+                r.field("document")
+            ),
+            GenTask::Translate => {
+                let (s, t) = self.langs.clone().unwrap_or_default();
+                let (s, t) = (language(&s), language(&t));
+                format!(
+                    "Translate from {s} to {t}.\n\n{s}: {}\n{t}:",
+                    r.field("source")
+                )
+            }
+            GenTask::Code => r.field("prompt").to_string(),
+            GenTask::Reasoning => format!("Question: {}\nAnswer:", r.field("question")),
+        }
+    }
+
+    /// The completion trained on: the target after a space (code continues the prompt as is).
+    pub fn completion(&self, r: &GenRecord) -> String {
+        match self.task {
+            GenTask::Code => r.target.clone(),
+            _ => format!(" {}", r.target.trim()),
+        }
+    }
+
+    /// SFT records (prompt -> completion) of `records`.
+    pub fn sft_records(&self, records: &[GenRecord]) -> Vec<SftRecord> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| SftRecord {
+                prompt: self.prompt(r),
+                completion: self.completion(r),
+                line: i + 1,
+            })
+            .collect()
+    }
+}
+
+/// `tasklm train --task genqa|summarize|translate|code|reasoning`: SFT on prompt -> target.
+pub fn train(
+    data: &GenData,
+    eval: Option<&GenData>,
+    job: &crate::sft::SftJob,
+    notice: crate::sft::Notice,
+) -> Result<crate::sft::SftReport> {
+    let train = data.sft_records(&data.read()?);
+    let eval_records = match eval {
+        Some(e) => Some(e.sft_records(&e.read()?)),
+        None => None,
+    };
+    let meta = json!({
+        "task": data.task.name(),
+        "langs": data.langs,
+    });
+    crate::sft::train_records_with(job, &train, eval_records.as_deref(), meta, notice)
+}
+
+/// How eval generates.
+#[derive(Clone, Debug)]
+pub struct GenEvalOptions {
+    pub sampling: SamplingParams,
+    /// Samples per record (code: pass@k over them).
+    pub samples: usize,
+    pub limit: Option<usize>,
+    pub batch_size: usize,
+    pub python: String,
+    pub progress: bool,
+}
+
+/// Metrics by name, and each record's prediction.
+pub type Scored = (Vec<(String, Value)>, Vec<Prediction>);
+
+/// One scored record, as `--predictions` writes it.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    pub id: String,
+    pub prediction: String,
+    pub references: Vec<String>,
+    pub score: f64,
+}
+
+impl Prediction {
+    pub fn to_json(&self) -> Value {
+        json!({"id": self.id, "prediction": self.prediction, "references": self.references, "score": self.score})
+    }
+}
+
+/// The generations for `prompts`, `samples` per prompt, in batches, with a progress bar.
+fn generate_all(
+    m: &tasklm_hub::LoadedDecoder,
+    prompts: &[String],
+    opts: &GenEvalOptions,
+) -> Result<Vec<Vec<String>>> {
+    let bar = crate::label_task::eval_bar(prompts.len() * opts.samples, opts.progress);
+    let mut out = vec![Vec::new(); prompts.len()];
+    let ids = prompts
+        .iter()
+        .map(|p| Ok(m.tokenizer.encode(p, true)?))
+        .collect::<Result<Vec<Vec<u32>>>>()?;
+    for s in 0..opts.samples {
+        let params = SamplingParams {
+            seed: opts.sampling.seed.wrapping_add(s as u64 * 1_000_003),
+            ..opts.sampling.clone()
+        };
+        let idx: Vec<usize> = (0..prompts.len()).collect();
+        for chunk in idx.chunks(opts.batch_size.max(1)) {
+            let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| ids[i].clone()).collect();
+            let gens = generate(
+                m.model.as_ref(),
+                &m.tokenizer,
+                &batch,
+                &params,
+                &mut |_, _| {},
+            )?;
+            for (&i, g) in chunk.iter().zip(gens) {
+                out[i].push(g.text);
+            }
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// Generates for every record of `data` with `model` and scores with the task's metric.
+pub fn evaluate(model: &str, data: &GenData, opts: &GenEvalOptions) -> Result<Scored> {
+    if opts.samples == 0 {
+        return Err(TaskError::Invalid("--samples must be at least 1".into()));
+    }
+    let mut records = data.read()?;
+    records.truncate(opts.limit.unwrap_or(usize::MAX));
+    let m = tasklm_hub::load_decoder(model, opts.progress)?;
+    let prompts: Vec<String> = records.iter().map(|r| data.prompt(r)).collect();
+    let gens = generate_all(&m, &prompts, opts)?;
+    score(data, &records, &gens, opts)
+}
+
+/// Scores generations (`gens[i]` are record `i`'s samples) with the task's metric.
+pub fn score(
+    data: &GenData,
+    records: &[GenRecord],
+    gens: &[Vec<String>],
+    opts: &GenEvalOptions,
+) -> Result<Scored> {
+    let first: Vec<String> = gens
+        .iter()
+        .map(|g| g.first().map_or(String::new(), |s| s.trim().to_string()))
+        .collect();
+    let refs: Vec<Vec<String>> = records.iter().map(|r| r.references.clone()).collect();
+    let n = records.len();
+    let mut per = vec![0.0; n];
+    let metrics: Vec<(String, Value)> = match data.task {
+        GenTask::GenQa => {
+            for (i, (p, r)) in first.iter().zip(&refs).enumerate() {
+                per[i] = tasklm_eval::squad::best_over(tasklm_eval::squad::f1, p, r);
+            }
+            let (em, f1) = tasklm_eval::squad_scores(&first, &refs);
+            vec![("exact_match".into(), json!(em)), ("f1".into(), json!(f1))]
+        }
+        GenTask::Summarize => {
+            for (i, (p, r)) in first.iter().zip(&refs).enumerate() {
+                per[i] = tasklm_eval::rouge_multi(r, p).rouge_l.fmeasure;
+            }
+            let (r1, r2, rl) = tasklm_eval::mean_rouge(&first, &refs);
+            vec![
+                ("rouge1".into(), json!(r1)),
+                ("rouge2".into(), json!(r2)),
+                ("rougeL".into(), json!(rl)),
+            ]
+        }
+        GenTask::Translate => {
+            for (i, (p, r)) in first.iter().zip(&refs).enumerate() {
+                per[i] =
+                    tasklm_eval::corpus_chrf(std::slice::from_ref(p), std::slice::from_ref(r)).0;
+            }
+            let b = tasklm_eval::corpus_bleu(&first, &refs);
+            let (c, csig) = tasklm_eval::corpus_chrf(&first, &refs);
+            vec![
+                ("bleu".into(), json!(b.score)),
+                ("chrf".into(), json!(c)),
+                ("bleu_signature".into(), json!(b.signature)),
+                ("chrf_signature".into(), json!(csig)),
+            ]
+        }
+        GenTask::Reasoning => {
+            for (i, (g, r)) in gens.iter().zip(&refs).enumerate() {
+                let p = g.first().map_or("", |s| s.as_str());
+                per[i] = tasklm_eval::number_match(p, &r[0]);
+            }
+            vec![("exact_match".into(), json!(100.0 * mean(&per)))]
+        }
+        GenTask::Code => {
+            let mut pass_1 = 0.0;
+            let mut pass_k = 0.0;
+            let k = opts.samples;
+            for (i, (r, g)) in records.iter().zip(gens).enumerate() {
+                let (test, entry) = r.test.clone().unwrap_or_default();
+                let mut c = 0;
+                for s in g {
+                    let src = crate::code_exec::program(r.field("prompt"), s, &test, &entry);
+                    let out = crate::code_exec::run_python(&opts.python, &src, Default::default())?;
+                    c += usize::from(out.passed);
+                }
+                per[i] = c as f64 / g.len().max(1) as f64;
+                pass_1 += tasklm_eval::pass_at_k(g.len(), c, 1);
+                pass_k += tasklm_eval::pass_at_k(g.len(), c, k);
+            }
+            let d = n.max(1) as f64;
+            let mut m = vec![("pass@1".to_string(), json!(100.0 * pass_1 / d))];
+            if k > 1 {
+                m.push((format!("pass@{k}"), json!(100.0 * pass_k / d)));
+            }
+            m
+        }
+    };
+    let preds = records
+        .iter()
+        .zip(&first)
+        .zip(&per)
+        .map(|((r, p), &s)| Prediction {
+            id: r.id.clone(),
+            prediction: p.clone(),
+            references: r.references.clone(),
+            score: s,
+        })
+        .collect();
+    Ok((metrics, preds))
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Writes `--predictions FILE`: one JSON object per record.
+pub fn write_predictions(path: &Path, preds: &[Prediction]) -> Result<()> {
+    let text: String = preds.iter().map(|p| format!("{}\n", p.to_json())).collect();
+    std::fs::write(path, text).map_err(|e| TaskError::File {
+        path: path.into(),
+        msg: e.to_string(),
+    })
+}
+
+/// A decoder answering one JSON record at a time for a generative task (`tasklm predict`).
+pub struct GenPredictor {
+    model: tasklm_hub::LoadedDecoder,
+    data: GenData,
+    sampling: SamplingParams,
+}
+
+impl GenPredictor {
+    pub fn load(model: &str, data: GenData, sampling: SamplingParams) -> Result<Self> {
+        Ok(Self {
+            model: tasklm_hub::load_decoder(model, true)?,
+            data,
+            sampling,
+        })
+    }
+}
+
+impl crate::classifier::RecordPredictor for GenPredictor {
+    /// `{"prediction"}` for a record with the task's input fields (`question`[, `context`];
+    /// `dialogue`/`document`; `source`; `prompt`).
+    fn predict(&self, record: &Value) -> Result<Value> {
+        let text = |k: &str| record.get(k).and_then(Value::as_str).map(String::from);
+        let fields: Vec<(String, String)> = [
+            ("context", text("context")),
+            ("question", text("question")),
+            ("document", text("document").or_else(|| text("dialogue"))),
+            ("source", text("source")),
+            ("prompt", text("prompt")),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect();
+        let needed = match self.data.task {
+            GenTask::GenQa | GenTask::Reasoning => "question",
+            GenTask::Summarize => "document",
+            GenTask::Translate => "source",
+            GenTask::Code => "prompt",
+        };
+        if !fields.iter().any(|f| f.0 == needed) {
+            return Err(TaskError::Invalid(format!(
+                "expected a string field `{needed}`{}",
+                if needed == "document" {
+                    " (or `dialogue`)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let r = GenRecord {
+            id: String::new(),
+            fields,
+            target: String::new(),
+            references: Vec::new(),
+            test: None,
+        };
+        let ids = self.model.tokenizer.encode(&self.data.prompt(&r), true)?;
+        let g = generate(
+            self.model.model.as_ref(),
+            &self.model.tokenizer,
+            &[ids],
+            &self.sampling,
+            &mut |_, _| {},
+        )?;
+        let out = g.into_iter().next().map(|g| g.text).unwrap_or_default();
+        Ok(json!({"prediction": out.trim()}))
+    }
+}
