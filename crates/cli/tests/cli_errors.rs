@@ -289,5 +289,8 @@ fn train_rejects_options_of_another_task() {
 #[test]
 fn predict_rejects_tasks_it_does_not_serve() {
     let out = tasklm(&["predict", "--task", "sft", "--model", "x"]);
-    assert_clean_error(&out, "predict serves --task classify and nli");
+    assert_clean_error(
+        &out,
+        "predict serves the classification, tagging, QA and generative tasks",
+    );
 }
