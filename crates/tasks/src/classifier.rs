@@ -135,9 +135,8 @@ pub fn load_predictor(
     ])?;
     let source = tasklm_hub::resolve(model, true)?;
     let ck = tasklm_hub::load_encoder(&source, &candle_core::Device::Cpu)?;
-    let max_len = crate::chat::model_meta(&source)
-        .and_then(|m| m.get("max_seq_len")?.as_u64())
-        .map_or(encoder_classify::DEFAULT_MAX_LEN, |n| n as usize);
+    let max_len = crate::encoder_input::saved_setting(&source, "max_seq_len")
+        .unwrap_or(encoder_classify::DEFAULT_MAX_LEN);
     let clf = EncoderClassifier::new(ck, None, max_len)?;
     Ok(Box::new(EncoderPredictor {
         task: task.to_string(),

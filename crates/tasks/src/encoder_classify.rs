@@ -5,11 +5,11 @@
 //! loads the output.
 
 use crate::encoder_input::{
-    task_config, write_encoder_files, EncodedPair, HeadedEncoder, HEAD_SEED,
+    encoder_provenance, fit_encoder, saved_setting, task_config, write_encoder_files, EncodedPair,
+    HeadedEncoder, HEAD_SEED,
 };
 use crate::label_prompt::LabelExample;
 use crate::label_task::{read_examples, LabelEval};
-use crate::provenance::data_entry;
 use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
 use crate::{Result, TaskError};
 use candle_core::{DType, Device, Tensor, Var};
@@ -20,7 +20,7 @@ use tasklm_hub::{load_encoder, EncoderCheckpoint};
 use tasklm_models::EncoderInput;
 use tasklm_nn::ops::per_token_cross_entropy;
 use tasklm_train::trainer::{LossSum, Metrics, Objective};
-use tasklm_train::{TrainError, TrainOptions};
+use tasklm_train::TrainError;
 
 /// Default `--max-seq-len` for encoder classification.
 pub const DEFAULT_MAX_LEN: usize = 128;
@@ -316,49 +316,26 @@ pub fn train(task: &str, job: &SftJob, notice: Notice) -> Result<SftReport> {
             stats.dropped
         ));
     }
-    let provenance = json!({
-        "task": task,
-        "base_model": job.model,
-        "labels": clf.labels,
-        "max_seq_len": clf.encoder.max_len,
-        "data": {
-            "train": data_entry(&job.data, train_ex.len())?,
-            "eval": match &job.eval {
-                Some(p) => data_entry(p, eval_ex.len())?,
-                None => Value::Null,
-            },
-        },
-        "train_args": job.args,
-    });
+    let provenance = encoder_provenance(
+        task,
+        job,
+        clf.encoder.max_len,
+        (train_ex.len(), eval_ex.len()),
+        json!({ "labels": clf.labels }),
+    )?;
     let max_seq_len = clf.encoder.max_len;
-    let (kept, records) = (train.len(), train_ex.len());
+    let counts = EncodedStats {
+        records: train_ex.len(),
+        kept: train.len(),
+        stats,
+    };
     let obj = ClassifyObjective {
         clf,
         train,
         eval: eval_ex,
         provenance,
     };
-    let summary = tasklm_train::train(
-        &obj,
-        &job.args,
-        TrainOptions {
-            out: &job.out,
-            resume: job.resume,
-            progress: job.progress,
-            stop: job.stop.as_deref(),
-        },
-    )?;
-    Ok(SftReport {
-        summary,
-        train: EncodedStats {
-            records,
-            kept,
-            stats,
-        },
-        eval: None,
-        max_seq_len,
-        sequences: kept,
-    })
+    fit_encoder(&obj, job, counts, max_seq_len)
 }
 
 /// Loads `model` as an encoder classifier for `task`. A model without a trained head gets a
@@ -381,9 +358,7 @@ pub fn load_for_eval(
         ));
         Some(labels_for(task, examples)?)
     };
-    let trained_len = crate::chat::model_meta(&source)
-        .and_then(|m| m.get("max_seq_len")?.as_u64())
-        .map(|n| n as usize);
+    let trained_len = saved_setting(&source, "max_seq_len");
     EncoderClassifier::new(
         ck,
         labels,

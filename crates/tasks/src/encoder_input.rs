@@ -267,6 +267,79 @@ pub fn write_encoder_files(
     crate::provenance::write_tasklm_json(dir, provenance).map_err(TrainError::objective)
 }
 
+/// `tasklm.json` of an encoder run: task, base model, `--max-seq-len`, data files with their
+/// sha256 and record counts, and the train args, plus the task's own `extra` keys.
+pub fn encoder_provenance(
+    task: &str,
+    job: &crate::sft::SftJob,
+    max_seq_len: usize,
+    (train_records, eval_records): (usize, usize),
+    extra: serde_json::Value,
+) -> Result<serde_json::Value> {
+    use crate::provenance::data_entry;
+    let mut p = serde_json::json!({
+        "task": task,
+        "base_model": job.model,
+        "max_seq_len": max_seq_len,
+        "data": {
+            "train": data_entry(&job.data, train_records)?,
+            "eval": match &job.eval {
+                Some(e) => data_entry(e, eval_records)?,
+                None => serde_json::Value::Null,
+            },
+        },
+        "train_args": job.args,
+    });
+    if let (Some(m), serde_json::Value::Object(x)) = (p.as_object_mut(), extra) {
+        m.extend(x);
+    }
+    Ok(p)
+}
+
+/// Runs the shared trainer on an encoder objective with the job's settings, and reports.
+pub fn fit_encoder(
+    obj: &dyn tasklm_train::trainer::Objective,
+    job: &crate::sft::SftJob,
+    train: crate::sft::EncodedStats,
+    max_seq_len: usize,
+) -> Result<crate::sft::SftReport> {
+    let summary = tasklm_train::train(
+        obj,
+        &job.args,
+        tasklm_train::TrainOptions {
+            out: &job.out,
+            resume: job.resume,
+            progress: job.progress,
+            stop: job.stop.as_deref(),
+        },
+    )?;
+    Ok(crate::sft::SftReport {
+        summary,
+        train,
+        eval: None,
+        max_seq_len,
+        sequences: obj.train_len(),
+    })
+}
+
+/// Resolves `model` and checks that it is an encoder (`task` needs one).
+pub fn resolve_encoder(model: &str, task: &str) -> Result<tasklm_hub::ModelSource> {
+    let source = tasklm_hub::resolve(model, true)?;
+    if tasklm_hub::model_kind(&source)? != tasklm_hub::ModelKind::Encoder {
+        return Err(TaskError::Invalid(format!(
+            "{task} needs an encoder model (BERT family, e.g. all-minilm-l6-v2); `{model}` is a decoder"
+        )));
+    }
+    Ok(source)
+}
+
+/// A number a tasklm directory saved in `tasklm.json` (`max_seq_len`, `doc_stride`).
+pub fn saved_setting(source: &tasklm_hub::ModelSource, key: &str) -> Option<usize> {
+    crate::chat::model_meta(source)
+        .and_then(|m| m.get(key)?.as_u64())
+        .map(|n| n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::longest_first;

@@ -3,8 +3,10 @@
 //! Saved as transformers' `BertForTokenClassification` (`bert.*`, `classifier.*`, `id2label`).
 //! Metric: entity-level precision/recall/F1 as `seqeval` computes them.
 
-use crate::encoder_input::{task_config, write_encoder_files, HeadedEncoder};
-use crate::provenance::data_entry;
+use crate::encoder_input::{
+    encoder_provenance, fit_encoder, resolve_encoder, saved_setting, task_config,
+    write_encoder_files, HeadedEncoder,
+};
 use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
 use crate::{Result, TaskError};
 use candle_core::{DType, Device, Tensor, Var};
@@ -16,7 +18,7 @@ use tasklm_hub::load_encoder;
 use tasklm_models::EncoderInput;
 use tasklm_nn::ops::masked_cross_entropy;
 use tasklm_train::trainer::{LossSum, Metrics, Objective};
-use tasklm_train::{TrainError, TrainOptions};
+use tasklm_train::TrainError;
 
 /// Default `--max-seq-len` for NER.
 pub const DEFAULT_MAX_LEN: usize = 128;
@@ -274,15 +276,8 @@ fn load_tagger(
     tags: Option<Vec<String>>,
     max_len: Option<usize>,
 ) -> Result<EncoderTagger> {
-    let source = tasklm_hub::resolve(model, true)?;
-    if tasklm_hub::model_kind(&source)? != tasklm_hub::ModelKind::Encoder {
-        return Err(TaskError::Invalid(format!(
-            "ner needs an encoder model (BERT family, e.g. all-minilm-l6-v2); `{model}` is a decoder"
-        )));
-    }
-    let trained_len = crate::chat::model_meta(&source)
-        .and_then(|m| m.get("max_seq_len")?.as_u64())
-        .map(|n| n as usize);
+    let source = resolve_encoder(model, "ner")?;
+    let trained_len = saved_setting(&source, "max_seq_len");
     let ck = load_encoder(&source, &Device::Cpu)?;
     let len = max_len.or(trained_len).unwrap_or(DEFAULT_MAX_LEN);
     Ok(EncoderTagger(HeadedEncoder::new(ck, tags, len, "ner")?))
@@ -343,49 +338,26 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
             stats.dropped
         ));
     }
-    let provenance = json!({
-        "task": "ner",
-        "base_model": job.model,
-        "labels": tagger.0.labels,
-        "max_seq_len": tagger.0.encoder.max_len,
-        "data": {
-            "train": data_entry(&job.data, records.len())?,
-            "eval": match &job.eval {
-                Some(p) => data_entry(p, eval.len())?,
-                None => Value::Null,
-            },
-        },
-        "train_args": job.args,
-    });
+    let provenance = encoder_provenance(
+        "ner",
+        job,
+        tagger.0.encoder.max_len,
+        (records.len(), eval.len()),
+        json!({ "labels": tagger.0.labels }),
+    )?;
     let max_seq_len = tagger.0.encoder.max_len;
-    let kept = train.len();
+    let counts = EncodedStats {
+        records: records.len(),
+        kept: train.len(),
+        stats,
+    };
     let obj = NerObjective {
         tagger,
         train,
         eval,
         provenance,
     };
-    let summary = tasklm_train::train(
-        &obj,
-        &job.args,
-        TrainOptions {
-            out: &job.out,
-            resume: job.resume,
-            progress: job.progress,
-            stop: job.stop.as_deref(),
-        },
-    )?;
-    Ok(SftReport {
-        summary,
-        train: EncodedStats {
-            records: records.len(),
-            kept,
-            stats,
-        },
-        eval: None,
-        max_seq_len,
-        sequences: kept,
-    })
+    fit_encoder(&obj, job, counts, max_seq_len)
 }
 
 /// `tasklm eval --task ner`: entity scores on `data` (first `limit` sentences). A model without

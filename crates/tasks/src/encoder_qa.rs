@@ -4,8 +4,10 @@
 //! without the answer point at `[CLS]`. Saved as transformers' `BertForQuestionAnswering`.
 //! Metric: SQuAD v1.1 exact match and F1.
 
-use crate::encoder_input::{fresh_linear, tensor_map, trainable, write_encoder_files, HEAD_SEED};
-use crate::provenance::data_entry;
+use crate::encoder_input::{
+    encoder_provenance, fit_encoder, fresh_linear, resolve_encoder, saved_setting, tensor_map,
+    trainable, write_encoder_files, HEAD_SEED,
+};
 use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
 use crate::{Result, TaskError};
 use candle_core::{DType, Device, Tensor, Var};
@@ -19,7 +21,7 @@ use tasklm_models::{Bert, EncoderInput, SpanHead};
 use tasklm_nn::ops::per_token_cross_entropy;
 use tasklm_text::TextTokenizer;
 use tasklm_train::trainer::{LossSum, Metrics, Objective};
-use tasklm_train::{TrainError, TrainOptions};
+use tasklm_train::TrainError;
 
 /// Window settings.
 #[derive(Clone, Copy, Debug)]
@@ -354,18 +356,8 @@ impl Objective for QaObjective {
 }
 
 fn load_qa(model: &str, settings: QaSettings) -> Result<EncoderQa> {
-    let source = tasklm_hub::resolve(model, true)?;
-    if tasklm_hub::model_kind(&source)? != tasklm_hub::ModelKind::Encoder {
-        return Err(TaskError::Invalid(format!(
-            "qa needs an encoder model (BERT family, e.g. all-minilm-l6-v2); `{model}` is a decoder"
-        )));
-    }
-    let meta = crate::chat::model_meta(&source);
-    let saved = |k: &str| {
-        meta.as_ref()
-            .and_then(|m| m.get(k)?.as_u64())
-            .map(|n| n as usize)
-    };
+    let source = resolve_encoder(model, "qa")?;
+    let saved = |k: &str| saved_setting(&source, k);
     let settings = QaSettings {
         max_len: saved("max_seq_len").unwrap_or(settings.max_len),
         doc_stride: saved("doc_stride").unwrap_or(settings.doc_stride),
@@ -414,48 +406,26 @@ pub fn train(job: &SftJob, doc_stride: usize, notice: Notice) -> Result<SftRepor
         train.len(),
         without
     ));
-    let provenance = json!({
-        "task": "qa",
-        "base_model": job.model,
-        "max_seq_len": qa.settings.max_len,
-        "doc_stride": doc_stride,
-        "data": {
-            "train": data_entry(&job.data, records.len())?,
-            "eval": match &job.eval {
-                Some(p) => data_entry(p, eval.len())?,
-                None => Value::Null,
-            },
-        },
-        "train_args": job.args,
-    });
-    let (max_seq_len, kept) = (qa.settings.max_len, train.len());
+    let provenance = encoder_provenance(
+        "qa",
+        job,
+        qa.settings.max_len,
+        (records.len(), eval.len()),
+        json!({ "doc_stride": doc_stride }),
+    )?;
+    let max_seq_len = qa.settings.max_len;
+    let counts = EncodedStats {
+        records: records.len(),
+        kept: records.len(),
+        stats: EncodeStats::default(),
+    };
     let obj = QaObjective {
         qa,
         train,
         eval,
         provenance,
     };
-    let summary = tasklm_train::train(
-        &obj,
-        &job.args,
-        TrainOptions {
-            out: &job.out,
-            resume: job.resume,
-            progress: job.progress,
-            stop: job.stop.as_deref(),
-        },
-    )?;
-    Ok(SftReport {
-        summary,
-        train: EncodedStats {
-            records: records.len(),
-            kept: records.len(),
-            stats: EncodeStats::default(),
-        },
-        eval: None,
-        max_seq_len,
-        sequences: kept,
-    })
+    fit_encoder(&obj, job, counts, max_seq_len)
 }
 
 /// `tasklm eval --task qa`: (exact match, F1, questions) on `data`.
