@@ -160,6 +160,16 @@ fn side(prefix: &Path, lang: &str) -> PathBuf {
     }
 }
 
+/// The files [`read_translation`] reads for `data`: the JSONL file itself, or the source and
+/// target sides of a line-aligned prefix.
+pub fn translation_files(data: &Path, src: &str, tgt: &str) -> Vec<PathBuf> {
+    if data.extension().is_some_and(|e| e == "jsonl") {
+        vec![data.to_path_buf()]
+    } else {
+        vec![side(data, src), side(data, tgt)]
+    }
+}
+
 /// Translation pairs: JSONL `{source, target}` when `data` is a file ending in `.jsonl`,
 /// else the line-aligned `data.SRC[.gz]` and `data.TGT[.gz]`.
 pub fn read_translation(data: &Path, src: &str, tgt: &str) -> Result<Vec<GenRecord>> {

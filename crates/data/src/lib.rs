@@ -18,7 +18,7 @@ pub use collate::{
     collate, pack, scored_positions, Batch, Features, IGNORE_INDEX, MAX_PACKED_SAMPLES,
 };
 pub use error::{DataError, Result};
-pub use generative::{read_generative, read_translation, GenRecord};
+pub use generative::{read_generative, read_translation, translation_files, GenRecord};
 pub use ner::{read_ner, NerRecord, CONLL2003_TAGS};
 pub use sft::{encode_sft, read_sft_jsonl, EncodeStats, SftRecord, Truncation};
 pub use squad::{read_squad, QaRecord};

@@ -5,7 +5,7 @@
 use crate::{Result, TaskError};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use tasklm_data::{read_generative, read_translation, GenRecord, SftRecord};
+use tasklm_data::{read_generative, read_translation, translation_files, GenRecord, SftRecord};
 use tasklm_generate::{generate, SamplingParams};
 
 /// The generative task families.
@@ -86,6 +86,16 @@ pub struct GenData {
 }
 
 impl GenData {
+    /// The files a translation prefix stands for (None when `path` is the one data file).
+    pub fn files(&self) -> Option<Vec<PathBuf>> {
+        match (self.task, &self.langs) {
+            (GenTask::Translate, Some((s, t))) if !self.path.is_file() => {
+                Some(translation_files(&self.path, s, t))
+            }
+            _ => None,
+        }
+    }
+
     pub fn read(&self) -> Result<Vec<GenRecord>> {
         Ok(match (self.task, &self.langs) {
             (GenTask::Translate, Some((s, t))) => read_translation(&self.path, s, t)?,
@@ -158,10 +168,16 @@ pub fn train(
         Some(e) => Some(e.sft_records(&e.read()?)),
         None => None,
     };
-    let meta = json!({
+    let mut meta = json!({
         "task": data.task.name(),
         "langs": data.langs,
     });
+    if let Some(train_files) = data.files() {
+        meta["data_files"] = json!({
+            "train": train_files,
+            "eval": eval.and_then(|e| e.files()).unwrap_or_default(),
+        });
+    }
     crate::sft::train_records_with(job, &train, eval_records.as_deref(), meta, notice)
 }
 

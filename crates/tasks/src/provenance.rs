@@ -24,6 +24,24 @@ pub fn data_entry(path: &Path, records: usize) -> Result<Value> {
     }))
 }
 
+/// `{"path", "files": [{"path", "sha256"}], "records"}` of data read from several files (a
+/// translation prefix and its two sides).
+pub fn data_entry_files(
+    path: &Path,
+    files: &[std::path::PathBuf],
+    records: usize,
+) -> Result<Value> {
+    let files = files
+        .iter()
+        .map(|f| Ok(json!({"path": f.display().to_string(), "sha256": file_sha256(f)?})))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(json!({
+        "path": path.display().to_string(),
+        "files": files,
+        "records": records,
+    }))
+}
+
 /// Writes `tasklm.json` into `dir`.
 pub fn write_tasklm_json(dir: &Path, v: &Value) -> Result<()> {
     let path = dir.join("tasklm.json");

@@ -2,7 +2,7 @@
 //! completion and EOS only, training on the shared trainer, and completion loss/perplexity as
 //! the metric.
 
-use crate::provenance::{data_entry, write_tasklm_json};
+use crate::provenance::{data_entry, data_entry_files, write_tasklm_json};
 use crate::{Result, TaskError};
 use candle_core::{DType, Device};
 use serde_json::json;
@@ -153,7 +153,8 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
 }
 
 /// [`train`] on records already read (`job.data` and `job.eval` name their files); the keys of
-/// `meta` (at least `task`) go into `tasklm.json`.
+/// `meta` (at least `task`) go into `tasklm.json`. When the data came from several files,
+/// `meta["data_files"]` lists them as `{"train": [paths], "eval": [paths]}` and each is hashed.
 pub fn train_records_with(
     job: &SftJob,
     train_records: &[SftRecord],
@@ -192,15 +193,34 @@ pub fn train_records_with(
         "max_seq_len": max_len,
         "truncation": format!("{:?}", job.truncation).to_lowercase(),
         "packing": job.pack,
-        "data": {
-            "train": data_entry(&job.data, train_file.records)?,
-            "eval": match &job.eval {
-                Some(p) => data_entry(p, eval_file.as_ref().map_or(0, |e| e.records))?,
-                None => serde_json::Value::Null,
-            },
-        },
         "train_args": job.args,
     });
+    let eval_records_n = eval_file.as_ref().map_or(0, |e| e.records);
+    let data = match meta.get("data_files") {
+        // Data read from several files (a translation prefix): each file with its sha256.
+        Some(files) => json!({
+            "train": data_entry_files(&job.data, &paths(&files["train"]), train_file.records)?,
+            "eval": match &job.eval {
+                Some(p) => data_entry_files(p, &paths(&files["eval"]), eval_records_n)?,
+                None => serde_json::Value::Null,
+            },
+        }),
+        None => json!({
+            "train": data_entry(&job.data, train_file.records)?,
+            "eval": match &job.eval {
+                Some(p) => data_entry(p, eval_records_n)?,
+                None => serde_json::Value::Null,
+            },
+        }),
+    };
+    provenance["data"] = data;
+    let meta = match meta {
+        serde_json::Value::Object(mut m) => {
+            m.remove("data_files");
+            serde_json::Value::Object(m)
+        }
+        other => other,
+    };
     if let (Some(p), serde_json::Value::Object(m)) = (provenance.as_object_mut(), meta) {
         p.extend(m);
     }
@@ -341,4 +361,15 @@ pub fn evaluate(
         tokens,
         stats: file.stats,
     })
+}
+
+/// The paths of a JSON list of strings.
+fn paths(v: &serde_json::Value) -> Vec<PathBuf> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
