@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use tasklm_hub::encoder::BERT_PREFIX;
 use tasklm_hub::EncoderCheckpoint;
-use tasklm_models::{Bert, ClassifierHead};
+use tasklm_models::{Bert, BertConfig, ClassifierHead};
 use tasklm_text::TextTokenizer;
 
 /// Seed of a fresh head's weights.
@@ -79,6 +79,39 @@ impl PairEncoder {
         }
         Ok(((ids, types), cut))
     }
+}
+
+/// The head a task puts on the backbone: a linear layer `name` with `outputs` rows.
+pub struct HeadSpec {
+    pub name: &'static str,
+    pub outputs: usize,
+    /// The checkpoint's own head is kept (else a fresh one is drawn with [`HEAD_SEED`]).
+    pub keep: bool,
+    /// The backbone keeps its pooler (transformers' token and span heads have none).
+    pub pooler: bool,
+}
+
+/// The trainable parameters of the backbone in `tensors` plus `head`.
+pub fn backbone_and_head(
+    mut tensors: HashMap<String, Tensor>,
+    cfg: &BertConfig,
+    head: &HeadSpec,
+) -> Result<Vec<(String, Var)>> {
+    let pooler = format!("{BERT_PREFIX}.pooler.");
+    let head_prefix = format!("{}.", head.name);
+    tensors.retain(|k, _| {
+        (k.starts_with(BERT_PREFIX) && (head.pooler || !k.starts_with(&pooler)))
+            || (head.keep && k.starts_with(&head_prefix))
+    });
+    if !head.keep {
+        tensors.extend(fresh_linear(
+            head.name,
+            (head.outputs, cfg.hidden_size),
+            cfg.initializer_range,
+            HEAD_SEED,
+        )?);
+    }
+    trainable(tensors)
 }
 
 /// Every tensor of `tensors` as a trainable f32 variable, sorted by name.
@@ -175,24 +208,14 @@ impl HeadedEncoder {
             }
         };
         let cfg = ck.config.clone();
-        let mut tensors = ck.tensors;
         // transformers' token classifier has no pooler: leave it out for tagging.
-        let pooler = format!("{BERT_PREFIX}.pooler.");
-        let tagging = task == "ner";
-        tensors.retain(|k, _| {
-            (k.starts_with(BERT_PREFIX) && !(tagging && k.starts_with(&pooler)))
-                || (keep_head && k.starts_with("classifier."))
-        });
-        if !keep_head {
-            let fresh = fresh_linear(
-                "classifier",
-                (labels.len(), cfg.hidden_size),
-                cfg.initializer_range,
-                HEAD_SEED,
-            )?;
-            tensors.extend(fresh);
-        }
-        let params = trainable(tensors)?;
+        let head_spec = HeadSpec {
+            name: "classifier",
+            outputs: labels.len(),
+            keep: keep_head,
+            pooler: task != "ner",
+        };
+        let params = backbone_and_head(ck.tensors, &cfg, &head_spec)?;
         let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
         let bert = Bert::new(&cfg, vb.pp(BERT_PREFIX))?;
         let head = ClassifierHead::new(cfg.hidden_size, labels.len(), cfg.head_dropout(), vb)?;

@@ -5,8 +5,8 @@
 //! Metric: SQuAD v1.1 exact match and F1.
 
 use crate::encoder_input::{
-    encoder_provenance, fit_encoder, fresh_linear, resolve_encoder, saved_setting, tensor_map,
-    trainable, write_encoder_files, HEAD_SEED,
+    backbone_and_head, encoder_provenance, fit_encoder, resolve_encoder, saved_setting, tensor_map,
+    write_encoder_files, HeadSpec,
 };
 use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
 use crate::{Result, TaskError};
@@ -80,23 +80,15 @@ impl EncoderQa {
     /// Builds over `ck`, keeping its `qa_outputs` head when it has one (else a fresh one).
     pub fn new(ck: tasklm_hub::EncoderCheckpoint, settings: QaSettings) -> Result<Self> {
         let cfg = ck.config.clone();
-        let mut tensors = ck.tensors;
-        let keep = tensors.contains_key("qa_outputs.weight");
+        let keep = ck.tensors.contains_key("qa_outputs.weight");
         // transformers' BertForQuestionAnswering has no pooler: leave it out.
-        let pooler = format!("{BERT_PREFIX}.pooler.");
-        tensors.retain(|k, _| {
-            (k.starts_with(BERT_PREFIX) && !k.starts_with(&pooler))
-                || (keep && k.starts_with("qa_outputs."))
-        });
-        if !keep {
-            tensors.extend(fresh_linear(
-                "qa_outputs",
-                (2, cfg.hidden_size),
-                cfg.initializer_range,
-                HEAD_SEED,
-            )?);
-        }
-        let params = trainable(tensors)?;
+        let head = HeadSpec {
+            name: "qa_outputs",
+            outputs: 2,
+            keep,
+            pooler: false,
+        };
+        let params = backbone_and_head(ck.tensors, &cfg, &head)?;
         let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
         let max_len = settings.max_len.min(cfg.max_position_embeddings);
         Ok(Self {
