@@ -53,6 +53,8 @@ impl GenTask {
     pub fn stops(self) -> Vec<String> {
         match self {
             Self::GenQa => vec!["\n".into()],
+            // The prompt's own layout: a model that goes on to a new question has answered.
+            Self::Reasoning => vec!["\nQuestion:".into()],
             Self::Code => ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#"]
                 .iter()
                 .map(|s| s.to_string())
