@@ -276,18 +276,20 @@ pub fn score(
         .collect();
     let refs: Vec<Vec<String>> = records.iter().map(|r| r.references.clone()).collect();
     let n = records.len();
+    // Each record's own score, on its metric's 0-100 scale: SQuAD F1, ROUGE-L, sentence chrF,
+    // the share of passing samples, or final-number match.
     let mut per = vec![0.0; n];
     let metrics: Vec<(String, Value)> = match data.task {
         GenTask::GenQa => {
             for (i, (p, r)) in first.iter().zip(&refs).enumerate() {
-                per[i] = tasklm_eval::squad::best_over(tasklm_eval::squad::f1, p, r);
+                per[i] = 100.0 * tasklm_eval::squad::best_over(tasklm_eval::squad::f1, p, r);
             }
             let (em, f1) = tasklm_eval::squad_scores(&first, &refs);
             vec![("exact_match".into(), json!(em)), ("f1".into(), json!(f1))]
         }
         GenTask::Summarize => {
             for (i, (p, r)) in first.iter().zip(&refs).enumerate() {
-                per[i] = tasklm_eval::rouge_multi(r, p).rouge_l.fmeasure;
+                per[i] = 100.0 * tasklm_eval::rouge_multi(r, p).rouge_l.fmeasure;
             }
             let (r1, r2, rl) = tasklm_eval::mean_rouge(&first, &refs);
             vec![
@@ -313,9 +315,9 @@ pub fn score(
         GenTask::Reasoning => {
             for (i, (g, r)) in gens.iter().zip(&refs).enumerate() {
                 let p = g.first().map_or("", |s| s.as_str());
-                per[i] = tasklm_eval::number_match(p, &r[0]);
+                per[i] = 100.0 * tasklm_eval::number_match(p, &r[0]);
             }
-            vec![("exact_match".into(), json!(100.0 * mean(&per)))]
+            vec![("exact_match".into(), json!(mean(&per)))]
         }
         GenTask::Code => {
             let mut pass_1 = 0.0;
@@ -329,7 +331,7 @@ pub fn score(
                     let out = crate::code_exec::run_python(&opts.python, &src, Default::default())?;
                     c += usize::from(out.passed);
                 }
-                per[i] = c as f64 / g.len().max(1) as f64;
+                per[i] = 100.0 * c as f64 / g.len().max(1) as f64;
                 pass_1 += tasklm_eval::pass_at_k(g.len(), c, 1);
                 pass_k += tasklm_eval::pass_at_k(g.len(), c, k);
             }
