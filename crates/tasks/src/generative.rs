@@ -441,3 +441,57 @@ impl crate::classifier::RecordPredictor for GenPredictor {
         Ok(json!({"prediction": out.trim()}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, refs: &[&str]) -> GenRecord {
+        GenRecord {
+            id: id.into(),
+            fields: Vec::new(),
+            target: refs[0].into(),
+            references: refs.iter().map(|r| r.to_string()).collect(),
+            test: None,
+        }
+    }
+
+    fn scored(task: GenTask, records: &[GenRecord], outputs: &[&str]) -> Result<Scored> {
+        let data = GenData {
+            task,
+            path: PathBuf::new(),
+            langs: None,
+        };
+        let gens: Vec<Vec<String>> = outputs.iter().map(|o| vec![o.to_string()]).collect();
+        let opts = GenEvalOptions {
+            sampling: SamplingParams::default(),
+            samples: 1,
+            limit: None,
+            batch_size: 1,
+            python: "python3".into(),
+            progress: false,
+        };
+        score(&data, records, &gens, &opts)
+    }
+
+    #[test]
+    fn record_scores_share_the_metric_scale() -> Result<()> {
+        let qa = [record("a", &["Paris"]), record("b", &["blue sky"])];
+        let (m, preds) = scored(GenTask::GenQa, &qa, &["Paris", "sky"])?;
+        assert_eq!(m[0], ("exact_match".to_string(), json!(50.0)));
+        assert_eq!(preds[0].score, 100.0);
+        assert!((preds[1].score - 100.0 * 2.0 / 3.0).abs() < 1e-9);
+
+        let gsm = [record("1", &["so 6 #### 6"]), record("2", &["#### 10"])];
+        let (m, preds) = scored(GenTask::Reasoning, &gsm, &["3+3=6 #### 6", "it is 9"])?;
+        assert_eq!(m[0], ("exact_match".to_string(), json!(50.0)));
+        assert_eq!((preds[0].score, preds[1].score), (100.0, 0.0));
+
+        let sum = [record("s", &["the cat sat on the mat"])];
+        let (m, preds) = scored(GenTask::Summarize, &sum, &["the cat sat on the mat"])?;
+        assert_eq!(m[2].0, "rougeL");
+        assert!((preds[0].score - 100.0).abs() < 1e-9);
+        assert_eq!(m[2].1.as_f64(), Some(preds[0].score));
+        Ok(())
+    }
+}
