@@ -7,7 +7,7 @@
 #   genqa      train: every 50th question of squad/train.json's first 35 articles (159);
 #              eval: first 120 questions of the last 3 articles (EM, F1)
 #   code       train: MBPP records 201-400; eval: MBPP records 1-80, tests run in python3 (pass@1)
-#   reasoning  train: first 240 rows of gsm8k/train; eval: its last 100 rows (final-number EM)
+#   reasoning  train: first 500 rows of gsm8k/train; eval: its last 100 rows (final-number EM)
 # Greedy decoding; 1 epoch, AdamW lr 1e-4, cosine schedule, 5% warmup.
 # Environment: TASKLM (binary, default target/release/tasklm), DATA (default ../shared/data),
 # THREADS (default: all cores), PYTHON (default python3; slices the data files).
@@ -45,7 +45,7 @@ mbpp = jsonl(f"{data}/mbpp/mbxp_mbpp_release_v1.jsonl")
 write("code_eval.jsonl", mbpp[:80])
 write("code_train.jsonl", mbpp[200:400])
 gsm = jsonl(f"{data}/gsm8k/train.jsonl")
-write("gsm_train.jsonl", gsm[:240])
+write("gsm_train.jsonl", gsm[:500])
 write("gsm_eval.jsonl", gsm[-100:])
 PY
 # before_after TASK TRAIN EVAL [flags shared by train and eval] -- [eval-only flags]
