@@ -170,17 +170,25 @@ pub fn train(
         Some(e) => Some(e.sft_records(&e.read()?)),
         None => None,
     };
-    let mut meta = json!({
+    let meta = json!({
         "task": data.task.name(),
         "langs": data.langs,
     });
-    if let Some(train_files) = data.files() {
-        meta["data_files"] = json!({
-            "train": train_files,
-            "eval": eval.and_then(|e| e.files()).unwrap_or_default(),
-        });
-    }
-    crate::sft::train_records_with(job, &train, eval_records.as_deref(), meta, notice)
+    let files = data.files().map(|train| crate::sft::DataFiles {
+        train,
+        // An eval file beside a training prefix is hashed as itself.
+        eval: eval
+            .map(|e| e.files().unwrap_or_else(|| vec![e.path.clone()]))
+            .unwrap_or_default(),
+    });
+    crate::sft::train_records_with(
+        job,
+        &train,
+        eval_records.as_deref(),
+        meta,
+        files.as_ref(),
+        notice,
+    )
 }
 
 /// How eval generates.

@@ -333,7 +333,14 @@ pub fn train(
     let train_records = to_records(&train_ex)?;
     let eval_records = eval_ex.as_deref().map(to_records).transpose()?;
     let meta = serde_json::json!({"task": task, "label_prompt": prompt});
-    crate::sft::train_records_with(job, &train_records, eval_records.as_deref(), meta, notice)
+    crate::sft::train_records_with(
+        job,
+        &train_records,
+        eval_records.as_deref(),
+        meta,
+        None,
+        notice,
+    )
 }
 
 /// A decoder, its `tasklm.json` (when a tasklm directory) and, with `chat`, its chat template.

@@ -148,18 +148,28 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
         &train_records,
         eval_records.as_deref(),
         json!({"task": "sft"}),
+        None,
         notice,
     )
 }
 
+/// The files behind `job.data` and `job.eval` when each names several (a translation prefix
+/// and its two sides); each file is hashed into `tasklm.json`.
+#[derive(Clone, Debug, Default)]
+pub struct DataFiles {
+    pub train: Vec<PathBuf>,
+    pub eval: Vec<PathBuf>,
+}
+
 /// [`train`] on records already read (`job.data` and `job.eval` name their files); the keys of
-/// `meta` (at least `task`) go into `tasklm.json`. When the data came from several files,
-/// `meta["data_files"]` lists them as `{"train": [paths], "eval": [paths]}` and each is hashed.
+/// `meta` (at least `task`) go into `tasklm.json`. `files` lists what the two paths stand for
+/// when they are not files themselves.
 pub fn train_records_with(
     job: &SftJob,
     train_records: &[SftRecord],
     eval_records: Option<&[SftRecord]>,
     meta: serde_json::Value,
+    files: Option<&DataFiles>,
     notice: Notice,
 ) -> Result<SftReport> {
     let source = tasklm_hub::resolve(&job.model, job.progress)?;
@@ -195,32 +205,21 @@ pub fn train_records_with(
         "packing": job.pack,
         "train_args": job.args,
     });
-    let eval_records_n = eval_file.as_ref().map_or(0, |e| e.records);
-    let data = match meta.get("data_files") {
-        // Data read from several files (a translation prefix): each file with its sha256.
-        Some(files) => json!({
-            "train": data_entry_files(&job.data, &paths(&files["train"]), train_file.records)?,
-            "eval": match &job.eval {
-                Some(p) => data_entry_files(p, &paths(&files["eval"]), eval_records_n)?,
-                None => serde_json::Value::Null,
-            },
-        }),
-        None => json!({
-            "train": data_entry(&job.data, train_file.records)?,
-            "eval": match &job.eval {
-                Some(p) => data_entry(p, eval_records_n)?,
-                None => serde_json::Value::Null,
-            },
-        }),
+    let entry = |path: &Path, sides: Option<&Vec<PathBuf>>, records: usize| match sides {
+        Some(sides) => data_entry_files(path, sides, records),
+        None => data_entry(path, records),
     };
-    provenance["data"] = data;
-    let meta = match meta {
-        serde_json::Value::Object(mut m) => {
-            m.remove("data_files");
-            serde_json::Value::Object(m)
-        }
-        other => other,
-    };
+    provenance["data"] = json!({
+        "train": entry(&job.data, files.map(|f| &f.train), train_file.records)?,
+        "eval": match &job.eval {
+            Some(p) => entry(
+                p,
+                files.map(|f| &f.eval),
+                eval_file.as_ref().map_or(0, |e| e.records),
+            )?,
+            None => serde_json::Value::Null,
+        },
+    });
     if let (Some(p), serde_json::Value::Object(m)) = (provenance.as_object_mut(), meta) {
         p.extend(m);
     }
@@ -361,15 +360,4 @@ pub fn evaluate(
         tokens,
         stats: file.stats,
     })
-}
-
-/// The paths of a JSON list of strings.
-fn paths(v: &serde_json::Value) -> Vec<PathBuf> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p.as_str().map(PathBuf::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
