@@ -3,7 +3,7 @@
 //! The template a model was trained with is saved in its directory (`tokenizer_config.json`'s
 //! `chat_template`, and `tasklm.json`'s `end_of_turn`), so every later use renders alike.
 
-use crate::provenance::data_entry;
+use crate::provenance::data_section;
 use crate::sft::{default_max_seq_len, EncodedFile, Notice, SftReport};
 use crate::{Result, TaskError};
 use candle_core::{DType, Device};
@@ -156,13 +156,12 @@ pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
         "template": job.template.as_deref().unwrap_or("model"),
         "end_of_turn": tpl.end_of_turn(),
         "max_seq_len": max_len,
-        "data": {
-            "train": data_entry(&job.data, train_file.records)?,
-            "eval": match &job.eval {
-                Some(p) => data_entry(p, eval_file.as_ref().map_or(0, |e| e.records))?,
-                None => Value::Null,
-            },
-        },
+        "data": data_section(
+            (&job.data, train_file.records),
+            job.eval
+                .as_deref()
+                .map(|p| (p, eval_file.as_ref().map_or(0, |e| e.records))),
+        )?,
         "train_args": job.args,
     });
     let train_features = train_file.features.clone();

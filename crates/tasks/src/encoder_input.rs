@@ -299,18 +299,14 @@ pub fn encoder_provenance(
     (train_records, eval_records): (usize, usize),
     extra: serde_json::Value,
 ) -> Result<serde_json::Value> {
-    use crate::provenance::data_entry;
     let mut p = serde_json::json!({
         "task": task,
         "base_model": job.model,
         "max_seq_len": max_seq_len,
-        "data": {
-            "train": data_entry(&job.data, train_records)?,
-            "eval": match &job.eval {
-                Some(e) => data_entry(e, eval_records)?,
-                None => serde_json::Value::Null,
-            },
-        },
+        "data": crate::provenance::data_section(
+            (&job.data, train_records),
+            job.eval.as_deref().map(|e| (e, eval_records)),
+        )?,
         "train_args": job.args,
     });
     if let (Some(m), serde_json::Value::Object(x)) = (p.as_object_mut(), extra) {

@@ -24,6 +24,18 @@ pub fn data_entry(path: &Path, records: usize) -> Result<Value> {
     }))
 }
 
+/// `{"train": entry, "eval": entry or null}` of a run that read `train` and maybe `eval`, each a
+/// single file with its record count.
+pub fn data_section(train: (&Path, usize), eval: Option<(&Path, usize)>) -> Result<Value> {
+    Ok(json!({
+        "train": data_entry(train.0, train.1)?,
+        "eval": match eval {
+            Some((p, n)) => data_entry(p, n)?,
+            None => Value::Null,
+        },
+    }))
+}
+
 /// `{"path", "files": [{"path", "sha256"}], "records"}` of data read from several files (a
 /// translation prefix and its two sides).
 pub fn data_entry_files(
