@@ -1,7 +1,7 @@
 //! Scaled dot-product attention with grouped-query heads, additive masks and a KV cache.
 
 use crate::layers::dropout;
-use crate::ops::softmax_last_dim;
+use crate::ops::scaled_masked_softmax;
 use candle_core::{Device, Result, Tensor};
 
 /// Per-layer cache of keys and values, each (B, n_kv, S, hd).
@@ -149,19 +149,11 @@ pub fn scaled_dot_product_attention(
     // Query heads h*rep..(h+1)*rep share kv head h: fold them into the row axis instead of
     // copying k and v `rep` times.
     let qg = q.contiguous()?.reshape((b, nkv, rep * t, hd))?; // (B, nkv, rep*T, hd)
-    let scores = (qg.matmul(&k.t()?)? * p.scale)?; // (B, nkv, rep*T, S)
-    let scores = match mask {
-        Some(m) => {
-            let m = m.to_dtype(scores.dtype())?.unsqueeze(1)?; // (B, 1, 1, T, S)
-            scores
-                .reshape((b, nkv, rep, t, s))?
-                .broadcast_add(&m)?
-                .reshape((b, nkv, rep * t, s))?
-        }
-        None => scores,
-    };
-    let probs = softmax_last_dim(&scores)?;
-    let probs = dropout(&probs, p.dropout, p.train)?;
+                                                              // (B, nkv, rep*T, S) is (B, nh, T, S) in memory: head h*rep+r at rows r*T..(r+1)*T.
+    let scores = qg.matmul(&k.t()?)?.reshape((b, nh, t, s))?;
+    let mask = mask.map(|m| m.to_dtype(scores.dtype())).transpose()?;
+    let probs = scaled_masked_softmax(&scores, mask.as_ref(), p.scale)?; // (B, nh, T, S)
+    let probs = dropout(&probs, p.dropout, p.train)?.reshape((b, nkv, rep * t, s))?;
     let out = probs.matmul(&v.contiguous()?)?; // (B, nkv, rep*T, hd)
     out.reshape((b, nh, t, hd))
 }

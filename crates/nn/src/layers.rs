@@ -176,9 +176,7 @@ pub fn dropout(xs: &Tensor, p: f32, train: bool) -> Result<Tensor> {
     if p >= 1.0 {
         return xs.zeros_like();
     }
-    let keep = xs.rand_like(0.0, 1.0)?.ge(f64::from(p))?; // 1 where kept
-    let scale = 1.0 / (1.0 - f64::from(p));
-    (xs * keep.to_dtype(xs.dtype())?)? * scale
+    xs * ops::dropout_mask(xs.shape(), p, xs.dtype(), xs.device())? // 0 or 1 / (1 - p)
 }
 
 /// Layer norm with a learned scale and shift over the last axis (BERT's post-norm blocks):

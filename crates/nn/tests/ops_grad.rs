@@ -92,6 +92,39 @@ fn softmax_of_fully_masked_row_is_zero_not_nan() -> Result<()> {
 }
 
 #[test]
+fn scaled_masked_softmax_matches_the_unfused_ops_and_their_gradient() -> Result<()> {
+    // Scores (B=2, H=3, T=4, S=5) and a (B, 1, T, S) mask with -inf holes and one fully
+    // masked query row.
+    let x = (randn(&[2, 3, 4, 5], 7)? * 3.0)?;
+    let mut m = vec![0f64; 2 * 4 * 5];
+    for (i, v) in m.iter_mut().enumerate() {
+        if i % 7 == 3 || (20..25).contains(&i) {
+            *v = f64::NEG_INFINITY;
+        }
+    }
+    let mask = Tensor::from_vec(m, (2, 1, 4, 5), &Device::Cpu)?;
+    let fused = ops::scaled_masked_softmax(&x, Some(&mask), 0.3)?;
+    let unfused = ops::softmax_last_dim(&(x.clone() * 0.3)?.broadcast_add(&mask)?)?;
+    let diff = (fused - unfused)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    assert!(diff < 1e-12, "fused vs unfused: {diff:e}");
+    check("scaled_masked_softmax", &[x.clone(), mask], 0, |xs| {
+        ops::scaled_masked_softmax(&xs[0], Some(&xs[1]), 0.3)
+    })?;
+    check("scaled_softmax", &[x], 0, |xs| {
+        ops::scaled_masked_softmax(&xs[0], None, 0.3)
+    })
+}
+
+#[test]
+fn scaled_masked_softmax_rejects_a_mask_of_another_shape() -> Result<()> {
+    let x = randn(&[2, 3, 4, 5], 7)?;
+    let mask = Tensor::zeros((1, 1, 4, 5), DType::F64, &Device::Cpu)?;
+    let err = ops::scaled_masked_softmax(&x, Some(&mask), 1.0).unwrap_err();
+    assert!(err.to_string().contains("expected [2, 1, 4, 5]"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn rms_norm_grads_match_finite_differences() -> Result<()> {
     let x = randn(&[2, 3, 8], 2)?;
     let w = (randn(&[8], 3)? + 1.0)?;

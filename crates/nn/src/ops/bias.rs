@@ -2,7 +2,7 @@
 //! parallel column sum (candle's broadcast backward reduces over the rows with a strided loop,
 //! a large share of an encoder step).
 
-use super::kernel::{contiguous_slice, dispatch_float, to_storage, Elem};
+use super::kernel::{contiguous_slice, dispatch_float, simd, to_storage, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -14,9 +14,11 @@ fn add_rows<T: Elem>(y: &[T], b: &[T]) -> Vec<T> {
     let mut out = y.to_vec();
     out.par_chunks_mut(b.len().max(1) * ROWS_PER_TASK)
         .for_each(|rows| {
-            for row in rows.chunks_mut(b.len()) {
-                row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
-            }
+            simd(|| {
+                for row in rows.chunks_mut(b.len()) {
+                    row.iter_mut().zip(b).for_each(|(o, &b)| *o += b);
+                }
+            })
         });
     out
 }

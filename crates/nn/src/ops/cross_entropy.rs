@@ -1,7 +1,7 @@
 //! Cross-entropy over the last dimension with an ignore index (-100, as PyTorch and
 //! transformers use), fused: one pass computes log-sum-exp and the target's logit per row.
 
-use super::kernel::{contiguous_slice, to_storage, Elem};
+use super::kernel::{contiguous_slice, max_lanes, simd, sum_map_lanes, to_storage, Elem};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -18,13 +18,10 @@ fn check_target(t: i64, vocab: usize) -> Result<Option<usize>> {
     Ok(Some(t as usize))
 }
 
+#[inline(always)]
 fn log_sum_exp<T: Elem>(row: &[T]) -> T {
-    let max = row
-        .iter()
-        .copied()
-        .fold(T::neg_infinity(), <T as num_traits::Float>::max);
-    let sum = row.iter().fold(T::zero(), |acc, &x| acc + (x - max).exp());
-    max + sum.ln()
+    let max = max_lanes(row);
+    max + sum_map_lanes(row, |x| (x - max).fast_exp()).ln()
 }
 
 fn ce_forward<T: Elem>(logits: &[T], targets: &[i64], vocab: usize) -> Result<Vec<T>> {
@@ -38,7 +35,7 @@ fn ce_forward<T: Elem>(logits: &[T], targets: &[i64], vocab: usize) -> Result<Ve
         .zip(targets.par_iter())
         .for_each(|((o, row), t)| {
             if let Some(t) = t {
-                *o = log_sum_exp(row) - row[*t];
+                *o = simd(|| log_sum_exp(row)) - row[*t];
             }
         });
     Ok(out)
@@ -53,10 +50,12 @@ fn ce_backward<T: Elem>(logits: &[T], targets: &[i64], grad: &[T], vocab: usize)
             if t == IGNORE_INDEX {
                 return;
             }
-            let lse = log_sum_exp(row);
-            for (o, &x) in o.iter_mut().zip(row) {
-                *o = (x - lse).exp() * g;
-            }
+            simd(|| {
+                let lse = log_sum_exp(row);
+                for (o, &x) in o.iter_mut().zip(row) {
+                    *o = (x - lse).fast_exp() * g;
+                }
+            });
             o[t as usize] -= g;
         });
     out

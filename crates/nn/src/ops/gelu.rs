@@ -4,12 +4,13 @@
 //! erf is Abramowitz & Stegun 7.1.26 (max abs error 1.5e-7): one exp per element instead of
 //! libm's series, which dominated a BERT step's profile.
 
-use super::kernel::{contiguous_slice, dispatch_float, to_storage, Elem};
+use super::kernel::{contiguous_slice, dispatch_float, simd, to_storage, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 const CHUNK: usize = 4096;
 
+#[inline(always)]
 fn erf<T: Elem>(x: T) -> T {
     let c = |v: f64| T::from(v).unwrap_or_else(T::zero);
     let a = x.abs();
@@ -18,7 +19,7 @@ fn erf<T: Elem>(x: T) -> T {
         * (c(0.254_829_592)
             + t * (c(-0.284_496_736)
                 + t * (c(1.421_413_741) + t * (c(-1.453_152_027) + t * c(1.061_405_429)))));
-    let y = T::one() - poly * (-a * a).exp();
+    let y = T::one() - poly * (-a * a).fast_exp();
     if x < T::zero() {
         -y
     } else {
@@ -27,10 +28,11 @@ fn erf<T: Elem>(x: T) -> T {
 }
 
 /// (gelu(x), d gelu / dx) = (x Φ(x), Φ(x) + x φ(x)).
+#[inline(always)]
 fn gelu_and_grad<T: Elem>(x: T) -> (T, T) {
     let c = |v: f64| T::from(v).unwrap_or_else(T::zero);
     let cdf = c(0.5) * (T::one() + erf(x * c(std::f64::consts::FRAC_1_SQRT_2)));
-    let pdf = c(0.398_942_280_401_432_7) * (c(-0.5) * x * x).exp();
+    let pdf = c(0.398_942_280_401_432_7) * (c(-0.5) * x * x).fast_exp();
     (x * cdf, cdf + x * pdf)
 }
 
@@ -48,9 +50,11 @@ impl CustomOp1 for Gelu {
             out.par_chunks_mut(CHUNK)
                 .zip(x.par_chunks(CHUNK))
                 .for_each(|(o, x)| {
-                    o.iter_mut()
-                        .zip(x)
-                        .for_each(|(o, &x)| *o = gelu_and_grad(x).0)
+                    simd(|| {
+                        o.iter_mut()
+                            .zip(x)
+                            .for_each(|(o, &x)| *o = gelu_and_grad(x).0)
+                    })
                 });
             to_storage(out)
         });
@@ -70,9 +74,11 @@ fn gelu_grad_kernel<T: Elem>(x: &[T], g: &[T]) -> Vec<T> {
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
         .for_each(|(o, (x, g))| {
-            for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                *o = g * gelu_and_grad(x).1;
-            }
+            simd(|| {
+                for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                    *o = g * gelu_and_grad(x).1;
+                }
+            })
         });
     out
 }

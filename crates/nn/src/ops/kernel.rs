@@ -4,9 +4,107 @@ use candle_core::{CpuStorage, Layout, Result, WithDType};
 use num_traits::Float;
 
 /// The floating-point element types the kernels support.
-pub trait Elem: WithDType + Float + std::ops::AddAssign + Send + Sync {}
-impl Elem for f32 {}
-impl Elem for f64 {}
+pub trait Elem: WithDType + Float + std::ops::AddAssign + Send + Sync {
+    /// `e^x`. For f32 a polynomial that the compiler vectorizes (libm's `expf` is one call per
+    /// element, the largest non-gemm cost of an encoder step); f64 keeps libm's.
+    fn fast_exp(self) -> Self;
+}
+impl Elem for f32 {
+    fn fast_exp(self) -> Self {
+        exp_f32(self)
+    }
+}
+impl Elem for f64 {
+    fn fast_exp(self) -> Self {
+        self.exp()
+    }
+}
+
+/// Runs `f` compiled for AVX2 + FMA when the CPU has them, else as it is. The element-wise
+/// kernels are built for baseline x86-64 (SSE2, 4 lanes); inside `f` the compiler may use
+/// 8-lane vectors and fused multiply-adds. Call it inside each parallel task, since closures
+/// handed to rayon are compiled on their own.
+#[inline(always)]
+pub fn simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU was just checked to have both features.
+            return unsafe { with_avx2(f) };
+        }
+    }
+    f()
+}
+
+/// Sum of `f(v)` over `x` in 8 independent accumulators, so that the loop vectorizes (a single
+/// running sum is a serial chain the compiler may not reorder).
+#[inline(always)]
+pub fn sum_map_lanes<T: Elem>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::zero(); 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::zero(), |a, &v| a + f(v));
+    acc.iter().fold(tail, |a, &v| a + v)
+}
+
+/// Sum of `x`; see [`sum_map_lanes`].
+#[inline(always)]
+pub fn sum_lanes<T: Elem>(x: &[T]) -> T {
+    sum_map_lanes(x, |v| v)
+}
+
+/// Maximum of `x` over 8 independent lanes (`-inf` for an empty slice); see [`sum_lanes`].
+#[inline(always)]
+pub fn max_lanes<T: Elem>(x: &[T]) -> T {
+    let mut acc = [T::neg_infinity(); 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(T::neg_infinity(), |a, &v| if v > a { v } else { a });
+    acc.iter().fold(tail, |a, &v| if v > a { v } else { a })
+}
+
+/// Cephes' `expf`: `e^x = 2^n e^r` with `n = round(x log2 e)`, `|r| <= ln2 / 2`, `e^r` by a
+/// degree-6 polynomial (relative error about 2e-7), `2^n` built in the exponent bits. Rounding
+/// uses the 1.5 * 2^23 trick so that the loop has no branch and no libm call. Below -87.3 the
+/// result is 0 (as `expf` underflows there); above 88 it saturates at e^88.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let xc = x.clamp(-87.3, 88.0);
+    let t = xc * std::f32::consts::LOG2_E + MAGIC;
+    let n_int = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let n = t - MAGIC;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let z = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let er = p * z + r + 1.0;
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
+    if x < -87.3 {
+        0.0
+    } else {
+        er * scale
+    }
+}
 
 /// The contiguous slice a layout describes, or an error naming the op.
 pub fn contiguous_slice<'a, T: WithDType>(
@@ -39,4 +137,25 @@ pub(crate) use dispatch_float;
 /// Wraps a computed vector back into storage of the same dtype.
 pub fn to_storage<T: WithDType>(v: Vec<T>) -> CpuStorage {
     T::to_cpu_storage_owned(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exp_f32;
+
+    #[test]
+    fn fast_exp_matches_libm_within_relative_3e_7() {
+        let mut worst = 0f64;
+        for i in -87_000..=88_000 {
+            let x = i as f32 / 1000.0;
+            let want = f64::from(x).exp();
+            let rel = ((f64::from(exp_f32(x)) - want) / want).abs();
+            worst = worst.max(rel);
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(f32::NAN).is_nan());
+    }
 }

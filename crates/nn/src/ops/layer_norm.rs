@@ -1,7 +1,7 @@
 //! Layer norm (`(x - mean) / sqrt(var + eps) * w + b`, Ba et al. 2016), fused, with a fused
 //! backward pass that gives dx, dw and db in one sweep over the rows.
 
-use super::kernel::{contiguous_slice, to_storage, Elem};
+use super::kernel::{contiguous_slice, simd, to_storage, Elem};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -9,6 +9,7 @@ use rayon::prelude::*;
 const ROWS_PER_TASK: usize = 16;
 
 /// (mean, 1/sqrt(var + eps)) of one row, the variance biased as PyTorch's.
+#[inline(always)]
 fn moments<T: Elem>(x: &[T], eps: T) -> (T, T) {
     let n = T::from(x.len()).unwrap_or_else(T::one);
     let mean = x.iter().fold(T::zero(), |a, &v| a + v) / n;
@@ -26,10 +27,12 @@ fn forward<T: Elem>(x: &[T], w: &[T], b: &[T], eps: f64) -> Vec<T> {
     out.par_chunks_mut(dim)
         .zip(x.par_chunks(dim))
         .for_each(|(o, x)| {
-            let (mean, rstd) = moments(x, eps);
-            for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
-                *o = (x - mean) * rstd * w + b;
-            }
+            simd(|| {
+                let (mean, rstd) = moments(x, eps);
+                for (((o, &x), &w), &b) in o.iter_mut().zip(x).zip(w).zip(b) {
+                    *o = (x - mean) * rstd * w + b;
+                }
+            })
         });
     out
 }
@@ -46,26 +49,28 @@ fn backward<T: Elem>(x: &[T], w: &[T], g: &[T], eps: f64) -> Vec<T> {
         .par_chunks_mut(chunk)
         .zip(x.par_chunks(chunk).zip(g.par_chunks(chunk)))
         .map(|(dx, (x, g))| {
-            let (mut dw, mut db) = (vec![T::zero(); dim], vec![T::zero(); dim]);
-            for ((dx, x), g) in dx.chunks_mut(dim).zip(x.chunks(dim)).zip(g.chunks(dim)) {
-                let (mean, rstd) = moments(x, eps);
-                // dx = rstd * (g*w - mean(g*w) - xhat * mean(g*w*xhat))
-                let (mut s1, mut s2) = (T::zero(), T::zero());
-                for i in 0..dim {
-                    let xhat = (x[i] - mean) * rstd;
-                    let gw = g[i] * w[i];
-                    s1 += gw;
-                    s2 += gw * xhat;
-                    dw[i] += g[i] * xhat;
-                    db[i] += g[i];
+            simd(|| {
+                let (mut dw, mut db) = (vec![T::zero(); dim], vec![T::zero(); dim]);
+                for ((dx, x), g) in dx.chunks_mut(dim).zip(x.chunks(dim)).zip(g.chunks(dim)) {
+                    let (mean, rstd) = moments(x, eps);
+                    // dx = rstd * (g*w - mean(g*w) - xhat * mean(g*w*xhat))
+                    let (mut s1, mut s2) = (T::zero(), T::zero());
+                    for i in 0..dim {
+                        let xhat = (x[i] - mean) * rstd;
+                        let gw = g[i] * w[i];
+                        s1 += gw;
+                        s2 += gw * xhat;
+                        dw[i] += g[i] * xhat;
+                        db[i] += g[i];
+                    }
+                    let (m1, m2) = (s1 / n, s2 / n);
+                    for i in 0..dim {
+                        let xhat = (x[i] - mean) * rstd;
+                        dx[i] = rstd * (g[i] * w[i] - m1 - xhat * m2);
+                    }
                 }
-                let (m1, m2) = (s1 / n, s2 / n);
-                for i in 0..dim {
-                    let xhat = (x[i] - mean) * rstd;
-                    dx[i] = rstd * (g[i] * w[i] - m1 - xhat * m2);
-                }
-            }
-            (dw, db)
+                (dw, db)
+            })
         })
         .reduce(
             || (vec![T::zero(); dim], vec![T::zero(); dim]),

@@ -6,6 +6,7 @@
 
 mod bias;
 mod cross_entropy;
+mod dropout_mask;
 mod gelu;
 mod kernel;
 mod layer_norm;
@@ -17,10 +18,11 @@ mod softmax;
 
 pub use bias::add_bias;
 pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
+pub use dropout_mask::dropout_mask;
 pub use gelu::gelu_erf;
 pub use layer_norm::layer_norm;
 pub use matvec::{linear_rows, MATVEC_MAX_ROWS};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
 pub use silu::{silu, silu_mul};
-pub use softmax::softmax_last_dim;
+pub use softmax::{scaled_masked_softmax, softmax_last_dim};

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 const CHUNK: usize = 4096;
 
 fn silu_scalar<T: Elem>(x: T) -> T {
-    x / (T::one() + (-x).exp())
+    x / (T::one() + (-x).fast_exp())
 }
 
 fn sigmoid(x: &Tensor) -> Result<Tensor> {

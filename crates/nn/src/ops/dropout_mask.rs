@@ -1,0 +1,80 @@
+//! The multiplier of inverted dropout, `keep / (1 - p)`, drawn in one parallel pass.
+//!
+//! candle's way (`rand_like`, `ge`, `to_dtype`, then two multiplies) took five passes over the
+//! tensor; this one draws the mask directly with SplitMix64, one stream per chunk, and the
+//! caller multiplies once. Each call takes the next seed of a process-wide sequence, so a run
+//! repeats its masks.
+
+use candle_core::{DType, Device, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const CHUNK: usize = 4096;
+static NEXT_SEED: AtomicU64 = AtomicU64::new(0x5EED_D20F_0000_0001);
+
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T) -> Vec<T> {
+    // An element is dropped when its 32-bit draw is below p * 2^32.
+    let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
+    let seed = NEXT_SEED.fetch_add(1, Ordering::Relaxed);
+    let mut out = vec![drop; n];
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let mut state = seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+            splitmix64(&mut state);
+            for pair in chunk.chunks_mut(2) {
+                let r = splitmix64(&mut state);
+                for (k, o) in pair.iter_mut().enumerate() {
+                    let draw = (r >> (32 * k)) & 0xFFFF_FFFF;
+                    if draw >= threshold {
+                        *o = keep;
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// A tensor of `shape` whose elements are 0 with probability `p` and `1 / (1 - p)` otherwise,
+/// for `0 < p < 1`.
+pub fn dropout_mask(shape: &Shape, p: f32, dtype: DType, device: &Device) -> Result<Tensor> {
+    if !(p > 0.0 && p < 1.0) {
+        candle_core::bail!("dropout mask: probability {p} is not in (0, 1)");
+    }
+    let n = shape.elem_count();
+    let scale = 1.0 / (1.0 - f64::from(p));
+    let t = match dtype {
+        DType::F64 => Tensor::from_vec(mask(n, p, scale, 0.0), shape, &Device::Cpu)?,
+        _ => {
+            Tensor::from_vec(mask(n, p, scale as f32, 0.0), shape, &Device::Cpu)?.to_dtype(dtype)?
+        }
+    };
+    t.to_device(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_about_p_and_scales_the_rest() -> Result<()> {
+        let m = dropout_mask(&Shape::from((1000, 100)), 0.1, DType::F32, &Device::Cpu)?;
+        let v = m.flatten_all()?.to_vec1::<f32>()?;
+        let dropped = v.iter().filter(|&&x| x == 0.0).count() as f64 / v.len() as f64;
+        assert!((dropped - 0.1).abs() < 0.005, "dropped share {dropped}");
+        let scale = 1.0 / 0.9f32;
+        assert!(v.iter().all(|&x| x == 0.0 || (x - scale).abs() < 1e-6));
+        // The next call draws another mask.
+        let m2 = dropout_mask(&Shape::from((1000, 100)), 0.1, DType::F32, &Device::Cpu)?;
+        assert_ne!(v, m2.flatten_all()?.to_vec1::<f32>()?);
+        Ok(())
+    }
+}
