@@ -2,7 +2,7 @@
 //! parallel column sum (candle's broadcast backward reduces over the rows with a strided loop,
 //! a large share of an encoder step).
 
-use super::kernel::{contiguous_slice, dispatch_float, simd, to_storage, Elem};
+use super::kernel::{contiguous_slice, dispatch_float, dispatch_float2, simd, to_storage, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -40,17 +40,13 @@ impl CustomOp2 for AddBias {
         if l2.dims() != [dim] {
             candle_core::bail!("{n}: bias {:?} does not match rows of {dim}", l2.dims());
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(y), CpuStorage::F32(b)) => to_storage(add_rows(
-                contiguous_slice(n, y, l1)?,
-                contiguous_slice(n, b, l2)?,
-            )),
-            (CpuStorage::F64(y), CpuStorage::F64(b)) => to_storage(add_rows(
-                contiguous_slice(n, y, l1)?,
-                contiguous_slice(n, b, l2)?,
-            )),
-            _ => candle_core::bail!("{n}: input and bias must share one float dtype"),
-        };
+        let out = dispatch_float2!(
+            n,
+            (s1, l1),
+            (s2, l2),
+            "input and bias must share one float dtype",
+            |y, b| add_rows(y, b)
+        );
         Ok((out, l1.shape().clone()))
     }
 

@@ -4,7 +4,7 @@
 //! erf is Abramowitz & Stegun 7.1.26 (max abs error 1.5e-7): one exp per element instead of
 //! libm's series, which dominated a BERT step's profile.
 
-use super::kernel::{contiguous_slice, dispatch_float, simd, to_storage, Elem};
+use super::kernel::{contiguous_slice, dispatch_float, dispatch_float2, simd, to_storage, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -99,17 +99,13 @@ impl CustomOp2 for GeluGrad {
         if l1.dims() != l2.dims() {
             candle_core::bail!("{n}: x {:?} and grad {:?} differ", l1.dims(), l2.dims());
         }
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => to_storage(gelu_grad_kernel(
-                contiguous_slice(n, x, l1)?,
-                contiguous_slice(n, g, l2)?,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => to_storage(gelu_grad_kernel(
-                contiguous_slice(n, x, l1)?,
-                contiguous_slice(n, g, l2)?,
-            )),
-            _ => candle_core::bail!("{n}: x and grad must share one float dtype"),
-        };
+        let out = dispatch_float2!(
+            n,
+            (s1, l1),
+            (s2, l2),
+            "x and grad must share one float dtype",
+            |x, g| gelu_grad_kernel(x, g)
+        );
         Ok((out, l1.shape().clone()))
     }
 }

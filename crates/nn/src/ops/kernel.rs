@@ -134,6 +134,28 @@ macro_rules! dispatch_float {
 }
 pub(crate) use dispatch_float;
 
+/// Applies a two-input kernel, written once over the element type, to a pair of f32 or f64
+/// storages: `$a` and `$b` are bound to their contiguous slices and `$body` gives the output
+/// vector; storages of different dtypes fail with `"{op}: {mismatch}"`.
+macro_rules! dispatch_float2 {
+    ($op:expr, ($s1:expr, $l1:expr), ($s2:expr, $l2:expr), $mismatch:expr, |$a:ident, $b:ident| $body:expr) => {
+        match ($s1, $s2) {
+            (candle_core::CpuStorage::F32(x), candle_core::CpuStorage::F32(y)) => {
+                let $a = $crate::ops::kernel::contiguous_slice($op, x, $l1)?;
+                let $b = $crate::ops::kernel::contiguous_slice($op, y, $l2)?;
+                $crate::ops::kernel::to_storage($body)
+            }
+            (candle_core::CpuStorage::F64(x), candle_core::CpuStorage::F64(y)) => {
+                let $a = $crate::ops::kernel::contiguous_slice($op, x, $l1)?;
+                let $b = $crate::ops::kernel::contiguous_slice($op, y, $l2)?;
+                $crate::ops::kernel::to_storage($body)
+            }
+            _ => candle_core::bail!("{}: {}", $op, $mismatch),
+        }
+    };
+}
+pub(crate) use dispatch_float2;
+
 /// Wraps a computed vector back into storage of the same dtype.
 pub fn to_storage<T: WithDType>(v: Vec<T>) -> CpuStorage {
     T::to_cpu_storage_owned(v)

@@ -6,7 +6,7 @@
 //! (mul, sum, broadcast sub, mul). Here each row is read once forward and once backward.
 
 use super::kernel::{
-    contiguous_slice, dispatch_float, max_lanes, simd, sum_lanes, to_storage, Elem,
+    contiguous_slice, dispatch_float, dispatch_float2, max_lanes, simd, sum_lanes, to_storage, Elem,
 };
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -125,21 +125,13 @@ impl CustomOp2 for ScaledMaskedSoftmax {
             heads: h,
             queries: t,
         };
-        let out = match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(m)) => to_storage(softmax_rows(
-                contiguous_slice(n, x, l1)?,
-                s,
-                Some((contiguous_slice(n, m, l2)?, rows)),
-                self.scale as f32,
-            )),
-            (CpuStorage::F64(x), CpuStorage::F64(m)) => to_storage(softmax_rows(
-                contiguous_slice(n, x, l1)?,
-                s,
-                Some((contiguous_slice(n, m, l2)?, rows)),
-                self.scale,
-            )),
-            _ => candle_core::bail!("{n}: scores and mask must share one float dtype"),
-        };
+        let out = dispatch_float2!(
+            n,
+            (s1, l1),
+            (s2, l2),
+            "scores and mask must share one float dtype",
+            |x, m| softmax_rows(x, s, Some((m, rows)), cast(self.scale))
+        );
         Ok((out, l1.shape().clone()))
     }
 
@@ -197,21 +189,13 @@ impl CustomOp2 for SoftmaxBackward {
             candle_core::bail!("{n}: output {:?} and gradient {:?}", l1.dims(), l2.dims());
         }
         let dim = l1.dims().last().copied().unwrap_or(1).max(1);
-        let out = match (s1, s2) {
-            (CpuStorage::F32(y), CpuStorage::F32(g)) => to_storage(softmax_grad_rows(
-                contiguous_slice(n, y, l1)?,
-                contiguous_slice(n, g, l2)?,
-                dim,
-                self.scale as f32,
-            )),
-            (CpuStorage::F64(y), CpuStorage::F64(g)) => to_storage(softmax_grad_rows(
-                contiguous_slice(n, y, l1)?,
-                contiguous_slice(n, g, l2)?,
-                dim,
-                self.scale,
-            )),
-            _ => candle_core::bail!("{n}: output and gradient must share one float dtype"),
-        };
+        let out = dispatch_float2!(
+            n,
+            (s1, l1),
+            (s2, l2),
+            "output and gradient must share one float dtype",
+            |y, g| softmax_grad_rows(y, g, dim, cast(self.scale))
+        );
         Ok((out, l1.shape().clone()))
     }
 }
