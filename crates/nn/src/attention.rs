@@ -149,7 +149,9 @@ pub fn scaled_dot_product_attention(
     // Query heads h*rep..(h+1)*rep share kv head h: fold them into the row axis instead of
     // copying k and v `rep` times.
     let qg = q.contiguous()?.reshape((b, nkv, rep * t, hd))?; // (B, nkv, rep*T, hd)
-                                                              // (B, nkv, rep*T, S) is (B, nh, T, S) in memory: head h*rep+r at rows r*T..(r+1)*T.
+
+    // The scores (B, nkv, rep*T, S) are (B, nh, T, S) in memory: head h*rep+r at rows
+    // r*T..(r+1)*T of kv head h.
     let scores = qg.matmul(&k.t()?)?.reshape((b, nh, t, s))?;
     let mask = mask.map(|m| m.to_dtype(scores.dtype())).transpose()?;
     let probs = scaled_masked_softmax(&scores, mask.as_ref(), p.scale)?; // (B, nh, T, S)
