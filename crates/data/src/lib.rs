@@ -2,6 +2,9 @@
 //! field names Hugging Face datasets use), encoded to features with a loss mask, and collated
 //! into padded batches (labels padded with -100).
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod chat;
 pub mod classify;
 mod collate;

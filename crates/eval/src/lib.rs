@@ -1,6 +1,9 @@
 //! tasklm-eval: the standard metrics of each task, in plain Rust (no tensors), each checked
 //! against the reference implementation's output on fixed inputs.
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod answers;
 pub mod classification;
 pub mod porter;

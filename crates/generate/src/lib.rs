@@ -4,6 +4,9 @@
 //! stop criteria (EOS, stop strings, length), incremental UTF-8-safe detokenizing, and
 //! OpenAI-shaped logprobs.
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod detok;
 mod error;
 mod generator;

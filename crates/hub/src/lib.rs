@@ -3,6 +3,9 @@
 //! argument (directory, `.gguf` file, catalog name, hub id), and loading a checkpoint with its
 //! tokenizer.
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod catalog;
 pub mod encoder;
 mod error;

@@ -2,6 +2,9 @@
 //! registry that maps a checkpoint's `architectures` (or GGUF `general.architecture`) to a builder.
 //! Model files never see tokenizers, datasets or HTTP.
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod decoder;
 pub mod encoder;
 mod error;

@@ -3,6 +3,9 @@
 //! Hot ops are fused CPU kernels with a backward pass ([`ops`]), so one code path serves
 //! training and inference.
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod attention;
 pub mod layers;
 pub mod ops;

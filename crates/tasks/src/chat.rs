@@ -3,26 +3,43 @@
 //! The template a model was trained with is saved in its directory (`tokenizer_config.json`'s
 //! `chat_template`, and `tasklm.json`'s `end_of_turn`), so every later use renders alike.
 
-use crate::provenance::data_section;
-use crate::sft::{default_max_seq_len, EncodedFile, Notice, SftReport};
-use crate::{Result, TaskError};
+use crate::common::lm_runner::{
+    default_max_seq_len, encode_each, fit_lm, report_encoding, EncodedFile, TrainOutcome,
+};
+use crate::common::provenance::data_section;
+use crate::common::tasklm_json::model_meta;
+use crate::{
+    EvalJob, Notice, PredictJob, Predictor, Report, Result, TaskError, TaskFamily, TrainJob,
+};
 use candle_core::{DType, Device};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tasklm_data::chat::drop_oldest_turns;
 use tasklm_data::{encode_chat, read_chat_jsonl, ChatRecord, Truncation};
 use tasklm_generate::{generate, Generation, SamplingParams};
-use tasklm_hub::{load_checkpoint, LoadedDecoder, ModelSource};
+use tasklm_hub::{load_checkpoint, LoadedDecoder};
 use tasklm_text::{BuiltinTemplate, ChatMessage, ChatTemplate, TextTokenizer};
-use tasklm_train::{lm_eval, TrainArgs};
+use tasklm_train::lm_eval;
 
-/// `tasklm.json` of a model directory, when it has one.
-pub fn model_meta(source: &ModelSource) -> Option<Value> {
-    let ModelSource::HfDir(dir) = source else {
-        return None;
-    };
-    let text = std::fs::read_to_string(dir.join("tasklm.json")).ok()?;
-    serde_json::from_str(&text).ok()
+/// How conversations are cut, as the notice tells it.
+const CUT: (&str, &str) = ("conversations", "lost their oldest exchanges");
+
+/// The chat family: train, evaluate (assistant-token loss, perplexity); `predict` is
+/// `tasklm chat`.
+pub struct Chat;
+
+impl TaskFamily for Chat {
+    fn train(&self, job: &TrainJob, notice: Notice) -> Result<Report> {
+        Ok(train(job, notice)?.into_report(job.task))
+    }
+
+    fn evaluate(&self, job: &EvalJob, notice: Notice) -> Result<Report> {
+        evaluate(job, notice)
+    }
+
+    fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
+        Err(crate::sft::not_served(job))
+    }
 }
 
 /// The template for `tok`: a built-in one by `name` (`llama2`, `chatml`), else the one a tasklm
@@ -81,54 +98,22 @@ fn encode_file(
     max_len: usize,
     truncation: Truncation,
 ) -> Result<EncodedFile> {
-    crate::sft::encode_each(path, records, max_len, "conversations", |rec, stats| {
+    encode_each(path, records, max_len, "conversations", |rec, stats| {
         encode_chat(tpl, tok, rec, max_len, truncation, stats)
     })
 }
 
-fn report(path: &Path, f: &EncodedFile, max_len: usize, notice: Notice) {
-    let s = f.stats;
-    if s.truncated > 0 || s.dropped > 0 {
-        notice(&format!(
-            "{}: {} of {} conversations are longer than --max-seq-len {max_len}: {} lost their \
-             oldest exchanges, {} dropped",
-            path.display(),
-            s.truncated + s.dropped,
-            f.records,
-            s.truncated,
-            s.dropped
-        ));
-    }
-}
-
-/// One `tasklm train --task chat` run.
-#[derive(Clone, Debug)]
-pub struct ChatJob {
-    pub model: String,
-    pub data: PathBuf,
-    pub eval: Option<PathBuf>,
-    pub out: PathBuf,
-    /// A built-in template; default: the model's own.
-    pub template: Option<String>,
-    pub max_seq_len: Option<usize>,
-    pub truncation: Truncation,
-    pub args: TrainArgs,
-    pub resume: bool,
-    pub progress: bool,
-    /// Set to stop after the current update with a checkpoint (Ctrl-C).
-    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-}
-
 /// Fine-tunes on conversations with the loss on assistant turns; writes a model directory
 /// whose tokenizer carries the template used.
-pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
+fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
     let train_records = read_chat_jsonl(&job.data)?;
     let eval_records = job.eval.as_deref().map(read_chat_jsonl).transpose()?;
     let source = tasklm_hub::resolve(&job.model, job.progress)?;
     let meta = model_meta(&source);
     let ck = load_checkpoint(&source, DType::F32, &Device::Cpu)?;
     let mut tok = ck.tokenizer.clone();
-    let tpl = resolve_template(&mut tok, job.template.as_deref(), meta.as_ref())?;
+    let template = job.options.template.as_deref();
+    let tpl = resolve_template(&mut tok, template, meta.as_ref())?;
     tok.chat_template = Some(tpl.source().to_string());
     let max_len = job
         .max_seq_len
@@ -141,11 +126,11 @@ pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
         max_len,
         job.truncation,
     )?;
-    report(&job.data, &train_file, max_len, notice);
+    report_encoding(&job.data, &train_file, max_len, CUT, notice);
     let eval_file = match (&job.eval, &eval_records) {
         (Some(p), Some(r)) => {
             let e = encode_file(p, r, &tpl, &tok, max_len, job.truncation)?;
-            report(p, &e, max_len, notice);
+            report_encoding(p, &e, max_len, CUT, notice);
             Some(e)
         }
         _ => None,
@@ -153,7 +138,7 @@ pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
     let provenance = json!({
         "task": "chat",
         "base_model": job.model,
-        "template": job.template.as_deref().unwrap_or("model"),
+        "template": template.unwrap_or("model"),
         "end_of_turn": tpl.end_of_turn(),
         "max_seq_len": max_len,
         "data": data_section(
@@ -165,36 +150,24 @@ pub fn train(job: &ChatJob, notice: Notice) -> Result<SftReport> {
         "train_args": job.args,
     });
     let train_features = train_file.features.clone();
-    crate::sft::fit_lm(
+    fit_lm(
+        job,
         ck,
         &tok,
-        train_features,
-        &train_file,
+        (train_features, &train_file),
         eval_file.as_ref(),
         provenance,
-        crate::sft::RunSpec {
-            out: &job.out,
-            args: &job.args,
-            resume: job.resume,
-            progress: job.progress,
-            stop: job.stop.as_deref(),
-        },
         max_len,
     )
 }
 
 /// Assistant-token loss and perplexity of a model on a conversations file.
-pub fn evaluate(
-    model: &str,
-    data: &Path,
-    template: Option<&str>,
-    max_seq_len: Option<usize>,
-    batch_size: usize,
-    notice: Notice,
-) -> Result<crate::sft::SftEval> {
+fn evaluate(job: &EvalJob, notice: Notice) -> Result<Report> {
+    let data = &job.data;
     let records = read_chat_jsonl(data)?;
-    let mut session = ChatSession::load(model, template)?;
-    let max_len = max_seq_len
+    let mut session = ChatSession::load(&job.model, job.options.template.as_deref())?;
+    let max_len = job
+        .max_seq_len
         .unwrap_or_else(|| default_max_seq_len(session.loaded.config.max_position_embeddings));
     let file = encode_file(
         data,
@@ -204,21 +177,20 @@ pub fn evaluate(
         max_len,
         Truncation::Left,
     )?;
-    report(data, &file, max_len, notice);
+    report_encoding(data, &file, max_len, CUT, notice);
     let m = &mut session.loaded;
     let (loss, tokens) = lm_eval(
         m.model.as_ref(),
         &file.features,
         m.tokenizer.pad_id(),
-        batch_size,
+        job.batch_size,
     )?;
-    Ok(crate::sft::SftEval {
+    Ok(crate::sft::lm_report(
+        job,
         loss,
-        perplexity: loss.exp(),
-        n: file.features.len(),
+        file.features.len(),
         tokens,
-        stats: file.stats,
-    })
+    ))
 }
 
 /// A model with its chat template, answering conversations.

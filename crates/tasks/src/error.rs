@@ -21,6 +21,8 @@ pub enum TaskError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("unknown task `{name}`: expected one of {valid}")]
+    UnknownTask { name: String, valid: String },
 }
 
 pub type Result<T> = std::result::Result<T, TaskError>;

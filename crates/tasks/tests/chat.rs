@@ -5,7 +5,8 @@
 use anyhow::Result;
 use tasklm_generate::SamplingParams;
 use tasklm_hub::testing::catalog_model;
-use tasklm_tasks::chat::{self, ChatSession};
+use tasklm_tasks::chat::ChatSession;
+use tasklm_tasks::{EvalJob, TaskKind, TaskOptions, TrainJob};
 use tasklm_text::ChatMessage;
 use tasklm_train::TrainArgs;
 
@@ -82,37 +83,46 @@ fn chat_training_saves_the_template_it_used() -> Result<()> {
     std::fs::write(&data, format!("{conv}\n{conv}\n"))?;
     let out = tmp.path().join("out");
     let quiet = |_: &str| {};
-    let before = chat::evaluate(MODEL, &data, Some("llama2"), Some(128), 2, &quiet)?;
-    let job = chat::ChatJob {
-        model: MODEL.into(),
-        data: data.clone(),
-        eval: None,
-        out: out.clone(),
+    let llama2 = TaskOptions {
         template: Some("llama2".into()),
+        ..TaskOptions::default()
+    };
+    let eval = |model: &str, options: TaskOptions| {
+        tasklm_tasks::evaluate(
+            &EvalJob {
+                max_seq_len: Some(128),
+                batch_size: 2,
+                options,
+                ..EvalJob::new(TaskKind::Chat, model, data.clone())
+            },
+            &quiet,
+        )
+    };
+    let before = eval(MODEL, llama2.clone())?;
+    let job = TrainJob {
         max_seq_len: Some(128),
-        truncation: tasklm_data::Truncation::Left,
         args: TrainArgs {
             max_steps: Some(3),
             batch_size: 2,
             lr: 3e-4,
             ..TrainArgs::default()
         },
-        resume: false,
-        progress: false,
-        stop: None,
+        options: llama2,
+        ..TrainJob::new(TaskKind::Chat, MODEL, data.clone(), out.clone())
     };
-    chat::train(&job, &quiet)?;
+    tasklm_tasks::train(&job, &quiet)?;
     let dir = out.to_str().expect("utf-8");
     // The directory renders with the template it was trained with, without --template.
     let s = ChatSession::load(dir, None)?;
     let text = s.template.render(&[ChatMessage::new("user", "hi")], true)?;
     assert!(text.contains("[INST] hi [/INST]"), "{text}");
-    let after = chat::evaluate(dir, &data, None, Some(128), 2, &quiet)?;
+    let after = eval(dir, TaskOptions::default())?;
+    let loss = |r: &tasklm_tasks::Report| r.metric_f64("loss").unwrap_or(f64::NAN);
     assert!(
-        after.loss < before.loss * 0.7,
+        loss(&after) < loss(&before) * 0.7,
         "loss {} -> {}",
-        before.loss,
-        after.loss
+        loss(&before),
+        loss(&after)
     );
     Ok(())
 }

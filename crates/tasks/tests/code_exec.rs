@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use std::time::Duration;
-use tasklm_tasks::code_exec::{program, run_python, ExecLimits};
+use tasklm_tasks::generative::code_exec::{program, run_python, ExecLimits};
 use tasklm_tasks::generative::{score, GenData, GenEvalOptions, GenTask};
 
 const PROMPT: &str = "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n";

@@ -8,23 +8,20 @@ use serde_json::{json, Value};
 use std::path::Path;
 use tasklm_hub::testing::catalog_model;
 use tasklm_hub::{load_encoder, ModelSource};
-use tasklm_tasks::classifier::RecordPredictor;
-use tasklm_tasks::encoder_classify::{self, EncoderClassifier};
-use tasklm_tasks::encoder_input::PairEncoder;
-use tasklm_tasks::encoder_ner;
-use tasklm_tasks::label_prompt::LabelExample;
-use tasklm_tasks::sft::SftJob;
+use tasklm_tasks::classify::{EncoderClassifier, LabelExample};
+use tasklm_tasks::common::encoder_input::PairEncoder;
+use tasklm_tasks::{PredictJob, TaskKind, TrainJob};
 use tasklm_train::TrainArgs;
 
-fn job(model: &Path, data: &Path, out: &Path, epochs: u32, lr: f64) -> SftJob {
-    SftJob {
-        model: model.to_string_lossy().into_owned(),
-        data: data.to_path_buf(),
-        eval: None,
-        out: out.to_path_buf(),
+fn job(
+    task: TaskKind,
+    model: &Path,
+    data: &Path,
+    out: &Path,
+    (epochs, lr): (u32, f64),
+) -> TrainJob {
+    TrainJob {
         max_seq_len: Some(32),
-        truncation: tasklm_data::Truncation::Left,
-        pack: false,
         args: TrainArgs {
             epochs,
             batch_size: 8,
@@ -32,9 +29,12 @@ fn job(model: &Path, data: &Path, out: &Path, epochs: u32, lr: f64) -> SftJob {
             warmup_ratio: 0.0,
             ..TrainArgs::default()
         },
-        resume: false,
-        progress: false,
-        stop: None,
+        ..TrainJob::new(
+            task,
+            &model.to_string_lossy(),
+            data.to_path_buf(),
+            out.to_path_buf(),
+        )
     }
 }
 
@@ -105,9 +105,10 @@ fn classification_overfits_and_the_written_model_reloads() -> Result<()> {
         .collect();
     std::fs::write(&data, text)?;
     let out = tmp.path().join("out");
-    let report = encoder_classify::train("classify", &job(&model, &data, &out, 20, 3e-4), &|_| {})?;
-    assert_eq!(report.summary.steps, 20);
-    let last = *report.summary.losses.last().context("a loss was logged")?;
+    let job = job(TaskKind::Classify, &model, &data, &out, (20, 3e-4));
+    let report = tasklm_tasks::train(&job, &|_| {})?;
+    assert_eq!(report.count_of("steps"), 20);
+    let last = *report.losses.last().context("a loss was logged")?;
     assert!(last < 0.1, "final loss {last} did not overfit");
 
     let cfg: Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json"))?)?;
@@ -124,20 +125,17 @@ fn classification_overfits_and_the_written_model_reloads() -> Result<()> {
         assert!(names.contains_key(k), "model.safetensors lacks {k}");
     }
 
-    let p = tasklm_tasks::classifier::load_predictor(
-        "classify",
+    let p = tasklm_tasks::predictor(&PredictJob::new(
+        TaskKind::Classify,
         out.to_str().context("utf-8 path")?,
-        &Default::default(),
-        false,
-        Default::default(),
-    )?;
+    ))?;
     for (t, l) in rows {
         let a = p.predict(&json!({ "text": t }))?;
         assert_eq!(a["label"], l, "{t}: {a}");
         assert!(a["score"].as_f64().unwrap_or(0.0) > 0.5);
     }
     let ck = load_encoder(&ModelSource::HfDir(out.clone()), &candle_core::Device::Cpu)?;
-    let clf = EncoderClassifier::new(ck, None, 32)?;
+    let clf = EncoderClassifier::new(ck, None, 32, TaskKind::Classify)?;
     assert!(clf.trained_head, "the saved head is used");
     let probs = clf.probabilities(&[LabelExample {
         fields: vec![("text".into(), "an instant classic".into())],
@@ -162,14 +160,20 @@ fn ner_learns_tags_and_returns_character_offsets() -> Result<()> {
     ];
     std::fs::write(&data, sentences.join("\n"))?;
     let out = tmp.path().join("out");
-    let report = encoder_ner::train(&job(&model, &data, &out, 40, 3e-4), &|_| {})?;
-    let last = *report.summary.losses.last().context("a loss was logged")?;
+    let report = tasklm_tasks::train(
+        &job(TaskKind::Ner, &model, &data, &out, (40, 3e-4)),
+        &|_| {},
+    )?;
+    let last = *report.losses.last().context("a loss was logged")?;
     assert!(last < 0.1, "final loss {last} did not overfit");
     let cfg: Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json"))?)?;
     assert_eq!(cfg["architectures"][0], "BertForTokenClassification");
     assert_eq!(cfg["id2label"]["0"], "O");
 
-    let tagger = encoder_ner::load_predictor(out.to_str().context("utf-8 path")?)?;
+    let tagger = tasklm_tasks::predictor(&PredictJob::new(
+        TaskKind::Ner,
+        out.to_str().context("utf-8 path")?,
+    ))?;
     let text = "Anna Smith visited Rome.";
     let a = tagger.predict(&json!({ "text": text }))?;
     let ents = a["entities"].as_array().context("entities")?;
@@ -198,7 +202,7 @@ fn ner_learns_tags_and_returns_character_offsets() -> Result<()> {
 #[test]
 fn words_split_like_bert_with_character_offsets() {
     let chars: Vec<char> = "Zoë's café, 2024!".chars().collect();
-    let spans = encoder_ner::split_words(&chars);
+    let spans = tasklm_tasks::ner::split_words(&chars);
     let words: Vec<String> = spans
         .iter()
         .map(|&(s, e)| chars[s..e].iter().collect())
@@ -209,7 +213,7 @@ fn words_split_like_bert_with_character_offsets() {
 
 #[test]
 fn qa_windows_overlap_and_labels_point_at_the_answer() -> Result<()> {
-    use tasklm_tasks::encoder_qa::{EncoderQa, QaSettings};
+    use tasklm_tasks::qa::{EncoderQa, QaSettings};
     let Some(dir) = catalog_model("all-minilm-l6-v2")? else {
         return Ok(());
     };

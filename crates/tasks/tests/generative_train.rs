@@ -5,8 +5,7 @@
 use anyhow::Result;
 use tasklm_data::Truncation;
 use tasklm_hub::testing::catalog_model;
-use tasklm_tasks::generative::{train, GenData, GenTask};
-use tasklm_tasks::sft::SftJob;
+use tasklm_tasks::{TaskKind, TaskOptions, TrainJob};
 use tasklm_train::TrainArgs;
 
 #[test]
@@ -21,31 +20,29 @@ fn translation_trains_from_a_line_aligned_prefix_and_hashes_both_sides() -> Resu
         tmp.path().join("pairs.de"),
         "Ein Hund rennt.\nZwei Männer reden.\n",
     )?;
-    let data = GenData {
-        task: GenTask::Translate,
-        path: prefix.clone(),
-        langs: Some(("en".into(), "de".into())),
-    };
     let out = tmp.path().join("out");
-    let job = SftJob {
-        model: "smollm2-135m-instruct".into(),
-        data: prefix.clone(),
+    let job = TrainJob {
         eval: Some(prefix.clone()),
-        out: out.clone(),
         max_seq_len: Some(64),
         truncation: Truncation::Left,
-        pack: false,
         args: TrainArgs {
             max_steps: Some(1),
             batch_size: 2,
             ..TrainArgs::default()
         },
-        resume: false,
-        progress: false,
-        stop: None,
+        options: TaskOptions {
+            langs: Some(("en".into(), "de".into())),
+            ..TaskOptions::default()
+        },
+        ..TrainJob::new(
+            TaskKind::Translate,
+            "smollm2-135m-instruct",
+            prefix.clone(),
+            out.clone(),
+        )
     };
-    let report = train(&data, Some(&data), &job, &|_: &str| {})?;
-    assert_eq!(report.summary.steps, 1);
+    let report = tasklm_tasks::train(&job, &|_: &str| {})?;
+    assert_eq!(report.count_of("steps"), 1);
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("tasklm.json"))?)?;
     assert_eq!(meta["task"], "translate");

@@ -5,8 +5,9 @@
 use anyhow::Result;
 use tasklm_hub::testing::catalog_model;
 use tasklm_hub::{load_decoder, LoadedDecoder};
-use tasklm_tasks::label_prompt::{LabelExample, LabelPrompt};
-use tasklm_tasks::label_task::{draw_shots, evaluate_examples, LabelScorer, ScoreOptions};
+use tasklm_tasks::classify::decoder::{draw_shots, evaluate_examples, LabelScorer, ScoreOptions};
+use tasklm_tasks::classify::{LabelExample, LabelPrompt};
+use tasklm_tasks::TaskKind;
 
 fn review(text: &str, label: &str) -> LabelExample {
     LabelExample {
@@ -27,7 +28,7 @@ fn label_probabilities_follow_the_sentiment() -> Result<()> {
     let Some(m) = model()? else {
         return Ok(());
     };
-    let prompt = LabelPrompt::defaults("classify", &["0".into(), "1".into()])?;
+    let prompt = LabelPrompt::defaults(TaskKind::Classify, &["0".into(), "1".into()])?;
     let good = review("a wonderful, moving film with brilliant acting", "1");
     let bad = review("a dull, boring and painfully stupid mess", "0");
     let plain = ScoreOptions::default();
@@ -78,7 +79,7 @@ fn label_probabilities_follow_the_sentiment() -> Result<()> {
 
 #[test]
 fn a_trained_classifier_keeps_its_label_prompt() -> Result<()> {
-    use tasklm_tasks::label_task::{self, LabelPredictor, PromptOverrides};
+    use tasklm_tasks::classify::{LabelPredictor, PromptOverrides};
     if catalog_model("smollm2-135m-instruct")?.is_none() {
         return Ok(());
     }
@@ -91,29 +92,30 @@ fn a_trained_classifier_keeps_its_label_prompt() -> Result<()> {
         .collect();
     std::fs::write(&data, body.join("\n"))?;
     let out = tmp.path().join("out");
-    let job = tasklm_tasks::sft::SftJob {
-        model: "smollm2-135m-instruct".into(),
-        data: data.clone(),
-        eval: None,
-        out: out.clone(),
+    let words = PromptOverrides {
+        template: Some("Weather: {text}. Mood:".into()),
+        words: Some("sad,happy".into()),
+    };
+    let job = tasklm_tasks::TrainJob {
         max_seq_len: Some(32),
-        truncation: tasklm_data::Truncation::Left,
-        pack: false,
         args: tasklm_train::TrainArgs {
             max_steps: Some(2),
             batch_size: 4,
             lr: 1e-4,
             ..tasklm_train::TrainArgs::default()
         },
-        resume: false,
-        progress: false,
-        stop: None,
+        options: tasklm_tasks::TaskOptions {
+            prompt: words,
+            ..Default::default()
+        },
+        ..tasklm_tasks::TrainJob::new(
+            TaskKind::Classify,
+            "smollm2-135m-instruct",
+            data.clone(),
+            out.clone(),
+        )
     };
-    let words = PromptOverrides {
-        template: Some("Weather: {text}. Mood:".into()),
-        words: Some("sad,happy".into()),
-    };
-    label_task::train("classify", &job, &words, &|_| {})?;
+    tasklm_tasks::train(&job, &|_| {})?;
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("tasklm.json"))?)?;
     assert_eq!(meta["task"], "classify");
@@ -123,7 +125,7 @@ fn a_trained_classifier_keeps_its_label_prompt() -> Result<()> {
     );
     // Predicting with the directory uses the saved prompt and labels, no flags needed.
     let p = LabelPredictor::load(
-        "classify",
+        TaskKind::Classify,
         out.to_str().unwrap_or_default(),
         &PromptOverrides::default(),
         false,

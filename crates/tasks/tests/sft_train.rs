@@ -6,7 +6,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 use tasklm_data::Truncation;
 use tasklm_hub::testing::catalog_model;
-use tasklm_tasks::sft;
+use tasklm_tasks::{EvalJob, TaskKind, TaskOptions, TrainJob};
 use tasklm_train::TrainArgs;
 
 fn write_data(dir: &std::path::Path) -> Result<PathBuf> {
@@ -34,41 +34,45 @@ fn sft_training_lowers_the_completion_loss_and_writes_a_loadable_model() -> Resu
     let data = write_data(tmp.path())?;
     let out = tmp.path().join("out");
     let quiet = |_: &str| {};
-    let before = sft::evaluate(
-        "smollm2-135m-instruct",
-        &data,
-        Some(64),
-        Truncation::Left,
-        4,
+    let before = tasklm_tasks::evaluate(
+        &EvalJob {
+            max_seq_len: Some(64),
+            truncation: Truncation::Left,
+            batch_size: 4,
+            ..EvalJob::new(TaskKind::Sft, "smollm2-135m-instruct", data.clone())
+        },
         &quiet,
     )?;
-    assert_eq!(before.n, 4);
-    let job = sft::SftJob {
-        model: "smollm2-135m-instruct".into(),
-        data: data.clone(),
+    assert_eq!(before.count_of("n"), 4);
+    let job = TrainJob {
         eval: Some(data.clone()),
-        out: out.clone(),
         max_seq_len: Some(64),
         truncation: Truncation::Left,
-        pack: true,
         args: TrainArgs {
             max_steps: Some(4),
             batch_size: 4,
             lr: 3e-4,
             ..TrainArgs::default()
         },
-        resume: false,
-        progress: false,
-        stop: None,
+        options: TaskOptions {
+            pack: true,
+            ..TaskOptions::default()
+        },
+        ..TrainJob::new(
+            TaskKind::Sft,
+            "smollm2-135m-instruct",
+            data.clone(),
+            out.clone(),
+        )
     };
-    let report = sft::train(&job, &quiet)?;
-    assert_eq!(report.summary.steps, 4);
+    let report = tasklm_tasks::train(&job, &quiet)?;
+    assert_eq!(report.count_of("steps"), 4);
     assert_eq!(
-        report.sequences, 1,
+        report.count_of("sequences"),
+        1,
         "four short records pack into one sequence"
     );
-    let eval = report.summary.final_eval.expect("eval metrics");
-    assert_eq!(eval[0].0, "loss");
+    assert_eq!(report.metrics[0].0, "loss", "eval metrics");
     for f in [
         "config.json",
         "model.safetensors",
@@ -89,25 +93,27 @@ fn sft_training_lowers_the_completion_loss_and_writes_a_loadable_model() -> Resu
     assert!(tc["chat_template"]
         .as_str()
         .is_some_and(|t| t.contains("im_start")));
-    let after = sft::evaluate(
-        out.to_str().expect("utf-8"),
-        &data,
-        Some(64),
-        Truncation::Left,
-        4,
+    let after = tasklm_tasks::evaluate(
+        &EvalJob {
+            max_seq_len: Some(64),
+            truncation: Truncation::Left,
+            batch_size: 4,
+            ..EvalJob::new(TaskKind::Sft, out.to_str().expect("utf-8"), data.clone())
+        },
         &quiet,
     )?;
+    let loss = |r: &tasklm_tasks::Report| r.metric_f64("loss").unwrap_or(f64::NAN);
+    let trained = loss(&report);
     assert!(
-        (after.loss - eval[0].1).abs() < 1e-4,
-        "reloaded {} vs trained {}",
-        after.loss,
-        eval[0].1
+        (loss(&after) - trained).abs() < 1e-4,
+        "reloaded {} vs trained {trained}",
+        loss(&after),
     );
     assert!(
-        after.loss < before.loss * 0.7,
+        loss(&after) < loss(&before) * 0.7,
         "loss only went from {} to {}",
-        before.loss,
-        after.loss
+        loss(&before),
+        loss(&after)
     );
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! tasklm-text: tokenizers (from `tokenizer.json` or a GGUF vocabulary) with special tokens and
 //! character offsets, and chat templates.
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod chat;
 pub mod chat_mask;
 mod error;

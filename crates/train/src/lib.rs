@@ -2,6 +2,9 @@
 //! schedules and gradient clipping it uses, each matching PyTorch/transformers on golden
 //! fixtures (`scripts/golden/optim.py`).
 
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod clip;
 mod error;
 mod fused_adamw;

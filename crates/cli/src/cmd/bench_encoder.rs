@@ -8,7 +8,7 @@ use clap::Args;
 use std::process::Command;
 use std::time::Instant;
 use tasklm_hub::load_encoder;
-use tasklm_tasks::encoder_classify::{objective_for_rows, EncoderClassifier};
+use tasklm_tasks::classify::encoder::{objective_for_rows, EncoderClassifier};
 use tasklm_train::{accumulate, AdamW, AdamWConfig};
 
 const PEER_SCRIPT: &str = include_str!("../../../../scripts/peer/bench_encoder.py");
@@ -68,7 +68,12 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
     let pairs: Vec<(Vec<u32>, Vec<u32>)> =
         rows.iter().map(|r| (r.clone(), vec![0; r.len()])).collect();
     let labels_2 = vec!["0".to_string(), "1".to_string()];
-    let clf = EncoderClassifier::new(ck, Some(labels_2.clone()), a.seq_len)?;
+    let clf = EncoderClassifier::new(
+        ck,
+        Some(labels_2.clone()),
+        a.seq_len,
+        tasklm_tasks::TaskKind::Classify,
+    )?;
     let params = clf.params();
     let n_params: usize = params.iter().map(|(_, v)| v.elem_count()).sum();
 

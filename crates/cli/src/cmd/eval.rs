@@ -1,16 +1,15 @@
 //! `tasklm eval`: a model's standard metric on a task's data, as a table or one JSON object.
 
-use super::train::{Task, TruncationArg};
+use super::train::{parse_task, task_help, TruncationArg};
 use anyhow::{Context, Result};
 use clap::Args;
-use serde_json::{json, Map, Value};
 use std::path::PathBuf;
-use tasklm_tasks::{chat, classifier, label_task, sft};
+use tasklm_tasks::{EvalJob, GenerationOptions, TaskKind, TaskOptions};
 
 #[derive(Args, Clone, Debug)]
 pub struct EvalCmd {
-    #[arg(long, value_enum)]
-    pub task: Task,
+    #[arg(long, value_parser = parse_task, help = task_help())]
+    pub task: TaskKind,
     /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
     #[arg(long)]
     pub model: String,
@@ -73,172 +72,43 @@ pub struct EvalCmd {
     pub json: bool,
 }
 
-/// Prints `metrics` as a two-column table, or as one JSON object.
-pub fn print_metrics(metrics: &[(&str, Value)], as_json: bool) {
-    if as_json {
-        let obj: Map<String, Value> = metrics
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        println!("{}", Value::Object(obj));
-        return;
-    }
-    let w = metrics
-        .iter()
-        .map(|(k, _)| k.len())
-        .max()
-        .unwrap_or(6)
-        .max(6);
-    println!("{:<w$}  value", "metric");
-    println!("{}  {}", "-".repeat(w), "-".repeat(12));
-    for (k, v) in metrics {
-        let shown = match v.as_f64() {
-            Some(x) if v.is_f64() => format!("{x:.4}"),
-            _ => v.to_string(),
-        };
-        println!("{k:<w$}  {shown}");
-    }
-}
-
 pub fn run(c: EvalCmd) -> Result<()> {
-    if c.batch_size == 0 {
-        anyhow::bail!("--batch-size must be at least 1");
-    }
     let notice = |m: &str| eprintln!("{m}");
-    let r = match c.task {
-        Task::Sft => sft::evaluate(
-            &c.model,
-            &c.data,
-            c.max_seq_len,
-            c.truncation.into(),
-            c.batch_size,
-            &notice,
-        ),
-        Task::Chat => chat::evaluate(
-            &c.model,
-            &c.data,
-            c.template.as_deref(),
-            c.max_seq_len,
-            c.batch_size,
-            &notice,
-        ),
-        Task::Classify | Task::Nli => return eval_labels(&c, &notice),
-        Task::Ner => return eval_ner(&c, &notice),
-        Task::Qa => return eval_qa(&c, &notice),
-        Task::Genqa | Task::Summarize | Task::Translate | Task::Code | Task::Reasoning => {
-            return eval_generative(&c)
-        }
-    }
-    .context("evaluation failed")?;
-    print_metrics(
-        &[
-            ("loss", json!(r.loss)),
-            ("perplexity", json!(r.perplexity)),
-            ("n", json!(r.n)),
-            ("tokens", json!(r.tokens)),
-        ],
-        c.json,
-    );
-    Ok(())
-}
-
-/// Accuracy and macro-F1 of a classifier (classify, nli), encoder or decoder.
-fn eval_labels(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
-    let job = label_task::LabelEvalJob {
-        task: c.task.name().into(),
-        model: c.model.clone(),
-        data: c.data.clone(),
-        overrides: c.label.overrides(),
-        shots: c.shots,
-        shots_from: c.shots_from.clone(),
-        seed: c.seed,
-        chat: c.scoring.chat,
-        score: c.scoring.score_options(),
-        limit: c.limit,
+    let job = EvalJob {
+        task: c.task,
+        model: c.model,
+        data: c.data,
         max_seq_len: c.max_seq_len,
-        progress: true,
-    };
-    let r = classifier::evaluate(&job, notice).context("evaluation failed")?;
-    print_metrics(
-        &[
-            ("accuracy", json!(r.accuracy)),
-            ("macro_f1", json!(r.macro_f1)),
-            ("n", json!(r.n)),
-        ],
-        c.json,
-    );
-    Ok(())
-}
-
-/// Entity-level precision/recall/F1 (overall, and F1 per type) of an encoder tagger.
-fn eval_ner(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
-    let (scores, n) =
-        tasklm_tasks::encoder_ner::evaluate(&c.model, &c.data, c.max_seq_len, c.limit, notice)
-            .context("evaluation failed")?;
-    let mut m: Vec<(String, Value)> = tasklm_tasks::encoder_ner::metric_list(&scores)
-        .into_iter()
-        .map(|(k, v)| (k, json!(v)))
-        .collect();
-    m.push(("n".into(), json!(n)));
-    let refs: Vec<(&str, Value)> = m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    print_metrics(&refs, c.json);
-    Ok(())
-}
-
-/// SQuAD v1.1 exact match and F1 of an encoder span head.
-fn eval_qa(c: &EvalCmd, notice: tasklm_tasks::sft::Notice) -> Result<()> {
-    use tasklm_tasks::encoder_qa::{evaluate, QaSettings};
-    let d = QaSettings::default();
-    let settings = QaSettings {
-        max_len: c.max_seq_len.unwrap_or(d.max_len),
-        doc_stride: c.doc_stride.unwrap_or(d.doc_stride),
-        ..d
-    };
-    let (em, f1, n) =
-        evaluate(&c.model, &c.data, settings, c.limit, notice).context("evaluation failed")?;
-    print_metrics(
-        &[
-            ("exact_match", json!(em)),
-            ("f1", json!(f1)),
-            ("n", json!(n)),
-        ],
-        c.json,
-    );
-    Ok(())
-}
-
-/// A generative task: generate for every record, score with the task's metric.
-fn eval_generative(c: &EvalCmd) -> Result<()> {
-    use tasklm_tasks::generative::{evaluate, write_predictions, GenEvalOptions};
-    let task = c.task.generative().context("a generative task")?;
-    let sampling = tasklm_generate::SamplingParams {
-        temperature: c.temperature,
-        top_k: 0,
-        top_p: if c.temperature > 0.0 { c.top_p } else { 1.0 },
-        min_p: 0.0,
-        seed: c.seed,
-        max_new_tokens: c.max_new_tokens.unwrap_or(task.default_max_new_tokens()),
-        stop: task.stops(),
-        ..tasklm_generate::SamplingParams::default()
-    };
-    let opts = GenEvalOptions {
-        sampling,
-        samples: c.samples,
-        limit: c.limit,
+        truncation: c.truncation.into(),
         batch_size: c.batch_size,
-        python: c.python.clone(),
+        limit: c.limit,
+        shots: c.shots,
+        shots_from: c.shots_from,
+        seed: c.seed,
+        generation: GenerationOptions {
+            max_new_tokens: c.max_new_tokens,
+            temperature: c.temperature,
+            top_p: c.top_p,
+            samples: c.samples,
+            predictions: c.predictions,
+            python: c.python,
+        },
         progress: true,
+        options: TaskOptions {
+            template: c.template,
+            prompt: c.label.overrides(),
+            score: c.scoring.score_options(),
+            chat: c.scoring.chat,
+            doc_stride: c.doc_stride,
+            langs: c.langs.pair(),
+            ..TaskOptions::default()
+        },
     };
-    let data = c.langs.data(task, &c.data);
-    let (metrics, preds) = evaluate(&c.model, &data, &opts).context("evaluation failed")?;
-    if let Some(p) = &c.predictions {
-        write_predictions(p, &preds)?;
+    let r = tasklm_tasks::evaluate(&job, &notice).context("evaluation failed")?;
+    if c.json {
+        println!("{}", r.to_json());
+    } else {
+        print!("{}", r.table());
     }
-    let mut m: Vec<(&str, Value)> = metrics
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    m.push(("n", json!(preds.len())));
-    print_metrics(&m, c.json);
     Ok(())
 }

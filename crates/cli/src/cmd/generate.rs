@@ -97,7 +97,7 @@ pub fn render_prompt(
     if !chat {
         return Ok(prompt.to_string());
     }
-    let meta = tasklm_tasks::chat::model_meta(&m.source);
+    let meta = tasklm_tasks::common::tasklm_json::model_meta(&m.source);
     let t = tasklm_tasks::chat::resolve_template(&mut m.tokenizer, None, meta.as_ref())
         .context("--chat")?;
     let mut msgs = Vec::new();

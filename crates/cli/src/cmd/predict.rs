@@ -1,15 +1,16 @@
 //! `tasklm predict`: JSONL records in, one JSON answer per line out.
 
-use super::train::{LabelPromptFlags, LabelScoreFlags, Task};
-use anyhow::{bail, Context, Result};
+use super::train::{parse_task, task_help, LabelPromptFlags, LabelScoreFlags};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use tasklm_tasks::{PredictJob, TaskKind, TaskOptions};
 
 #[derive(Args, Clone, Debug)]
 pub struct PredictCmd {
-    #[arg(long, value_enum)]
-    pub task: Task,
+    #[arg(long, value_parser = parse_task, help = task_help())]
+    pub task: TaskKind,
     /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
     #[arg(long)]
     pub model: String,
@@ -27,14 +28,20 @@ pub struct PredictCmd {
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
-    if c.task.generative().is_none()
-        && !matches!(c.task, Task::Classify | Task::Nli | Task::Ner | Task::Qa)
-    {
-        bail!(
-            "predict serves the classification, tagging, QA and generative tasks; use `tasklm generate` or `tasklm chat` for {}",
-            c.task.name()
-        );
-    }
+    let job = PredictJob {
+        task: c.task,
+        model: c.model.clone(),
+        progress: true,
+        options: TaskOptions {
+            prompt: c.label.overrides(),
+            score: c.scoring.score_options(),
+            chat: c.scoring.chat,
+            langs: c.langs.pair(),
+            ..TaskOptions::default()
+        },
+    };
+    // Load before reading, so a wrong task or model fails before any input is asked for.
+    let p = tasklm_tasks::predictor(&job)?;
     let reader: Box<dyn BufRead> = match &c.input {
         Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
@@ -45,31 +52,6 @@ pub fn run(c: PredictCmd) -> Result<()> {
         .input
         .as_ref()
         .map_or("stdin".to_string(), |p| p.display().to_string());
-    let p: Box<dyn tasklm_tasks::classifier::RecordPredictor> = if let Some(g) = c.task.generative()
-    {
-        let sampling = tasklm_generate::SamplingParams {
-            max_new_tokens: g.default_max_new_tokens(),
-            stop: g.stops(),
-            ..tasklm_generate::SamplingParams::greedy(g.default_max_new_tokens())
-        };
-        Box::new(tasklm_tasks::generative::GenPredictor::load(
-            &c.model,
-            c.langs.data(g, std::path::Path::new("")),
-            sampling,
-        )?)
-    } else if c.task == Task::Ner {
-        Box::new(tasklm_tasks::encoder_ner::load_predictor(&c.model)?)
-    } else if c.task == Task::Qa {
-        Box::new(tasklm_tasks::encoder_qa::load_predictor(&c.model)?)
-    } else {
-        tasklm_tasks::classifier::load_predictor(
-            c.task.name(),
-            &c.model,
-            &c.label.overrides(),
-            c.scoring.chat,
-            c.scoring.score_options(),
-        )?
-    };
     let mut out = std::io::stdout().lock();
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{name}: reading line {}", i + 1))?;

@@ -4,60 +4,17 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use tasklm_data::Truncation;
-use tasklm_tasks::{chat, sft};
+use tasklm_tasks::{TaskKind, TaskOptions, TrainJob};
 use tasklm_train::{ScheduleKind, TrainArgs};
 
-/// The task families `train` and `eval` know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Task {
-    /// Instruction SFT on {prompt, completion} (or Alpaca) JSONL; loss on completions.
-    Sft,
-    /// Conversations ({"messages": [{role, content}, ...]} JSONL); loss on assistant turns.
-    Chat,
-    /// Text classification ({"text", "label"} JSONL or sentence/label TSV): an encoder's
-    /// classification head, or a decoder completing a label word.
-    Classify,
-    /// NLI ({"premise", "hypothesis", "label"} JSONL): an encoder's head over
-    /// [CLS] premise [SEP] hypothesis [SEP], or a decoder completing a label word.
-    Nli,
-    /// NER (CoNLL columns or {"tokens", "ner_tags"} JSONL): an encoder tags each word (BIO).
-    Ner,
-    /// Extractive QA (SQuAD v1.1 JSON or {"context", "question", "answers"} JSONL): an
-    /// encoder's start/end span head.
-    Qa,
-    /// Generative QA (SQuAD JSON or {question, answer[, context]} JSONL): SFT on the answer.
-    Genqa,
-    /// Summarization ({dialogue|document, summary} JSONL): SFT on the summary; ROUGE.
-    Summarize,
-    /// Translation (PREFIX.SRC[.gz]/PREFIX.TGT[.gz] lines or {source, target} JSONL); BLEU, chrF.
-    Translate,
-    /// Code (HumanEval/MBXP layout): SFT on the solution; pass@k by running the tests.
-    Code,
-    /// Chain-of-thought reasoning (GSM8K {question, answer}): SFT on the worked answer.
-    Reasoning,
+/// `--task NAME`, parsed once by the task contract (its error lists every valid name).
+pub fn parse_task(s: &str) -> std::result::Result<TaskKind, String> {
+    s.parse::<TaskKind>().map_err(|e| e.to_string())
 }
 
-impl Task {
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Sft => "sft",
-            Task::Chat => "chat",
-            Task::Classify => "classify",
-            Task::Nli => "nli",
-            Task::Ner => "ner",
-            Task::Qa => "qa",
-            Task::Genqa => "genqa",
-            Task::Summarize => "summarize",
-            Task::Translate => "translate",
-            Task::Code => "code",
-            Task::Reasoning => "reasoning",
-        }
-    }
-
-    /// The generative task this is, if any.
-    pub fn generative(self) -> Option<tasklm_tasks::generative::GenTask> {
-        tasklm_tasks::generative::GenTask::from_name(self.name())
-    }
+/// The help of `--task`.
+pub fn task_help() -> String {
+    format!("Task: {}", TaskKind::names())
 }
 
 /// Translation languages: the suffixes of the line-aligned files.
@@ -72,17 +29,9 @@ pub struct LangFlags {
 }
 
 impl LangFlags {
-    /// The data of a generative task at `path`.
-    pub fn data(
-        &self,
-        task: tasklm_tasks::generative::GenTask,
-        path: &std::path::Path,
-    ) -> tasklm_tasks::generative::GenData {
-        tasklm_tasks::generative::GenData {
-            task,
-            path: path.to_path_buf(),
-            langs: self.src_lang.clone().zip(self.tgt_lang.clone()),
-        }
+    /// The (source, target) pair, when both are given.
+    pub fn pair(&self) -> Option<(String, String)> {
+        self.src_lang.clone().zip(self.tgt_lang.clone())
     }
 }
 
@@ -115,8 +64,8 @@ pub struct LabelScoreFlags {
 }
 
 impl LabelScoreFlags {
-    pub fn score_options(&self) -> tasklm_tasks::label_task::ScoreOptions {
-        tasklm_tasks::label_task::ScoreOptions {
+    pub fn score_options(&self) -> tasklm_tasks::classify::ScoreOptions {
+        tasklm_tasks::classify::ScoreOptions {
             calibrate: self.calibrate,
             norm: if self.length_norm {
                 tasklm_generate::LabelNorm::Mean
@@ -128,8 +77,8 @@ impl LabelScoreFlags {
 }
 
 impl LabelPromptFlags {
-    pub fn overrides(&self) -> tasklm_tasks::label_task::PromptOverrides {
-        tasklm_tasks::label_task::PromptOverrides {
+    pub fn overrides(&self) -> tasklm_tasks::classify::PromptOverrides {
+        tasklm_tasks::classify::PromptOverrides {
             template: self.prompt_template.clone(),
             words: self.label_words.clone(),
         }
@@ -225,6 +174,7 @@ impl TrainerFlags {
         over!(
             max_grad_norm,
             seed,
+            group_by_length,
             eval_every,
             save_every,
             save_total_limit
@@ -242,8 +192,8 @@ impl TrainerFlags {
 
 #[derive(Args, Clone, Debug)]
 pub struct TrainCmd {
-    #[arg(long, value_enum)]
-    pub task: Task,
+    #[arg(long, value_parser = parse_task, help = task_help())]
+    pub task: TaskKind,
     /// Base model: a catalog name, a Hugging Face directory, a .gguf file or a hub id.
     #[arg(long)]
     pub model: String,
@@ -271,29 +221,22 @@ pub struct TrainCmd {
     /// Continue from the newest complete checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// qa: tokens shared by consecutive windows of a long context.
-    #[arg(long, default_value_t = 128)]
-    pub doc_stride: usize,
+    /// qa: tokens shared by consecutive windows of a long context [default: 128].
+    #[arg(long)]
+    pub doc_stride: Option<usize>,
     #[command(flatten)]
     pub langs: LangFlags,
     #[command(flatten)]
     pub label: LabelPromptFlags,
     #[command(flatten)]
     pub trainer: TrainerFlags,
+    /// Print the run's report (final eval metrics, counts) as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(c: TrainCmd) -> Result<()> {
     let args = c.trainer.resolve()?;
-    if c.template.is_some() && c.task != Task::Chat {
-        anyhow::bail!("--template applies to --task chat");
-    }
-    if c.pack && c.task != Task::Sft {
-        anyhow::bail!("--pack applies to --task sft");
-    }
-    let label_task = matches!(c.task, Task::Classify | Task::Nli);
-    if !label_task && (c.label.prompt_template.is_some() || c.label.label_words.is_some()) {
-        anyhow::bail!("--prompt-template and --label-words apply to --task classify and nli");
-    }
     let notice = |m: &str| eprintln!("{m}");
     // Ctrl-C finishes the current update and writes a checkpoint; a second one quits at once.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -304,78 +247,51 @@ pub fn run(c: TrainCmd) -> Result<()> {
         }
         eprintln!("\nstopping after this update (Ctrl-C again quits without a checkpoint)");
     });
-    let report = match c.task {
-        Task::Sft
-        | Task::Classify
-        | Task::Nli
-        | Task::Ner
-        | Task::Qa
-        | Task::Genqa
-        | Task::Summarize
-        | Task::Translate
-        | Task::Code
-        | Task::Reasoning => {
-            let job = sft::SftJob {
-                model: c.model,
-                data: c.data.clone(),
-                eval: c.eval.clone(),
-                out: c.out.clone(),
-                max_seq_len: c.max_seq_len,
-                truncation: c.truncation.into(),
-                pack: c.pack,
-                args,
-                resume: c.resume,
-                progress: true,
-                stop: Some(stop.clone()),
-            };
-            if let Some(g) = c.task.generative() {
-                let data = c.langs.data(g, &c.data);
-                let eval = c.eval.as_ref().map(|p| c.langs.data(g, p));
-                tasklm_tasks::generative::train(&data, eval.as_ref(), &job, &notice)
-            } else if c.task == Task::Ner {
-                tasklm_tasks::encoder_ner::train(&job, &notice)
-            } else if c.task == Task::Qa {
-                tasklm_tasks::encoder_qa::train(&job, c.doc_stride, &notice)
-            } else if label_task {
-                tasklm_tasks::classifier::train(c.task.name(), &job, &c.label.overrides(), &notice)
-            } else {
-                sft::train(&job, &notice)
-            }
-            .context("training failed")?
-        }
-        Task::Chat => {
-            let job = chat::ChatJob {
-                model: c.model,
-                data: c.data.clone(),
-                eval: c.eval.clone(),
-                out: c.out.clone(),
-                template: c.template,
-                max_seq_len: c.max_seq_len,
-                truncation: c.truncation.into(),
-                args,
-                resume: c.resume,
-                progress: true,
-                stop: Some(stop.clone()),
-            };
-            chat::train(&job, &notice).context("training failed")?
-        }
+    let job = TrainJob {
+        task: c.task,
+        model: c.model,
+        data: c.data,
+        eval: c.eval,
+        out: c.out.clone(),
+        max_seq_len: c.max_seq_len,
+        truncation: c.truncation.into(),
+        args,
+        resume: c.resume,
+        progress: true,
+        stop: Some(stop),
+        options: TaskOptions {
+            pack: c.pack,
+            template: c.template,
+            prompt: c.label.overrides(),
+            doc_stride: c.doc_stride,
+            langs: c.langs.pair(),
+            ..TaskOptions::default()
+        },
     };
-    let s = &report.summary;
+    let r = tasklm_tasks::train(&job, &notice).context("training failed")?;
+    let refused = r.count_of("refused");
     eprintln!(
         "trained {} updates on {} records ({} sequences of at most {} tokens) in {:.1} s, {:.0} tokens/s{}",
-        s.steps,
-        report.train.kept,
-        report.sequences,
-        report.max_seq_len,
-        s.elapsed_s,
-        s.tokens as f64 / s.elapsed_s.max(1e-9),
-        if s.refused > 0 { format!(", {} updates refused (NaN/Inf)", s.refused) } else { String::new() }
+        r.count_of("steps"),
+        r.count_of("kept"),
+        r.count_of("sequences"),
+        r.count_of("max_seq_len"),
+        r.timing_of("train_s"),
+        r.count_of("tokens") as f64 / r.timing_of("train_s").max(1e-9),
+        if refused > 0 { format!(", {refused} updates refused (NaN/Inf)") } else { String::new() }
     );
-    if let Some(m) = &s.final_eval {
-        let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    if !r.metrics.is_empty() {
+        let parts: Vec<String> = r
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))
+            .collect();
         eprintln!("eval: {}", parts.join(", "));
     }
     eprintln!("model written to {}", c.out.display());
+    if c.json {
+        println!("{}", r.to_json());
+    }
     Ok(())
 }
 
@@ -405,6 +321,62 @@ mod tests {
         assert!(!a.group_by_length);
         assert_eq!(a.batch_size, 2);
         assert_eq!(a.seed, TrainArgs::default().seed, "defaults fill the rest");
+        Ok(())
+    }
+
+    /// A value unlike the default for each trainer flag; a flag missing here fails the test
+    /// below, so a new flag cannot be added without checking that it arrives.
+    fn non_default(flag: &str) -> Option<&'static str> {
+        Some(match flag {
+            "epochs" => "3",
+            "max_steps" => "7",
+            "batch_size" => "5",
+            "grad_accum" => "2",
+            "lr" => "0.001",
+            "weight_decay" => "0.1",
+            "warmup_ratio" => "0.25",
+            "scheduler" => "cosine",
+            "max_grad_norm" => "0.5",
+            "seed" => "9",
+            "group_by_length" => "false",
+            "eval_every" => "11",
+            "save_every" => "13",
+            "save_total_limit" => "4",
+            _ => return None,
+        })
+    }
+
+    #[test]
+    fn every_trainer_flag_reaches_train_args() -> Result<()> {
+        use clap::{CommandFactory, Parser};
+        #[derive(Parser)]
+        struct Probe {
+            #[command(flatten)]
+            trainer: TrainerFlags,
+        }
+        let mut argv = vec!["probe".to_string()];
+        let mut names = Vec::new();
+        for a in Probe::command().get_arguments() {
+            let id = a.get_id().as_str().to_string();
+            if id == "config" || a.get_long().is_none() {
+                continue;
+            }
+            let v = non_default(&id)
+                .with_context(|| format!("no test value for trainer flag --{id}"))?;
+            argv.push(format!("--{}", a.get_long().unwrap_or_default()));
+            argv.push(v.to_string());
+            names.push(id);
+        }
+        assert!(names.len() >= 14, "flags found: {names:?}");
+        let resolved = serde_json::to_value(Probe::try_parse_from(&argv)?.trainer.resolve()?)?;
+        let default = serde_json::to_value(TrainArgs::default())?;
+        for n in &names {
+            assert_ne!(
+                resolved.get(n),
+                default.get(n),
+                "--{n} did not reach TrainArgs ({argv:?})"
+            );
+        }
         Ok(())
     }
 }

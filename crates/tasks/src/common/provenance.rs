@@ -1,5 +1,4 @@
-//! What `tasklm.json` records of a run: the task, the base model, the data files with their
-//! sha256, and the training arguments.
+//! The data entries of `tasklm.json`: each file a run read, with its sha256 and record count.
 
 use crate::{Result, TaskError};
 use serde_json::{json, Value};
@@ -52,17 +51,4 @@ pub fn data_entry_files(
         "files": files,
         "records": records,
     }))
-}
-
-/// Writes `tasklm.json` into `dir`.
-pub fn write_tasklm_json(dir: &Path, v: &Value) -> Result<()> {
-    let path = dir.join("tasklm.json");
-    let text = serde_json::to_string_pretty(v).map_err(|e| TaskError::File {
-        path: path.clone(),
-        msg: e.to_string(),
-    })?;
-    std::fs::write(&path, text + "\n").map_err(|e| TaskError::File {
-        path,
-        msg: e.to_string(),
-    })
 }

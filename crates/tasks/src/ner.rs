@@ -3,22 +3,46 @@
 //! Saved as transformers' `BertForTokenClassification` (`bert.*`, `classifier.*`, `id2label`).
 //! Metric: entity-level precision/recall/F1 as `seqeval` computes them.
 
-use crate::encoder_input::{
-    encoder_provenance, fit_encoder, resolve_encoder, saved_setting, task_config,
-    write_encoder_files, HeadedEncoder,
+use crate::common::encoder_input::HeadedEncoder;
+use crate::common::encoder_runner::{
+    fit_encoder, load_encoder_for, task_config, EncodedRows, EncoderTask,
 };
-use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
-use crate::{Result, TaskError};
+use crate::common::lm_runner::TrainOutcome;
+use crate::common::tasklm_json::saved_setting;
+use crate::{
+    EvalJob, Notice, PredictJob, Predictor, Report, Result, TaskError, TaskFamily, TaskKind,
+    TrainJob,
+};
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::{json, Value};
 use std::path::Path;
 use tasklm_data::{read_ner, EncodeStats, NerRecord, IGNORE_INDEX};
 use tasklm_eval::{entities, entity_scores, EntityScores};
-use tasklm_hub::load_encoder;
 use tasklm_models::EncoderInput;
 use tasklm_nn::ops::masked_cross_entropy;
-use tasklm_train::trainer::{LossSum, Metrics, Objective};
-use tasklm_train::TrainError;
+use tasklm_train::trainer::Metrics;
+
+/// The NER family: train, evaluate (seqeval entity P/R/F1), predict entities with offsets.
+pub struct Ner;
+
+impl TaskFamily for Ner {
+    fn train(&self, job: &TrainJob, notice: Notice) -> Result<Report> {
+        Ok(train(job, notice)?.into_report(job.task))
+    }
+
+    fn evaluate(&self, job: &EvalJob, notice: Notice) -> Result<Report> {
+        let (scores, n) = evaluate(job, notice)?;
+        let mut r = Report::new(job.task);
+        for (k, v) in metric_list(&scores) {
+            r = r.metric(k, v);
+        }
+        Ok(r.count("n", n as u64))
+    }
+
+    fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
+        Ok(Box::new(load_tagger(&job.model, None, None, job.progress)?))
+    }
+}
 
 /// Default `--max-seq-len` for NER.
 pub const DEFAULT_MAX_LEN: usize = 128;
@@ -178,7 +202,7 @@ pub fn evaluate_records(
     records: &[NerRecord],
     progress: bool,
 ) -> Result<EntityScores> {
-    let bar = crate::label_task::eval_bar(records.len(), progress);
+    let bar = crate::common::progress::eval_bar(records.len(), progress);
     let (mut truth, mut pred) = (Vec::new(), Vec::new());
     for chunk in records.chunks(INFER_BATCH) {
         let sentences: Vec<Vec<String>> = chunk.iter().map(|r| r.tokens.clone()).collect();
@@ -205,34 +229,25 @@ pub fn metric_list(s: &EntityScores) -> Vec<(String, f64)> {
     m
 }
 
-struct Sentence {
+/// An encoded sentence with the tag index of each kept word.
+pub struct Sentence {
     enc: EncodedWords,
-    /// Tag index of each kept word.
     labels: Vec<u32>,
 }
 
-struct NerObjective {
-    tagger: EncoderTagger,
-    train: Vec<Sentence>,
-    eval: Vec<NerRecord>,
-    provenance: Value,
-}
+impl EncoderTask for EncoderTagger {
+    type Row = Sentence;
+    type EvalRecord = NerRecord;
 
-impl Objective for NerObjective {
     fn params(&self) -> Vec<(String, Var)> {
-        self.tagger.0.params()
+        self.0.params()
     }
 
-    fn train_len(&self) -> usize {
-        self.train.len()
+    fn row_len(row: &Sentence) -> usize {
+        row.enc.ids.len()
     }
 
-    fn train_lengths(&self) -> Option<Vec<usize>> {
-        Some(self.train.iter().map(|s| s.enc.ids.len()).collect())
-    }
-
-    fn train_loss(&self, indices: &[usize]) -> tasklm_train::Result<LossSum> {
-        let picked: Vec<&Sentence> = indices.iter().filter_map(|&i| self.train.get(i)).collect();
+    fn loss(&self, picked: &[&Sentence]) -> Result<(Tensor, usize)> {
         let t = picked.iter().map(|s| s.enc.ids.len()).max().unwrap_or(0);
         let mut labels = vec![IGNORE_INDEX; picked.len() * t];
         for (b, s) in picked.iter().enumerate() {
@@ -243,31 +258,22 @@ impl Objective for NerObjective {
             }
         }
         let rows: Vec<&EncodedWords> = picked.iter().map(|s| &s.enc).collect();
-        let logits = self
-            .tagger
-            .logits(&rows, true)
-            .map_err(TrainError::objective)?; // (B, T, C)
+        let logits = self.logits(&rows, true)?; // (B, T, C)
         let labels = Tensor::from_vec(labels, (picked.len(), t), &Device::Cpu)?;
-        let (sum, scored) = masked_cross_entropy(&logits, &labels)?;
-        Ok(LossSum {
-            sum,
-            scored,
-            tokens: rows.iter().map(|r| r.ids.len()).sum(),
-        })
+        Ok(masked_cross_entropy(&logits, &labels)?)
     }
 
-    fn evaluate(&self) -> tasklm_train::Result<Option<Metrics>> {
-        if self.eval.is_empty() {
-            return Ok(None);
-        }
-        let s = evaluate_records(&self.tagger, &self.eval, false).map_err(TrainError::objective)?;
-        Ok(Some(metric_list(&s)))
+    fn metrics(&self, records: &[NerRecord]) -> Result<Metrics> {
+        Ok(metric_list(&evaluate_records(self, records, false)?))
     }
 
-    fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
-        let h = &self.tagger.0;
-        let cfg = task_config(&h.ck_config, "BertForTokenClassification", &h.labels);
-        write_encoder_files(dir, &cfg, &h.ck_dir, &self.provenance)
+    fn config_json(&self) -> Value {
+        let h = &self.0;
+        task_config(&h.ck_config, "BertForTokenClassification", Some(&h.labels))
+    }
+
+    fn tokenizer_dir(&self) -> &Path {
+        &self.0.ck_dir
     }
 }
 
@@ -275,22 +281,32 @@ fn load_tagger(
     model: &str,
     tags: Option<Vec<String>>,
     max_len: Option<usize>,
+    progress: bool,
 ) -> Result<EncoderTagger> {
-    let source = resolve_encoder(model, "ner")?;
+    let (source, ck) = load_encoder_for(model, TaskKind::Ner, progress)?;
     let trained_len = saved_setting(&source, "max_seq_len");
-    let ck = load_encoder(&source, &Device::Cpu)?;
     let len = max_len.or(trained_len).unwrap_or(DEFAULT_MAX_LEN);
-    Ok(EncoderTagger(HeadedEncoder::new(ck, tags, len, "ner")?))
+    Ok(EncoderTagger(HeadedEncoder::new(
+        ck,
+        tags,
+        len,
+        TaskKind::Ner,
+    )?))
 }
 
 /// `tasklm train --task ner`.
-pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
+fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
     let records = read_ner(&job.data)?;
     let eval = match &job.eval {
         Some(p) => read_ner(p)?,
         None => Vec::new(),
     };
-    let tagger = load_tagger(&job.model, Some(tags_for(&records)), job.max_seq_len)?;
+    let tagger = load_tagger(
+        &job.model,
+        Some(tags_for(&records)),
+        job.max_seq_len,
+        job.progress,
+    )?;
     if !tagger.0.trained_head {
         notice(&format!(
             "new token-classification head for tags {:?}",
@@ -338,64 +354,52 @@ pub fn train(job: &SftJob, notice: Notice) -> Result<SftReport> {
             stats.dropped
         ));
     }
-    let provenance = encoder_provenance(
-        "ner",
-        job,
-        tagger.0.encoder.max_len,
-        (records.len(), eval.len()),
-        json!({ "labels": tagger.0.labels }),
-    )?;
     let max_seq_len = tagger.0.encoder.max_len;
-    let counts = EncodedStats {
+    let extra = json!({ "labels": tagger.0.labels });
+    let data = EncodedRows {
         records: records.len(),
         kept: train.len(),
+        rows: train,
         stats,
     };
-    let obj = NerObjective {
-        tagger,
-        train,
-        eval,
-        provenance,
-    };
-    fit_encoder(&obj, job, counts, max_seq_len)
+    fit_encoder(job, tagger, data, eval, (max_seq_len, extra))
 }
 
 /// `tasklm eval --task ner`: entity scores on `data` (first `limit` sentences). A model without
 /// a trained head is scored with a fresh one, and `notice` says so.
-pub fn evaluate(
-    model: &str,
-    data: &Path,
-    max_len: Option<usize>,
-    limit: Option<usize>,
-    notice: Notice,
-) -> Result<(EntityScores, usize)> {
-    let mut records = read_ner(data)?;
-    records.truncate(limit.unwrap_or(usize::MAX));
-    let tagger = match load_tagger(model, None, max_len) {
+fn evaluate(job: &EvalJob, notice: Notice) -> Result<(EntityScores, usize)> {
+    let (model, max_len) = (&job.model, job.max_seq_len);
+    let mut records = read_ner(&job.data)?;
+    records.truncate(job.limit.unwrap_or(usize::MAX));
+    let tagger = match load_tagger(model, None, max_len, job.progress) {
         Ok(t) => t,
         Err(TaskError::File { .. }) => {
             notice(&format!(
                 "{model} has no trained token-classification head: scoring an untrained head"
             ));
-            load_tagger(model, Some(tags_for(&records)), max_len)?
+            load_tagger(model, Some(tags_for(&records)), max_len, job.progress)?
         }
         Err(e) => return Err(e),
     };
     Ok((evaluate_records(&tagger, &records, true)?, records.len()))
 }
 
-/// Loads a trained tagger for `tasklm predict --task ner`.
-pub fn load_predictor(model: &str) -> Result<EncoderTagger> {
-    load_tagger(model, None, None)
-}
+impl Predictor for EncoderTagger {
+    fn task(&self) -> TaskKind {
+        TaskKind::Ner
+    }
 
-impl crate::classifier::RecordPredictor for EncoderTagger {
-    /// `{"entities": [...]}` for a `{"text"}` record.
-    fn predict(&self, record: &Value) -> Result<Value> {
-        let text = record
-            .get("text")
-            .and_then(Value::as_str)
-            .ok_or_else(|| TaskError::Invalid("expected a string field `text`".into()))?;
-        Ok(json!({"entities": self.entities_in(text)?}))
+    /// `{"entities": [...]}` for each `{"text"}` record.
+    fn predict_batch(&self, records: &[Value]) -> Vec<Result<Value>> {
+        records
+            .iter()
+            .map(|record| {
+                let text = record
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| TaskError::Invalid("expected a string field `text`".into()))?;
+                Ok(json!({"entities": self.entities_in(text)?}))
+            })
+            .collect()
     }
 }

@@ -4,24 +4,57 @@
 //! without the answer point at `[CLS]`. Saved as transformers' `BertForQuestionAnswering`.
 //! Metric: SQuAD v1.1 exact match and F1.
 
-use crate::encoder_input::{
-    backbone_and_head, encoder_provenance, fit_encoder, resolve_encoder, saved_setting, tensor_map,
-    write_encoder_files, HeadSpec,
+use crate::common::encoder_input::{backbone_and_head, tensor_map, HeadSpec};
+use crate::common::encoder_runner::{
+    fit_encoder, load_encoder_for, task_config, EncodedRows, EncoderTask,
 };
-use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
-use crate::{Result, TaskError};
+use crate::common::lm_runner::TrainOutcome;
+use crate::common::tasklm_json::saved_setting;
+use crate::{
+    EvalJob, Notice, PredictJob, Predictor, Report, Result, TaskError, TaskFamily, TaskKind,
+    TrainJob,
+};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tasklm_data::{read_squad, EncodeStats, QaRecord};
 use tasklm_hub::encoder::BERT_PREFIX;
-use tasklm_hub::load_encoder;
 use tasklm_models::{Bert, EncoderInput, SpanHead};
 use tasklm_nn::ops::per_token_cross_entropy;
 use tasklm_text::TextTokenizer;
-use tasklm_train::trainer::{LossSum, Metrics, Objective};
-use tasklm_train::TrainError;
+use tasklm_train::trainer::Metrics;
+
+/// `--doc-stride` when neither the flag nor the trained model gives one.
+pub const DEFAULT_DOC_STRIDE: usize = 128;
+
+/// The extractive QA family: train, evaluate (SQuAD v1.1 EM/F1), predict answer spans.
+pub struct Qa;
+
+impl TaskFamily for Qa {
+    fn train(&self, job: &TrainJob, notice: Notice) -> Result<Report> {
+        Ok(train(job, notice)?.into_report(job.task))
+    }
+
+    fn evaluate(&self, job: &EvalJob, notice: Notice) -> Result<Report> {
+        let (em, f1, n) = evaluate(job, notice)?;
+        Ok(Report::new(job.task)
+            .metric("exact_match", em)
+            .metric("f1", f1)
+            .count("n", n as u64))
+    }
+
+    fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
+        let model = &job.model;
+        let qa = load_qa(model, QaSettings::default(), job.progress)?;
+        if !qa.trained_head {
+            return Err(TaskError::Invalid(format!(
+                "{model} has no trained span head (qa_outputs): train one with `tasklm train --task qa`"
+            )));
+        }
+        Ok(Box::new(qa))
+    }
+}
 
 /// Window settings.
 #[derive(Clone, Copy, Debug)]
@@ -257,7 +290,7 @@ pub fn evaluate_records(
     records: &[QaRecord],
     progress: bool,
 ) -> Result<(f64, f64)> {
-    let bar = crate::label_task::eval_bar(records.len(), progress);
+    let bar = crate::common::progress::eval_bar(records.len(), progress);
     let (mut preds, mut refs) = (Vec::new(), Vec::new());
     for chunk in records.chunks(INFER_BATCH) {
         let qs: Vec<(String, String)> = chunk
@@ -274,39 +307,28 @@ pub fn evaluate_records(
     Ok(tasklm_eval::squad_scores(&preds, &refs))
 }
 
-struct Feature {
+/// A training window with its answer's token positions (0, 0 without the answer).
+pub struct Feature {
     window: Window,
     start: u32,
     end: u32,
 }
 
-struct QaObjective {
-    qa: EncoderQa,
-    train: Vec<Feature>,
-    eval: Vec<QaRecord>,
-    provenance: Value,
-}
+impl EncoderTask for EncoderQa {
+    type Row = Feature;
+    type EvalRecord = QaRecord;
 
-impl Objective for QaObjective {
     fn params(&self) -> Vec<(String, Var)> {
-        self.qa.params.clone()
+        self.params.clone()
     }
 
-    fn train_len(&self) -> usize {
-        self.train.len()
+    fn row_len(row: &Feature) -> usize {
+        row.window.ids.len()
     }
 
-    fn train_lengths(&self) -> Option<Vec<usize>> {
-        Some(self.train.iter().map(|f| f.window.ids.len()).collect())
-    }
-
-    fn train_loss(&self, indices: &[usize]) -> tasklm_train::Result<LossSum> {
-        let picked: Vec<&Feature> = indices.iter().filter_map(|&i| self.train.get(i)).collect();
+    fn loss(&self, picked: &[&Feature]) -> Result<(Tensor, usize)> {
         let windows: Vec<&Window> = picked.iter().map(|f| &f.window).collect();
-        let (s, e) = self
-            .qa
-            .logits(&windows, true)
-            .map_err(TrainError::objective)?;
+        let (s, e) = self.logits(&windows, true)?;
         let n = picked.len();
         let starts = Tensor::from_vec(
             picked.iter().map(|f| f.start).collect::<Vec<_>>(),
@@ -322,44 +344,37 @@ impl Objective for QaObjective {
         let sum = ((per_token_cross_entropy(&s, &starts)?.sum_all()?
             + per_token_cross_entropy(&e, &ends)?.sum_all()?)?
             * 0.5)?;
-        Ok(LossSum {
-            sum,
-            scored: n,
-            tokens: windows.iter().map(|w| w.ids.len()).sum(),
-        })
+        Ok((sum, n))
     }
 
-    fn evaluate(&self) -> tasklm_train::Result<Option<Metrics>> {
-        if self.eval.is_empty() {
-            return Ok(None);
-        }
-        let (em, f1) =
-            evaluate_records(&self.qa, &self.eval, false).map_err(TrainError::objective)?;
-        Ok(Some(vec![("exact_match".into(), em), ("f1".into(), f1)]))
+    fn metrics(&self, records: &[QaRecord]) -> Result<Metrics> {
+        let (em, f1) = evaluate_records(self, records, false)?;
+        Ok(vec![("exact_match".into(), em), ("f1".into(), f1)])
     }
 
-    fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
-        let mut cfg = self.qa.ck_config.clone();
-        if let Some(m) = cfg.as_object_mut() {
-            m.insert("architectures".into(), json!(["BertForQuestionAnswering"]));
-        }
-        write_encoder_files(dir, &cfg, &self.qa.ck_dir, &self.provenance)
+    fn config_json(&self) -> Value {
+        task_config(&self.ck_config, "BertForQuestionAnswering", None)
+    }
+
+    fn tokenizer_dir(&self) -> &Path {
+        &self.ck_dir
     }
 }
 
-fn load_qa(model: &str, settings: QaSettings) -> Result<EncoderQa> {
-    let source = resolve_encoder(model, "qa")?;
+fn load_qa(model: &str, settings: QaSettings, progress: bool) -> Result<EncoderQa> {
+    let (source, ck) = load_encoder_for(model, TaskKind::Qa, progress)?;
     let saved = |k: &str| saved_setting(&source, k);
     let settings = QaSettings {
         max_len: saved("max_seq_len").unwrap_or(settings.max_len),
         doc_stride: saved("doc_stride").unwrap_or(settings.doc_stride),
         ..settings
     };
-    EncoderQa::new(load_encoder(&source, &Device::Cpu)?, settings)
+    EncoderQa::new(ck, settings)
 }
 
 /// `tasklm train --task qa`.
-pub fn train(job: &SftJob, doc_stride: usize, notice: Notice) -> Result<SftReport> {
+fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
+    let doc_stride = job.options.doc_stride.unwrap_or(DEFAULT_DOC_STRIDE);
     let records = read_squad(&job.data)?;
     let eval = match &job.eval {
         Some(p) => read_squad(p)?,
@@ -370,8 +385,9 @@ pub fn train(job: &SftJob, doc_stride: usize, notice: Notice) -> Result<SftRepor
         doc_stride,
         ..QaSettings::default()
     };
-    let source = tasklm_hub::resolve(&job.model, job.progress)?;
-    let qa = EncoderQa::new(load_encoder(&source, &Device::Cpu)?, settings)?;
+    // The encoder check that eval and predict make (training once went without it).
+    let (_, ck) = load_encoder_for(&job.model, TaskKind::Qa, job.progress)?;
+    let qa = EncoderQa::new(ck, settings)?;
     if !qa.trained_head {
         notice("new span head (qa_outputs)");
     }
@@ -398,39 +414,29 @@ pub fn train(job: &SftJob, doc_stride: usize, notice: Notice) -> Result<SftRepor
         train.len(),
         without
     ));
-    let provenance = encoder_provenance(
-        "qa",
-        job,
-        qa.settings.max_len,
-        (records.len(), eval.len()),
-        json!({ "doc_stride": doc_stride }),
-    )?;
     let max_seq_len = qa.settings.max_len;
-    let counts = EncodedStats {
+    let extra = json!({ "doc_stride": doc_stride });
+    let data = EncodedRows {
         records: records.len(),
         kept: records.len(),
+        rows: train,
         stats: EncodeStats::default(),
     };
-    let obj = QaObjective {
-        qa,
-        train,
-        eval,
-        provenance,
-    };
-    fit_encoder(&obj, job, counts, max_seq_len)
+    fit_encoder(job, qa, data, eval, (max_seq_len, extra))
 }
 
 /// `tasklm eval --task qa`: (exact match, F1, questions) on `data`.
-pub fn evaluate(
-    model: &str,
-    data: &Path,
-    settings: QaSettings,
-    limit: Option<usize>,
-    notice: Notice,
-) -> Result<(f64, f64, usize)> {
-    let mut records = read_squad(data)?;
-    records.truncate(limit.unwrap_or(usize::MAX));
-    let qa = load_qa(model, settings)?;
+fn evaluate(job: &EvalJob, notice: Notice) -> Result<(f64, f64, usize)> {
+    let model = &job.model;
+    let d = QaSettings::default();
+    let settings = QaSettings {
+        max_len: job.max_seq_len.unwrap_or(d.max_len),
+        doc_stride: job.options.doc_stride.unwrap_or(d.doc_stride),
+        ..d
+    };
+    let mut records = read_squad(&job.data)?;
+    records.truncate(job.limit.unwrap_or(usize::MAX));
+    let qa = load_qa(model, settings, job.progress)?;
     if !qa.trained_head {
         notice(&format!(
             "{model} has no trained span head: scoring an untrained head"
@@ -440,20 +446,19 @@ pub fn evaluate(
     Ok((em, f1, records.len()))
 }
 
-/// Loads a model for `tasklm predict --task qa`.
-pub fn load_predictor(model: &str) -> Result<EncoderQa> {
-    let qa = load_qa(model, QaSettings::default())?;
-    if !qa.trained_head {
-        return Err(TaskError::Invalid(format!(
-            "{model} has no trained span head (qa_outputs): train one with `tasklm train --task qa`"
-        )));
+impl Predictor for EncoderQa {
+    fn task(&self) -> TaskKind {
+        TaskKind::Qa
     }
-    Ok(qa)
+
+    fn predict_batch(&self, records: &[Value]) -> Vec<Result<Value>> {
+        records.iter().map(|r| self.predict_one(r)).collect()
+    }
 }
 
-impl crate::classifier::RecordPredictor for EncoderQa {
+impl EncoderQa {
     /// `{"answer", "start", "end", "score"}` for a `{"question", "context"}` record.
-    fn predict(&self, record: &Value) -> Result<Value> {
+    fn predict_one(&self, record: &Value) -> Result<Value> {
         let field = |k: &str| {
             record
                 .get(k)

@@ -2,8 +2,11 @@
 //! contextually calibrated (`--calibrate`: each label's log-probability for a content-free
 //! input is subtracted, Zhao et al. 2021), evaluated with accuracy and macro-F1.
 
-use crate::label_prompt::{LabelExample, LabelPrompt};
-use crate::{Result, TaskError};
+use super::prompt::{LabelExample, LabelPrompt};
+use crate::common::lm_runner::TrainOutcome;
+use crate::common::progress::eval_bar;
+use crate::common::tasklm_json::model_meta;
+use crate::{EvalJob, Notice, Result, TaskError, TaskKind, TrainJob};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::path::Path;
@@ -21,13 +24,13 @@ pub struct ScoreOptions {
 
 /// Reads `path` as the records of `task` (`classify` or `nli`); returns the examples and the
 /// rows skipped for an unknown label.
-pub fn read_examples(task: &str, path: &Path) -> Result<(Vec<LabelExample>, usize)> {
+pub fn read_examples(task: TaskKind, path: &Path) -> Result<(Vec<LabelExample>, usize)> {
     match task {
-        "classify" => {
+        TaskKind::Classify => {
             let r = tasklm_data::read_classify(path)?;
             Ok((r.iter().map(LabelExample::from).collect(), 0))
         }
-        "nli" => {
+        TaskKind::Nli => {
             let (r, skipped) = tasklm_data::read_nli(path)?;
             Ok((r.iter().map(LabelExample::from).collect(), skipped))
         }
@@ -205,23 +208,6 @@ pub struct LabelEval {
     pub n: usize,
 }
 
-/// The progress bar of an evaluation over `n` records (hidden without `progress`).
-pub fn eval_bar(n: usize, progress: bool) -> indicatif::ProgressBar {
-    let bar = if progress {
-        indicatif::ProgressBar::new(n as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "eval [{bar:28}] {pos}/{len} [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
-}
-
 /// Prompts scored together in evaluation (left-padded into one batch).
 const EVAL_BATCH: usize = 16;
 
@@ -265,13 +251,13 @@ pub struct PromptOverrides {
 /// The label prompt for `task`: the one a tasklm model was trained with (from its
 /// `tasklm.json`), else the defaults over the labels of `examples`; overrides applied.
 pub fn label_prompt_for(
-    task: &str,
+    task: TaskKind,
     meta: Option<&serde_json::Value>,
     examples: &[LabelExample],
     overrides: &PromptOverrides,
 ) -> Result<LabelPrompt> {
     let saved = meta
-        .filter(|m| m.get("task").and_then(|t| t.as_str()) == Some(task))
+        .filter(|m| m.get("task").and_then(|t| t.as_str()) == Some(task.name()))
         .and_then(|m| m.get("label_prompt"))
         .and_then(|p| serde_json::from_value::<LabelPrompt>(p.clone()).ok());
     let mut p = match saved {
@@ -292,12 +278,8 @@ pub fn label_prompt_for(
 
 /// `tasklm train --task classify|nli` with a decoder: SFT on `prompt -> label word` (the loss on
 /// the label's tokens and EOS), the label prompt saved in `tasklm.json`.
-pub fn train(
-    task: &str,
-    job: &crate::sft::SftJob,
-    overrides: &PromptOverrides,
-    notice: crate::sft::Notice,
-) -> Result<crate::sft::SftReport> {
+pub fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
+    let (task, overrides) = (job.task, &job.options.prompt);
     let (train_ex, skipped) = read_examples(task, &job.data)?;
     if skipped > 0 {
         notice(&format!(
@@ -335,8 +317,7 @@ pub fn train(
     let meta = serde_json::json!({"task": task, "label_prompt": prompt});
     crate::sft::train_records_with(
         job,
-        &train_records,
-        eval_records.as_deref(),
+        (&train_records, eval_records.as_deref()),
         meta,
         None,
         notice,
@@ -352,7 +333,7 @@ type LoadedForLabels = (
 
 fn load_for_labels(model: &str, chat: bool, progress: bool) -> Result<LoadedForLabels> {
     let source = tasklm_hub::resolve(model, progress)?;
-    let meta = crate::chat::model_meta(&source);
+    let meta = model_meta(&source);
     let mut loaded =
         tasklm_hub::load_checkpoint(&source, candle_core::DType::F32, &candle_core::Device::Cpu)?
             .into_decoder()?;
@@ -368,30 +349,9 @@ fn load_for_labels(model: &str, chat: bool, progress: bool) -> Result<LoadedForL
     Ok((loaded, meta, template))
 }
 
-/// What `tasklm eval --task classify|nli` does with a decoder.
-#[derive(Clone, Debug, Default)]
-pub struct LabelEvalJob {
-    pub task: String,
-    pub model: String,
-    pub data: std::path::PathBuf,
-    pub overrides: PromptOverrides,
-    /// Few-shot examples put in the prompt, drawn with `seed` from `shots_from` (default:
-    /// the data, whose drawn rows are then not scored).
-    pub shots: usize,
-    pub shots_from: Option<std::path::PathBuf>,
-    pub seed: u64,
-    pub chat: bool,
-    pub score: ScoreOptions,
-    /// Score only the first N records.
-    pub limit: Option<usize>,
-    /// Encoders: longest input in tokens [default: the trained model's, else 128].
-    pub max_seq_len: Option<usize>,
-    pub progress: bool,
-}
-
 /// Loads the model and data of `job` and scores them.
-pub fn evaluate(job: &LabelEvalJob, notice: crate::sft::Notice) -> Result<LabelEval> {
-    let (mut examples, skipped) = read_examples(&job.task, &job.data)?;
+pub fn evaluate(job: &EvalJob, notice: Notice) -> Result<LabelEval> {
+    let (mut examples, skipped) = read_examples(job.task, &job.data)?;
     if skipped > 0 {
         notice(&format!(
             "{}: {skipped} rows without an NLI label skipped",
@@ -401,7 +361,7 @@ pub fn evaluate(job: &LabelEvalJob, notice: crate::sft::Notice) -> Result<LabelE
     let shots = if job.shots == 0 {
         Vec::new()
     } else if let Some(from) = &job.shots_from {
-        draw_shots(&read_examples(&job.task, from)?.0, job.shots, job.seed).0
+        draw_shots(&read_examples(job.task, from)?.0, job.shots, job.seed).0
     } else {
         let (shots, rest) = draw_shots(&examples, job.shots, job.seed);
         examples = rest;
@@ -410,22 +370,22 @@ pub fn evaluate(job: &LabelEvalJob, notice: crate::sft::Notice) -> Result<LabelE
     if let Some(n) = job.limit {
         examples.truncate(n);
     }
-    let (loaded, meta, chat) = load_for_labels(&job.model, job.chat, job.progress)?;
-    let prompt = label_prompt_for(&job.task, meta.as_ref(), &examples, &job.overrides)?;
+    let (loaded, meta, chat) = load_for_labels(&job.model, job.options.chat, job.progress)?;
+    let prompt = label_prompt_for(job.task, meta.as_ref(), &examples, &job.options.prompt)?;
     let scorer = LabelScorer::new(
         loaded.model.as_ref(),
         &loaded.tokenizer,
         &prompt,
         &shots,
         chat.as_ref(),
-        &job.score,
+        &job.options.score,
     )?;
     evaluate_examples(&scorer, &examples, job.progress)
 }
 
 /// The texts of a `predict` record: `text` (classify), or `premise` and `hypothesis` (nli).
-pub fn record_fields(task: &str, record: &serde_json::Value) -> Result<Vec<(String, String)>> {
-    let names: &[&str] = if task == "nli" {
+pub fn record_fields(task: TaskKind, record: &serde_json::Value) -> Result<Vec<(String, String)>> {
+    let names: &[&str] = if task == TaskKind::Nli {
         &["premise", "hypothesis"]
     } else {
         &["text"]
@@ -455,7 +415,7 @@ impl LabelPredictor {
     /// Loads `model` for `task`; without a saved label prompt the labels come from
     /// `overrides` and the task's defaults (NLI's three, or SST-2's 0/1 for classify).
     pub fn load(
-        task: &str,
+        task: TaskKind,
         model: &str,
         overrides: &PromptOverrides,
         chat: bool,
@@ -494,7 +454,7 @@ impl LabelPredictor {
 
     /// `{"label", "score"}` for one JSON record (`text`, or `premise` and `hypothesis`).
     pub fn predict(&self, record: &serde_json::Value) -> Result<serde_json::Value> {
-        let fields = record_fields(&self.prompt.task, record)?;
+        let fields = record_fields(self.prompt.task, record)?;
         let mut scorer = LabelScorer::new(
             self.loaded.model.as_ref(),
             &self.loaded.tokenizer,
@@ -512,5 +472,15 @@ impl LabelPredictor {
             label: None,
         })?;
         Ok(serde_json::json!({"label": label, "score": score}))
+    }
+}
+
+impl crate::Predictor for LabelPredictor {
+    fn task(&self) -> TaskKind {
+        self.prompt.task
+    }
+
+    fn predict_batch(&self, records: &[serde_json::Value]) -> Vec<Result<serde_json::Value>> {
+        records.iter().map(|r| self.predict(r)).collect()
     }
 }

@@ -1,7 +1,7 @@
 //! What every encoder task shares: `[CLS] a [SEP] (b [SEP])` encoding with token types and
 //! longest-first truncation, trainable parameters over a checkpoint, and fresh head weights.
 
-use crate::{Result, TaskError};
+use crate::{Result, TaskError, TaskKind};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
@@ -189,7 +189,7 @@ impl HeadedEncoder {
         ck: EncoderCheckpoint,
         labels: Option<Vec<String>>,
         max_len: usize,
-        task: &str,
+        task: TaskKind,
     ) -> Result<Self> {
         let own = ck.labels();
         let has_head = ck.tensors.contains_key("classifier.weight");
@@ -213,7 +213,7 @@ impl HeadedEncoder {
             name: "classifier",
             outputs: labels.len(),
             keep: keep_head,
-            pooler: task != "ner",
+            pooler: task != TaskKind::Ner,
         };
         let params = backbone_and_head(ck.tensors, &cfg, &head_spec)?;
         let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
@@ -242,121 +242,6 @@ impl HeadedEncoder {
     pub fn params(&self) -> Vec<(String, Var)> {
         self.params.clone()
     }
-}
-
-/// `config.json` of a trained encoder: the checkpoint's own keys, with the task architecture
-/// and the label maps transformers reads (`id2label`, `label2id`).
-pub fn task_config(
-    base: &serde_json::Value,
-    architecture: &str,
-    labels: &[String],
-) -> serde_json::Value {
-    use serde_json::{json, Map, Value};
-    let mut cfg = base.clone();
-    if let Some(m) = cfg.as_object_mut() {
-        m.insert("architectures".into(), json!([architecture]));
-        let id2label: Map<String, Value> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i.to_string(), json!(l)))
-            .collect();
-        let label2id: Map<String, Value> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.clone(), json!(i)))
-            .collect();
-        m.insert("id2label".into(), Value::Object(id2label));
-        m.insert("label2id".into(), Value::Object(label2id));
-        if architecture.ends_with("ForSequenceClassification") {
-            m.insert("problem_type".into(), json!("single_label_classification"));
-        }
-    }
-    cfg
-}
-
-/// Writes `config`, the tokenizer files of `tokenizer_dir` and `tasklm.json` into `dir`.
-pub fn write_encoder_files(
-    dir: &std::path::Path,
-    config: &serde_json::Value,
-    tokenizer_dir: &std::path::Path,
-    provenance: &serde_json::Value,
-) -> tasklm_train::Result<()> {
-    use tasklm_train::TrainError;
-    let text = serde_json::to_string_pretty(config).map_err(TrainError::objective)?;
-    let path = dir.join("config.json");
-    std::fs::write(&path, text)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
-    tasklm_hub::encoder::copy_tokenizer_files(tokenizer_dir, dir).map_err(TrainError::objective)?;
-    crate::provenance::write_tasklm_json(dir, provenance).map_err(TrainError::objective)
-}
-
-/// `tasklm.json` of an encoder run: task, base model, `--max-seq-len`, data files with their
-/// sha256 and record counts, and the train args, plus the task's own `extra` keys.
-pub fn encoder_provenance(
-    task: &str,
-    job: &crate::sft::SftJob,
-    max_seq_len: usize,
-    (train_records, eval_records): (usize, usize),
-    extra: serde_json::Value,
-) -> Result<serde_json::Value> {
-    let mut p = serde_json::json!({
-        "task": task,
-        "base_model": job.model,
-        "max_seq_len": max_seq_len,
-        "data": crate::provenance::data_section(
-            (&job.data, train_records),
-            job.eval.as_deref().map(|e| (e, eval_records)),
-        )?,
-        "train_args": job.args,
-    });
-    if let (Some(m), serde_json::Value::Object(x)) = (p.as_object_mut(), extra) {
-        m.extend(x);
-    }
-    Ok(p)
-}
-
-/// Runs the shared trainer on an encoder objective with the job's settings, and reports.
-pub fn fit_encoder(
-    obj: &dyn tasklm_train::trainer::Objective,
-    job: &crate::sft::SftJob,
-    train: crate::sft::EncodedStats,
-    max_seq_len: usize,
-) -> Result<crate::sft::SftReport> {
-    let summary = tasklm_train::train(
-        obj,
-        &job.args,
-        tasklm_train::TrainOptions {
-            out: &job.out,
-            resume: job.resume,
-            progress: job.progress,
-            stop: job.stop.as_deref(),
-        },
-    )?;
-    Ok(crate::sft::SftReport {
-        summary,
-        train,
-        eval: None,
-        max_seq_len,
-        sequences: obj.train_len(),
-    })
-}
-
-/// Resolves `model` and checks that it is an encoder (`task` needs one).
-pub fn resolve_encoder(model: &str, task: &str) -> Result<tasklm_hub::ModelSource> {
-    let source = tasklm_hub::resolve(model, true)?;
-    if tasklm_hub::model_kind(&source)? != tasklm_hub::ModelKind::Encoder {
-        return Err(TaskError::Invalid(format!(
-            "{task} needs an encoder model (BERT family, e.g. all-minilm-l6-v2); `{model}` is a decoder"
-        )));
-    }
-    Ok(source)
-}
-
-/// A number a tasklm directory saved in `tasklm.json` (`max_seq_len`, `doc_stride`).
-pub fn saved_setting(source: &tasklm_hub::ModelSource, key: &str) -> Option<usize> {
-    crate::chat::model_meta(source)
-        .and_then(|m| m.get(key)?.as_u64())
-        .map(|n| n as usize)
 }
 
 #[cfg(test)]

@@ -4,23 +4,23 @@
 //! `classifier.*`, `id2label`/`label2id` in `config.json`), so `AutoModelForSequenceClassification`
 //! loads the output.
 
-use crate::encoder_input::{
-    encoder_provenance, fit_encoder, saved_setting, task_config, write_encoder_files, EncodedPair,
-    HeadedEncoder, HEAD_SEED,
+use super::decoder::{read_examples, LabelEval};
+use super::prompt::LabelExample;
+use crate::common::encoder_input::{EncodedPair, HeadedEncoder, HEAD_SEED};
+use crate::common::encoder_runner::{
+    fit_encoder, load_encoder_for, task_config, EncodedRows, EncoderObjective, EncoderTask,
 };
-use crate::label_prompt::LabelExample;
-use crate::label_task::{read_examples, LabelEval};
-use crate::sft::{EncodedStats, Notice, SftJob, SftReport};
-use crate::{Result, TaskError};
+use crate::common::lm_runner::TrainOutcome;
+use crate::common::tasklm_json::saved_setting;
+use crate::{Notice, Result, TaskError, TaskKind, TrainJob};
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::{json, Value};
 use std::path::Path;
 use tasklm_data::{EncodeStats, Truncation, NLI_LABELS};
-use tasklm_hub::{load_encoder, EncoderCheckpoint};
+use tasklm_hub::EncoderCheckpoint;
 use tasklm_models::EncoderInput;
 use tasklm_nn::ops::per_token_cross_entropy;
-use tasklm_train::trainer::{LossSum, Metrics, Objective};
-use tasklm_train::TrainError;
+use tasklm_train::trainer::{Metrics, Objective};
 
 /// Default `--max-seq-len` for encoder classification.
 pub const DEFAULT_MAX_LEN: usize = 128;
@@ -29,8 +29,8 @@ const INFER_BATCH: usize = 64;
 
 /// The label set of `task`: NLI's three in the MNLI order, else the data's labels sorted
 /// (numerically when they are all integers).
-pub fn labels_for(task: &str, examples: &[LabelExample]) -> Result<Vec<String>> {
-    if task == "nli" {
+pub fn labels_for(task: TaskKind, examples: &[LabelExample]) -> Result<Vec<String>> {
+    if task == TaskKind::Nli {
         return Ok(NLI_LABELS.iter().map(|s| s.to_string()).collect());
     }
     let mut l: Vec<String> = examples.iter().filter_map(|e| e.label.clone()).collect();
@@ -60,13 +60,13 @@ impl std::ops::Deref for EncoderClassifier {
 impl EncoderClassifier {
     /// Builds the classifier over `ck`. Its own head is kept when its labels are `labels` (or
     /// `labels` is None); otherwise a fresh head for `labels` is drawn.
-    pub fn new(ck: EncoderCheckpoint, labels: Option<Vec<String>>, max_len: usize) -> Result<Self> {
-        Ok(Self(HeadedEncoder::new(
-            ck,
-            labels,
-            max_len,
-            "classify|nli",
-        )?))
+    pub fn new(
+        ck: EncoderCheckpoint,
+        labels: Option<Vec<String>>,
+        max_len: usize,
+        task: TaskKind,
+    ) -> Result<Self> {
+        Ok(Self(HeadedEncoder::new(ck, labels, max_len, task)?))
     }
 
     /// Encodes one record's texts (`text`, or `premise` and `hypothesis`).
@@ -114,7 +114,7 @@ impl EncoderClassifier {
         task_config(
             &self.ck_config,
             "BertForSequenceClassification",
-            &self.labels,
+            Some(&self.labels),
         )
     }
 }
@@ -133,7 +133,7 @@ pub fn evaluate_examples(
     examples: &[LabelExample],
     progress: bool,
 ) -> Result<LabelEval> {
-    let bar = crate::label_task::eval_bar(examples.len(), progress);
+    let bar = crate::common::progress::eval_bar(examples.len(), progress);
     let (mut truth, mut pred) = (Vec::new(), Vec::new());
     for chunk in examples.chunks(INFER_BATCH) {
         for (ex, p) in chunk.iter().zip(clf.probabilities(chunk)?) {
@@ -152,7 +152,7 @@ pub fn evaluate_examples(
 
 /// An encoded, labelled record.
 #[derive(Clone, Debug)]
-struct Example {
+pub struct Example {
     input: EncodedPair,
     label: u32,
 }
@@ -197,11 +197,42 @@ fn encode_examples(
     Ok((out, stats))
 }
 
-struct ClassifyObjective {
-    clf: EncoderClassifier,
-    train: Vec<Example>,
-    eval: Vec<LabelExample>,
-    provenance: Value,
+impl EncoderTask for EncoderClassifier {
+    type Row = Example;
+    type EvalRecord = LabelExample;
+
+    fn params(&self) -> Vec<(String, Var)> {
+        self.0.params()
+    }
+
+    fn row_len(row: &Example) -> usize {
+        row.input.0.len()
+    }
+
+    fn loss(&self, rows: &[&Example]) -> Result<(Tensor, usize)> {
+        let inputs: Vec<EncodedPair> = rows.iter().map(|e| e.input.clone()).collect();
+        let labels: Vec<u32> = rows.iter().map(|e| e.label).collect();
+        let logits = self.logits(&inputs, true)?; // (B, C)
+        let labels = Tensor::from_vec(labels, rows.len(), &Device::Cpu)?;
+        let sum = per_token_cross_entropy(&logits, &labels)?.sum_all()?;
+        Ok((sum, rows.len()))
+    }
+
+    fn metrics(&self, records: &[LabelExample]) -> Result<Metrics> {
+        let e = evaluate_examples(self, records, false)?;
+        Ok(vec![
+            ("accuracy".into(), e.accuracy),
+            ("macro_f1".into(), e.macro_f1),
+        ])
+    }
+
+    fn config_json(&self) -> Value {
+        EncoderClassifier::config_json(self)
+    }
+
+    fn tokenizer_dir(&self) -> &Path {
+        &self.ck_dir
+    }
 }
 
 /// A training objective over already-encoded rows and label indices (benchmarks), without
@@ -216,67 +247,16 @@ pub fn objective_for_rows(
         .zip(labels)
         .map(|(input, label)| Example { input, label })
         .collect();
-    Box::new(ClassifyObjective {
-        clf,
+    Box::new(EncoderObjective {
+        task: clf,
         train,
         eval: Vec::new(),
         provenance: Value::Null,
     })
 }
 
-impl Objective for ClassifyObjective {
-    fn params(&self) -> Vec<(String, Var)> {
-        self.clf.params()
-    }
-
-    fn train_len(&self) -> usize {
-        self.train.len()
-    }
-
-    fn train_lengths(&self) -> Option<Vec<usize>> {
-        Some(self.train.iter().map(|e| e.input.0.len()).collect())
-    }
-
-    fn train_loss(&self, indices: &[usize]) -> tasklm_train::Result<LossSum> {
-        let picked: Vec<&Example> = indices.iter().filter_map(|&i| self.train.get(i)).collect();
-        let rows: Vec<EncodedPair> = picked.iter().map(|e| e.input.clone()).collect();
-        let labels: Vec<u32> = picked.iter().map(|e| e.label).collect();
-        let logits = self
-            .clf
-            .logits(&rows, true)
-            .map_err(TrainError::objective)?; // (B, C)
-        let labels = Tensor::from_vec(labels, picked.len(), &Device::Cpu)?;
-        let sum = per_token_cross_entropy(&logits, &labels)?.sum_all()?;
-        Ok(LossSum {
-            sum,
-            scored: picked.len(),
-            tokens: rows.iter().map(|r| r.0.len()).sum(),
-        })
-    }
-
-    fn evaluate(&self) -> tasklm_train::Result<Option<Metrics>> {
-        if self.eval.is_empty() {
-            return Ok(None);
-        }
-        let e = evaluate_examples(&self.clf, &self.eval, false).map_err(TrainError::objective)?;
-        Ok(Some(vec![
-            ("accuracy".into(), e.accuracy),
-            ("macro_f1".into(), e.macro_f1),
-        ]))
-    }
-
-    fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
-        write_encoder_files(
-            dir,
-            &self.clf.config_json(),
-            &self.clf.ck_dir,
-            &self.provenance,
-        )
-    }
-}
-
 /// Reads `path` for `task`, telling about skipped rows.
-fn read_labelled(task: &str, path: &Path, notice: Notice) -> Result<Vec<LabelExample>> {
+fn read_labelled(task: TaskKind, path: &Path, notice: Notice) -> Result<Vec<LabelExample>> {
     let (examples, skipped) = read_examples(task, path)?;
     if skipped > 0 {
         notice(&format!(
@@ -288,16 +268,16 @@ fn read_labelled(task: &str, path: &Path, notice: Notice) -> Result<Vec<LabelExa
 }
 
 /// `tasklm train --task classify|nli` with an encoder.
-pub fn train(task: &str, job: &SftJob, notice: Notice) -> Result<SftReport> {
+pub fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
+    let task = job.task;
     let train_ex = read_labelled(task, &job.data, notice)?;
     let eval_ex = match &job.eval {
         Some(p) => read_labelled(task, p, notice)?,
         None => Vec::new(),
     };
-    let source = tasklm_hub::resolve(&job.model, job.progress)?;
-    let ck = load_encoder(&source, &Device::Cpu)?;
+    let (_, ck) = load_encoder_for(&job.model, task, job.progress)?;
     let max_len = job.max_seq_len.unwrap_or(DEFAULT_MAX_LEN);
-    let clf = EncoderClassifier::new(ck, Some(labels_for(task, &train_ex)?), max_len)?;
+    let clf = EncoderClassifier::new(ck, Some(labels_for(task, &train_ex)?), max_len, task)?;
     if !clf.trained_head {
         notice(&format!(
             "new classification head for labels {:?} (the checkpoint has none for them)",
@@ -316,39 +296,27 @@ pub fn train(task: &str, job: &SftJob, notice: Notice) -> Result<SftReport> {
             stats.dropped
         ));
     }
-    let provenance = encoder_provenance(
-        task,
-        job,
-        clf.encoder.max_len,
-        (train_ex.len(), eval_ex.len()),
-        json!({ "labels": clf.labels }),
-    )?;
     let max_seq_len = clf.encoder.max_len;
-    let counts = EncodedStats {
+    let extra = json!({ "labels": clf.labels });
+    let data = EncodedRows {
         records: train_ex.len(),
         kept: train.len(),
+        rows: train,
         stats,
     };
-    let obj = ClassifyObjective {
-        clf,
-        train,
-        eval: eval_ex,
-        provenance,
-    };
-    fit_encoder(&obj, job, counts, max_seq_len)
+    fit_encoder(job, clf, data, eval_ex, (max_seq_len, extra))
 }
 
 /// Loads `model` as an encoder classifier for `task`. A model without a trained head gets a
 /// fresh (untrained) one for the labels of `examples`, and `notice` says so.
 pub fn load_for_eval(
-    task: &str,
+    task: TaskKind,
     model: &str,
     examples: &[LabelExample],
     max_len: Option<usize>,
     notice: Notice,
 ) -> Result<EncoderClassifier> {
-    let source = tasklm_hub::resolve(model, true)?;
-    let ck = load_encoder(&source, &Device::Cpu)?;
+    let (source, ck) = load_encoder_for(model, task, true)?;
     let has_head = ck.labels().is_some() && ck.tensors.contains_key("classifier.weight");
     let labels = if has_head {
         None
@@ -363,5 +331,6 @@ pub fn load_for_eval(
         ck,
         labels,
         max_len.or(trained_len).unwrap_or(DEFAULT_MAX_LEN),
+        task,
     )
 }

@@ -2,7 +2,7 @@
 //! record into a prompt, each label is a word that continues it, and the model's answer is the
 //! softmax over the labels' log-probabilities. Saved in `tasklm.json` with a trained model.
 
-use crate::{Result, TaskError};
+use crate::{Result, TaskError, TaskKind};
 use serde::{Deserialize, Serialize};
 use tasklm_data::{ClassifyRecord, NliRecord, NLI_LABELS};
 
@@ -43,7 +43,7 @@ impl From<&NliRecord> for LabelExample {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LabelPrompt {
     /// `classify` or `nli`.
-    pub task: String,
+    pub task: TaskKind,
     /// With `{text}` (classify) or `{premise}` and `{hypothesis}` (nli).
     pub template: String,
     /// The label values of the data, in a fixed order.
@@ -55,13 +55,13 @@ pub struct LabelPrompt {
 impl LabelPrompt {
     /// The defaults for `task` over the labels `seen` in the data: SST-2's 0/1 become
     /// ` negative`/` positive`, NLI labels and other names their own word.
-    pub fn defaults(task: &str, seen: &[String]) -> Result<Self> {
+    pub fn defaults(task: TaskKind, seen: &[String]) -> Result<Self> {
         let (template, labels) = match task {
-            "nli" => (
+            TaskKind::Nli => (
                 NLI_TEMPLATE,
                 NLI_LABELS.iter().map(|s| s.to_string()).collect(),
             ),
-            "classify" => {
+            TaskKind::Classify => {
                 let mut l: Vec<String> = seen.to_vec();
                 l.sort();
                 l.dedup();
@@ -84,7 +84,7 @@ impl LabelPrompt {
             labels.iter().map(|l| format!(" {l}")).collect()
         };
         Ok(Self {
-            task: task.into(),
+            task,
             template: template.into(),
             labels,
             words,
@@ -132,7 +132,7 @@ impl LabelPrompt {
     }
 
     fn field_names(&self) -> &'static [&'static str] {
-        if self.task == "nli" {
+        if self.task == TaskKind::Nli {
             &["premise", "hypothesis"]
         } else {
             &["text"]
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn sst2_defaults_and_overrides() -> Result<()> {
-        let p = LabelPrompt::defaults("classify", &["1".into(), "0".into(), "1".into()])?;
+        let p = LabelPrompt::defaults(TaskKind::Classify, &["1".into(), "0".into(), "1".into()])?;
         assert_eq!(p.labels, ["0", "1"]);
         assert_eq!(p.words, [" negative", " positive"]);
         assert_eq!(p.render(&ex("a gem"))?, "Review: a gem Sentiment:");
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn nli_prompt_names_both_sentences() -> Result<()> {
-        let p = LabelPrompt::defaults("nli", &[])?;
+        let p = LabelPrompt::defaults(TaskKind::Nli, &[])?;
         assert_eq!(p.words, [" entailment", " neutral", " contradiction"]);
         let e = LabelExample {
             fields: vec![

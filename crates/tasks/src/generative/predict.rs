@@ -1,0 +1,85 @@
+//! Answering one record of a generative task (`tasklm predict`, the server).
+
+use super::{GenData, GenTask};
+use crate::{Predictor, Result, TaskError, TaskKind};
+use serde_json::{json, Value};
+use tasklm_data::GenRecord;
+use tasklm_generate::{generate, SamplingParams};
+
+/// A decoder answering one JSON record at a time for a generative task (`tasklm predict`).
+pub struct GenPredictor {
+    model: tasklm_hub::LoadedDecoder,
+    data: GenData,
+    sampling: SamplingParams,
+}
+
+impl GenPredictor {
+    pub fn load(model: &str, data: GenData, sampling: SamplingParams) -> Result<Self> {
+        Ok(Self {
+            model: tasklm_hub::load_decoder(model, true)?,
+            data,
+            sampling,
+        })
+    }
+}
+
+impl Predictor for GenPredictor {
+    fn task(&self) -> TaskKind {
+        self.data.task.kind()
+    }
+
+    fn predict_batch(&self, records: &[Value]) -> Vec<Result<Value>> {
+        records.iter().map(|r| self.predict_one(r)).collect()
+    }
+}
+
+impl GenPredictor {
+    /// `{"prediction"}` for a record with the task's input fields (`question`[, `context`];
+    /// `dialogue`/`document`; `source`; `prompt`).
+    fn predict_one(&self, record: &Value) -> Result<Value> {
+        let text = |k: &str| record.get(k).and_then(Value::as_str).map(String::from);
+        let fields: Vec<(String, String)> = [
+            ("context", text("context")),
+            ("question", text("question")),
+            ("document", text("document").or_else(|| text("dialogue"))),
+            ("source", text("source")),
+            ("prompt", text("prompt")),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect();
+        let needed = match self.data.task {
+            GenTask::GenQa | GenTask::Reasoning => "question",
+            GenTask::Summarize => "document",
+            GenTask::Translate => "source",
+            GenTask::Code => "prompt",
+        };
+        if !fields.iter().any(|f| f.0 == needed) {
+            return Err(TaskError::Invalid(format!(
+                "expected a string field `{needed}`{}",
+                if needed == "document" {
+                    " (or `dialogue`)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let r = GenRecord {
+            id: String::new(),
+            fields,
+            target: String::new(),
+            references: Vec::new(),
+            test: None,
+        };
+        let ids = self.model.tokenizer.encode(&self.data.prompt(&r), true)?;
+        let g = generate(
+            self.model.model.as_ref(),
+            &self.model.tokenizer,
+            &[ids],
+            &self.sampling,
+            &mut |_, _| {},
+        )?;
+        let out = g.into_iter().next().map(|g| g.text).unwrap_or_default();
+        Ok(json!({"prediction": out.trim()}))
+    }
+}
