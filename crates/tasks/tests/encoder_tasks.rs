@@ -258,3 +258,32 @@ fn qa_windows_overlap_and_labels_point_at_the_answer() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn every_encoder_task_refuses_a_decoder_before_training() -> Result<()> {
+    // QA training once skipped the check that eval makes; the shared runner makes it for all.
+    let Some(model) = catalog_model("smollm2-135m-instruct")? else {
+        return Ok(());
+    };
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("squad.jsonl");
+    std::fs::write(
+        &data,
+        "{\"context\": \"Paris is in France.\", \"question\": \"Where is Paris?\", \"answers\": {\"text\": [\"France\"], \"answer_start\": [12]}}\n",
+    )?;
+    let conll = tmp.path().join("ner.txt");
+    std::fs::write(&conll, "Paris B-LOC\n")?;
+    for (task, file) in [(TaskKind::Qa, &data), (TaskKind::Ner, &conll)] {
+        let out = tmp.path().join(format!("out-{task}"));
+        let err = tasklm_tasks::train(&job(task, &model, file, &out, (1, 1e-4)), &|_| {})
+            .err()
+            .with_context(|| format!("{task} trained on a decoder"))?;
+        assert!(
+            err.to_string()
+                .contains(&format!("{task} needs an encoder model")),
+            "{task}: {err}"
+        );
+        assert!(!out.join("model.safetensors").exists());
+    }
+    Ok(())
+}
