@@ -208,6 +208,17 @@ pub struct LabelEval {
     pub n: usize,
 }
 
+impl LabelEval {
+    /// Accuracy and macro-F1 of predicted labels against the true ones.
+    pub fn of(truth: &[String], pred: &[String]) -> Self {
+        Self {
+            accuracy: tasklm_eval::accuracy(truth, pred),
+            macro_f1: tasklm_eval::macro_f1(truth, pred),
+            n: truth.len(),
+        }
+    }
+}
+
 /// Prompts scored together in evaluation (left-padded into one batch).
 const EVAL_BATCH: usize = 16;
 
@@ -234,11 +245,7 @@ pub fn evaluate_examples(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(LabelEval {
-        accuracy: tasklm_eval::accuracy(&truth, &pred),
-        macro_f1: tasklm_eval::macro_f1(&truth, &pred),
-        n: truth.len(),
-    })
+    Ok(LabelEval::of(&truth, &pred))
 }
 
 /// Prompt settings given on the command line.

@@ -143,11 +143,7 @@ pub fn evaluate_examples(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(LabelEval {
-        accuracy: tasklm_eval::accuracy(&truth, &pred),
-        macro_f1: tasklm_eval::macro_f1(&truth, &pred),
-        n: truth.len(),
-    })
+    Ok(LabelEval::of(&truth, &pred))
 }
 
 /// An encoded, labelled record.
