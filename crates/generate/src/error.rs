@@ -9,6 +9,14 @@ pub enum GenerateError {
     },
     #[error("prompt {0} is empty: give at least one token")]
     EmptyPrompt(usize),
+    #[error("{what}: {got} given for a batch of {expected} rows")]
+    RowCount {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("row {row} selected from a batch of {rows} rows")]
+    RowOutOfRange { row: usize, rows: usize },
     #[error("invalid sampling option: {0}")]
     InvalidParam(String),
     #[error(transparent)]

@@ -1,13 +1,15 @@
-//! The generation loop: batched prefill over left-padded prompts, then one token per step for
-//! every unfinished row, with finished rows dropped from the batch and the KV cache.
+//! The sampling strategy over the step contract ([`crate::steps`]): one prefill of every
+//! prompt, then one token per step for every unfinished row, with finished rows dropped from the
+//! batch.
 
-use crate::processors::{pick, pipeline};
+use crate::decoder_steps::DecoderSteps;
+use crate::processors::{pick, pipeline, LogitsProcessor};
+use crate::steps::{log_sum_exp, RowBatch, RowInput, StepModel};
 use crate::{GenerateError, IncrementalDecoder, Result, SamplingParams, StopChecker};
-use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tasklm_models::{CausalLm, DecoderInput};
+use tasklm_models::CausalLm;
 use tasklm_text::TextTokenizer;
 
 /// Why a sequence ended, with OpenAI's names.
@@ -71,9 +73,61 @@ struct Row {
     finish: Option<FinishReason>,
 }
 
+/// What one row's sampling needs besides its own state.
+struct Sampler<'a> {
+    tok: &'a TextTokenizer,
+    params: &'a SamplingParams,
+    processors: Vec<Box<dyn LogitsProcessor + Send + Sync>>,
+    want_logprobs: bool,
+}
+
+impl Row {
+    /// Picks this row's next token from its raw logits, records it, streams the text that became
+    /// final to `on_text(index, ..)`, and sets `finish` when the row ends.
+    fn accept(
+        &mut self,
+        raw: &[f32],
+        s: &Sampler,
+        index: usize,
+        on_text: &mut dyn FnMut(usize, &str),
+    ) -> Result<u32> {
+        let mut l = raw.to_vec();
+        for p in &s.processors {
+            p.process(&mut l, &self.history);
+        }
+        let id = pick(&l, s.params.temperature, self.rng.random::<f32>());
+        if s.want_logprobs {
+            self.logprobs
+                .push(logprob_entry(raw, id, s.params.top_logprobs, s.tok));
+        }
+        self.generated.push(id);
+        self.history.push(id);
+        if s.tok.is_eos(id) && !s.params.ignore_eos {
+            self.finish = Some(FinishReason::Stop);
+        } else if let Some(delta) = self.decoder.push(s.tok, id)? {
+            let out = self.stop.push(&delta);
+            if !out.is_empty() {
+                on_text(index, &out);
+            }
+            if self.stop.stopped() {
+                self.finish = Some(FinishReason::Stop);
+            }
+        }
+        if self.finish.is_none() && self.generated.len() >= self.limit {
+            self.finish = Some(FinishReason::Length);
+        }
+        if self.finish.is_some() && !self.stop.stopped() {
+            let rest = self.stop.flush();
+            if !rest.is_empty() {
+                on_text(index, &rest);
+            }
+        }
+        Ok(id)
+    }
+}
+
 fn logprob_entry(raw: &[f32], id: u32, top_n: usize, tok: &TextTokenizer) -> TokenLogprob {
-    let max = raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + raw.iter().map(|&x| (x - max).exp()).sum::<f32>().ln();
+    let lse = log_sum_exp(raw);
     let entry = |i: u32| TopLogprob {
         token: tok.decode(&[i], false).unwrap_or_default(),
         id: i,
@@ -97,8 +151,10 @@ fn logprob_entry(raw: &[f32], id: u32, top_n: usize, tok: &TextTokenizer) -> Tok
     }
 }
 
-/// Generates a continuation for each prompt (token ids). `on_text(row, delta)` receives
-/// each row's text as soon as it is final (UTF-8 complete, not part of a stop string).
+/// Generates a continuation for each prompt (token ids) of a decoder. `on_text(row, delta)`
+/// receives each row's text as soon as it is final (UTF-8 complete, not part of a stop string).
+///
+/// [`sample`] over [`DecoderSteps`], with prompts left-padded with the tokenizer's pad id.
 pub fn generate(
     model: &dyn CausalLm,
     tok: &TextTokenizer,
@@ -106,32 +162,56 @@ pub fn generate(
     params: &SamplingParams,
     on_text: &mut dyn FnMut(usize, &str),
 ) -> Result<Vec<Generation>> {
+    let rows: Vec<RowInput> = prompts.iter().cloned().map(RowInput::from_ids).collect();
+    sample(
+        &DecoderSteps::new(model, tok.pad_id()),
+        tok,
+        &rows,
+        params,
+        on_text,
+    )
+}
+
+/// The sampling strategy over any [`StepModel`]: prefills every prompt at once, then advances
+/// the unfinished rows one token per step (each row seeded with `params.seed + row`), dropping
+/// rows as they finish. `on_text(row, delta)` streams each row's final text.
+pub fn sample<M: StepModel + ?Sized>(
+    model: &M,
+    tok: &TextTokenizer,
+    prompts: &[RowInput],
+    params: &SamplingParams,
+    on_text: &mut dyn FnMut(usize, &str),
+) -> Result<Vec<Generation>> {
     params.validate()?;
-    let ctx = model.max_context();
+    let max_prompt = model.max_prompt_tokens();
     for (i, p) in prompts.iter().enumerate() {
-        if p.is_empty() {
+        if p.ids.is_empty() {
             return Err(GenerateError::EmptyPrompt(i));
         }
-        if p.len() > ctx {
+        if p.ids.len() > max_prompt {
             return Err(GenerateError::PromptTooLong {
                 row: i,
-                tokens: p.len(),
-                context: ctx,
+                tokens: p.ids.len(),
+                context: max_prompt,
             });
         }
     }
-    let processors = pipeline(params);
-    let want_logprobs = params.logprobs || params.top_logprobs > 0;
+    let sampler = Sampler {
+        tok,
+        params,
+        processors: pipeline(params),
+        want_logprobs: params.logprobs || params.top_logprobs > 0,
+    };
     let mut rows: Vec<Row> = prompts
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let limit = params.max_new_tokens.min(ctx - p.len());
+            let limit = params.max_new_tokens.min(model.max_new_tokens(p.ids.len()));
             Row {
                 rng: StdRng::seed_from_u64(params.seed.wrapping_add(i as u64)),
                 decoder: IncrementalDecoder::new(),
                 stop: StopChecker::new(&params.stop),
-                history: p.clone(),
+                history: p.ids.clone(),
                 generated: Vec::new(),
                 logprobs: Vec::new(),
                 limit,
@@ -142,80 +222,35 @@ pub fn generate(
 
     let mut timing = Timing::default();
     // Batch index -> row, for the rows still generating.
-    let mut batch: Vec<usize> = (0..prompts.len())
+    let mut live: Vec<usize> = (0..prompts.len())
         .filter(|&i| rows[i].finish.is_none())
         .collect();
-    if !batch.is_empty() {
-        let live: Vec<Vec<u32>> = batch.iter().map(|&i| prompts[i].clone()).collect();
-        let input = DecoderInput::left_padded(&live, tok.pad_id(), model.device())?;
-        let mut mask = input.key_mask.clone();
-        let mut cache = model.new_cache();
+    if !live.is_empty() {
+        let inputs: Vec<RowInput> = live.iter().map(|&i| prompts[i].clone()).collect();
+        let mut batch = model.new_batch();
         let started = std::time::Instant::now();
-        let mut logits = model.last_logits(&input, Some(&mut cache))?; // (B, V)
+        let mut logits = model.prefill(&mut batch, &inputs)?; // (B, V)
         timing.prefill = started.elapsed();
         let decode_start = std::time::Instant::now();
         loop {
             let all = logits.to_vec2::<f32>()?;
-            let mut next = Vec::with_capacity(batch.len());
-            for (bi, &ri) in batch.iter().enumerate() {
-                let row = &mut rows[ri];
-                let raw = &all[bi];
-                let mut l = raw.clone();
-                for p in &processors {
-                    p.process(&mut l, &row.history);
-                }
-                let id = pick(&l, params.temperature, row.rng.random::<f32>());
-                if want_logprobs {
-                    row.logprobs
-                        .push(logprob_entry(raw, id, params.top_logprobs, tok));
-                }
-                row.generated.push(id);
-                row.history.push(id);
-                if tok.is_eos(id) && !params.ignore_eos {
-                    row.finish = Some(FinishReason::Stop);
-                } else if let Some(delta) = row.decoder.push(tok, id)? {
-                    let out = row.stop.push(&delta);
-                    if !out.is_empty() {
-                        on_text(ri, &out);
-                    }
-                    if row.stop.stopped() {
-                        row.finish = Some(FinishReason::Stop);
-                    }
-                }
-                if row.finish.is_none() && row.generated.len() >= row.limit {
-                    row.finish = Some(FinishReason::Length);
-                }
-                if row.finish.is_some() && !row.stop.stopped() {
-                    let rest = row.stop.flush();
-                    if !rest.is_empty() {
-                        on_text(ri, &rest);
-                    }
-                }
-                next.push(id);
+            let mut next = Vec::with_capacity(live.len());
+            for (bi, &ri) in live.iter().enumerate() {
+                next.push(rows[ri].accept(&all[bi], &sampler, ri, on_text)?);
             }
-            let keep: Vec<usize> = (0..batch.len())
-                .filter(|&bi| rows[batch[bi]].finish.is_none())
+            let keep: Vec<usize> = (0..live.len())
+                .filter(|&bi| rows[live[bi]].finish.is_none())
                 .collect();
             if keep.is_empty() {
                 break;
             }
-            if keep.len() < batch.len() {
-                let idx = Tensor::from_vec(
-                    keep.iter().map(|&k| k as u32).collect::<Vec<_>>(),
-                    keep.len(),
-                    model.device(),
-                )?;
-                cache.select_rows(&idx)?;
-                mask = keep.iter().map(|&k| mask[k].clone()).collect();
+            if keep.len() < live.len() {
+                model.select(&mut batch, &keep)?;
                 next = keep.iter().map(|&k| next[k]).collect();
-                batch = keep.iter().map(|&k| batch[k]).collect();
+                live = keep.iter().map(|&k| live[k]).collect();
             }
-            mask.iter_mut().for_each(|m| m.push(1));
-            let step = DecoderInput {
-                input_ids: Tensor::from_vec(next, (batch.len(), 1), model.device())?,
-                key_mask: mask.clone(),
-            };
-            logits = model.last_logits(&step, Some(&mut cache))?;
+            debug_assert_eq!(batch.len(), live.len());
+            logits = model.step(&mut batch, &next)?;
         }
         timing.decode = decode_start.elapsed();
     }
@@ -226,8 +261,8 @@ pub fn generate(
             text: r.stop.text().to_string(),
             token_ids: r.generated,
             finish_reason: r.finish.unwrap_or(FinishReason::Length),
-            prompt_tokens: p.len(),
-            logprobs: want_logprobs.then_some(r.logprobs),
+            prompt_tokens: p.ids.len(),
+            logprobs: sampler.want_logprobs.then_some(r.logprobs),
             timing,
         })
         .collect())

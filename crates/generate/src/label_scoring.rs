@@ -53,10 +53,10 @@ pub fn label_logprobs(
             let mut c = cache.clone();
             let rest = &label[..label.len() - 1];
             let key_mask = vec![vec![1u8; prompt.len() + rest.len()]];
-            let step = DecoderInput {
-                input_ids: Tensor::from_vec(rest.to_vec(), (1, rest.len()), device)?,
+            let step = DecoderInput::new(
+                Tensor::from_vec(rest.to_vec(), (1, rest.len()), device)?,
                 key_mask,
-            };
+            );
             let h = model
                 .forward_hidden(&step, Some(&mut c), false)?
                 .squeeze(0)?; // (n-1, H)
@@ -130,10 +130,7 @@ pub fn label_logprobs_batch(
                 })
                 .collect();
             let ids: Vec<u32> = (0..b).flat_map(|_| rest.iter().copied()).collect();
-            let step = DecoderInput {
-                input_ids: Tensor::from_vec(ids, (b, rest.len()), device)?,
-                key_mask,
-            };
+            let step = DecoderInput::new(Tensor::from_vec(ids, (b, rest.len()), device)?, key_mask);
             let h = model.forward_hidden(&step, Some(&mut c), false)?; // (B, n-1, H)
             let lp = log_softmax(&model.lm_logits(&h)?)?.to_vec3::<f64>()?; // (B, n-1, V)
             for (total, rows) in totals.iter_mut().zip(&lp) {

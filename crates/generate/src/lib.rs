@@ -1,5 +1,9 @@
 //! tasklm-generate: the one generation loop used by the CLI, the server, tasks and benchmarks.
 //!
+//! Generation is written against a step contract ([`steps::StepModel`]: prefill rows, advance
+//! every row by one token, add, drop, reorder and fork rows) that every decoder serves through
+//! [`DecoderSteps`]; [`sample`] (behind [`generate`]) is one strategy over it.
+//!
 //! Logits processors (repetition penalty, temperature, top-k, top-p, min-p), a seeded sampler,
 //! stop criteria (EOS, stop strings, length), incremental UTF-8-safe detokenizing, and
 //! OpenAI-shaped logprobs.
@@ -7,17 +11,21 @@
 // Library code returns errors: no unwrap/expect outside tests (tests may use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod decoder_steps;
 mod detok;
 mod error;
 mod generator;
 pub mod label_scoring;
 mod params;
 pub mod processors;
+pub mod steps;
 mod stop;
 
+pub use decoder_steps::{DecoderBatch, DecoderSteps};
 pub use detok::IncrementalDecoder;
 pub use error::{GenerateError, Result};
-pub use generator::{generate, FinishReason, Generation, Timing, TokenLogprob, TopLogprob};
+pub use generator::{generate, sample, FinishReason, Generation, Timing, TokenLogprob, TopLogprob};
 pub use label_scoring::{label_logprobs, label_logprobs_batch, label_probabilities, LabelNorm};
 pub use params::SamplingParams;
+pub use steps::{log_softmax_rows, RowBatch, RowInput, StepModel};
 pub use stop::StopChecker;

@@ -14,7 +14,7 @@ pub mod registry;
 pub mod weights;
 
 pub use decoder::llama::{Llama, LlamaConfig};
-pub use decoder::{CausalLm, DecoderInput};
+pub use decoder::{splice_embeds, CausalLm, DecoderInput, EmbedSpan};
 pub use encoder::bert::{Bert, BertConfig};
 pub use encoder::EncoderInput;
 pub use error::{ModelError, Result};

@@ -149,12 +149,14 @@ fn cached_decoding_equals_uncached() -> Result<()> {
         let step_input = DecoderInput {
             input_ids: Tensor::from_vec(next, (2, 1), &Device::Cpu)?,
             key_mask: mask.clone(),
+            embeds: Vec::new(),
         };
         cached_logits.push(t.model.last_logits(&step_input, Some(&mut cache))?);
         // Uncached: the whole sequence again.
         let full = DecoderInput {
             input_ids: Tensor::from_vec(seqs.concat(), (2, seqs[0].len()), &Device::Cpu)?,
             key_mask: mask.clone(),
+            embeds: Vec::new(),
         };
         let uncached = t.model.last_logits(&full, None)?;
         let d = max_abs_diff(cached_logits.last().context("step")?, &uncached)?;

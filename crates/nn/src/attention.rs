@@ -1,54 +1,12 @@
-//! Scaled dot-product attention with grouped-query heads, additive masks and a KV cache.
+//! Scaled dot-product attention with grouped-query heads and additive masks (the KV cache is in
+//! [`crate::kv_cache`]).
 
 use crate::layers::dropout;
 use crate::ops::scaled_masked_softmax;
 use candle_core::{Device, Result, Tensor};
 
-/// Per-layer cache of keys and values, each (B, n_kv, S, hd).
-#[derive(Clone, Debug, Default)]
-pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
-}
-
-impl KvCache {
-    pub fn new(n_layers: usize) -> Self {
-        Self {
-            layers: vec![None; n_layers],
-        }
-    }
-
-    /// Number of cached positions.
-    pub fn seq_len(&self) -> usize {
-        self.layers
-            .iter()
-            .flatten()
-            .next()
-            .and_then(|(k, _)| k.dim(2).ok())
-            .unwrap_or(0)
-    }
-
-    /// Appends this step's keys and values to layer `i` and returns the full ones.
-    pub fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        if i >= self.layers.len() {
-            self.layers.resize(i + 1, None);
-        }
-        let kv = match &self.layers[i] {
-            None => (k.clone(), v.clone()),
-            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
-        };
-        self.layers[i] = Some(kv.clone());
-        Ok(kv)
-    }
-
-    /// Keeps only the batch rows in `rows` (used when finished rows leave a batch).
-    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.index_select(rows, 0)?;
-            *v = v.index_select(rows, 0)?;
-        }
-        Ok(())
-    }
-}
+/// The cache moved to [`crate::kv_cache`]; this path keeps working.
+pub use crate::kv_cache::KvCache;
 
 /// Additive attention mask (B, 1, T, S) for `t` new queries over `past + t` keys: 0 where a
 /// query may attend, `-inf` elsewhere. Keys are visible when causal order allows it

@@ -7,10 +7,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod attention;
+pub mod kv_cache;
 pub mod layers;
 pub mod ops;
 
 pub use attention::{
-    attention_mask, positions_from_mask, scaled_dot_product_attention, AttentionParams, KvCache,
+    attention_mask, positions_from_mask, scaled_dot_product_attention, AttentionParams,
 };
+pub use kv_cache::KvCache;
 pub use layers::{dropout, Embedding, LayerNorm, Linear, QuantizedWeights, RmsNorm};

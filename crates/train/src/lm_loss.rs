@@ -10,10 +10,7 @@ use tasklm_nn::ops::masked_cross_entropy;
 
 /// Summed loss over the batch's scored next-token positions, and their count.
 pub fn causal_lm_loss(model: &dyn CausalLm, batch: &Batch, train: bool) -> Result<(Tensor, usize)> {
-    let input = DecoderInput {
-        input_ids: batch.input_ids.clone(),
-        key_mask: batch.key_mask.clone(),
-    };
+    let input = DecoderInput::new(batch.input_ids.clone(), batch.key_mask.clone());
     let hidden = model.forward_hidden(&input, None, train)?; // (B, T, H)
     let (b, t, h) = hidden.dims3()?;
     let hidden = hidden.narrow(1, 0, t - 1)?.reshape((b * (t - 1), h))?; // (B*(T-1), H)

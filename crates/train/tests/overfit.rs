@@ -93,6 +93,7 @@ fn scored_position_loss_equals_full_logits_loss() -> Result<()> {
     let input = tasklm_models::DecoderInput {
         input_ids: batch.input_ids.clone(),
         key_mask: batch.key_mask.clone(),
+        embeds: Vec::new(),
     };
     let logits = model.lm_logits(&model.forward_hidden(&input, None, false)?)?;
     let t = logits.dim(1)?;

@@ -6,7 +6,7 @@
 //! `y = h + mlp(rms(h))`; rotary embeddings in the "rotate half" layout; grouped-query attention;
 //! SwiGLU MLP; final RMS norm; LM head tied to the embeddings or not.
 
-use super::{CausalLm, DecoderInput};
+use super::{splice_embeds, CausalLm, DecoderInput};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -334,7 +334,8 @@ impl CausalLm for Llama {
         let mask = attention_mask(&input.key_mask, t, true, &self.device)?; // (B, 1, T, S)
         let positions = positions_from_mask(&input.key_mask, t);
         let (cos, sin) = self.rotary.at(&positions)?; // (B, T, hd/2)
-        let mut x = self.embed_tokens.forward(&input.input_ids)?; // (B, T, H)
+        let x = self.embed_tokens.forward(&input.input_ids)?; // (B, T, H)
+        let mut x = splice_embeds(&x, &input.embeds)?; // (B, T, H)
         for (i, layer) in self.layers.iter().enumerate() {
             let c = cache.as_deref_mut().map(|c| (c, i));
             let h = layer.input_layernorm.forward(&x)?;

@@ -6,15 +6,47 @@ use candle_core::{Device, Tensor};
 use tasklm_nn::KvCache;
 
 /// One forward call: new tokens plus the key mask over cached + new positions.
+///
+/// Some positions may take input embeddings instead of their token's embedding (`embeds`):
+/// what a vision-language model splices in at an `<image>` placeholder. The ids at those
+/// positions are placeholders and are not looked up.
 #[derive(Clone, Debug)]
 pub struct DecoderInput {
     /// (B, T) u32 token ids.
     pub input_ids: Tensor,
     /// `key_mask[b][j]` is 1 for a real key and 0 for padding, over `past + T` keys.
     pub key_mask: Vec<Vec<u8>>,
+    /// Embeddings that replace the token embeddings at some positions; empty for ids only.
+    pub embeds: Vec<EmbedSpan>,
+}
+
+/// Input embeddings for positions `start..start + n` of batch row `row` (positions counted
+/// within this input's T, left padding included).
+#[derive(Clone, Debug)]
+pub struct EmbedSpan {
+    pub row: usize,
+    pub start: usize,
+    /// (n, H) embeddings; converted to the model's dtype and device. Gradients flow back to
+    /// them in training.
+    pub embeds: Tensor,
 }
 
 impl DecoderInput {
+    /// Token ids and key mask, with no spliced embeddings.
+    pub fn new(input_ids: Tensor, key_mask: Vec<Vec<u8>>) -> Self {
+        Self {
+            input_ids,
+            key_mask,
+            embeds: Vec::new(),
+        }
+    }
+
+    /// The same input with `spans` of embeddings in place of some positions' tokens.
+    pub fn with_embeds(mut self, spans: Vec<EmbedSpan>) -> Self {
+        self.embeds = spans;
+        self
+    }
+
     /// Unpadded rows of equal length, with no cache.
     pub fn from_rows(rows: &[Vec<u32>], device: &Device) -> candle_core::Result<Self> {
         let t = rows.first().map(|r| r.len()).unwrap_or(0);
@@ -22,6 +54,7 @@ impl DecoderInput {
         Ok(Self {
             input_ids: Tensor::from_vec(flat, (rows.len(), t), device)?,
             key_mask: vec![vec![1; t]; rows.len()],
+            embeds: Vec::new(),
         })
     }
 
@@ -45,8 +78,72 @@ impl DecoderInput {
         Ok(Self {
             input_ids: Tensor::from_vec(flat, (rows.len(), t), device)?,
             key_mask,
+            embeds: Vec::new(),
         })
     }
+}
+
+/// Replaces positions of the token embeddings `x` (B, T, H) by `spans` (see
+/// [`DecoderInput::embeds`]). Differentiable: built from narrows and concatenations, so the
+/// gradient reaches both the embedding table and the spliced embeddings. Errors name the span
+/// (its index in `spans`) and what was expected.
+pub fn splice_embeds(x: &Tensor, spans: &[EmbedSpan]) -> candle_core::Result<Tensor> {
+    if spans.is_empty() {
+        return Ok(x.clone());
+    }
+    let (b, t, h) = x.dims3()?;
+    let mut by_row: Vec<Vec<(usize, &EmbedSpan)>> = vec![Vec::new(); b];
+    for (i, s) in spans.iter().enumerate() {
+        if s.row >= b {
+            candle_core::bail!("embedding span {i}: row {} of a batch of {b} rows", s.row);
+        }
+        let dims = s.embeds.dims();
+        let n = match dims {
+            [n, hh] if *hh == h => *n,
+            _ => candle_core::bail!(
+                "embedding span {i}: expected (n, {h}) embeddings, got shape {dims:?}"
+            ),
+        };
+        if s.start + n > t {
+            candle_core::bail!(
+                "embedding span {i}: positions {}..{} run past the input's {t} positions",
+                s.start,
+                s.start + n
+            );
+        }
+        by_row[s.row].push((n, s));
+    }
+    let mut rows = Vec::with_capacity(b);
+    for (r, mut list) in by_row.into_iter().enumerate() {
+        let xr = x.get(r)?; // (T, H)
+        if list.is_empty() {
+            rows.push(xr);
+            continue;
+        }
+        list.sort_by_key(|(_, s)| s.start);
+        let mut pieces = Vec::with_capacity(2 * list.len() + 1);
+        let mut at = 0;
+        for (n, s) in list {
+            if s.start < at {
+                candle_core::bail!(
+                    "embedding spans of row {r} overlap at position {} (the previous one ends at {at})",
+                    s.start
+                );
+            }
+            if s.start > at {
+                pieces.push(xr.narrow(0, at, s.start - at)?);
+            }
+            if n > 0 {
+                pieces.push(s.embeds.to_device(x.device())?.to_dtype(x.dtype())?);
+            }
+            at = s.start + n;
+        }
+        if at < t {
+            pieces.push(xr.narrow(0, at, t - at)?);
+        }
+        rows.push(Tensor::cat(&pieces, 0)?);
+    }
+    Tensor::stack(&rows, 0) // (B, T, H)
 }
 
 /// A causal language model: hidden states in, next-token logits out.
