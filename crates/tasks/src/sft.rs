@@ -260,7 +260,7 @@ impl<'a> RunSpec<'a> {
 /// `eval_file`, and writes the model with `tok` and `provenance` as `tasklm.json`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fit_lm(
-    ck: tasklm_hub::Checkpoint,
+    ck: tasklm_hub::DecoderCheckpoint,
     tok: &TextTokenizer,
     train_features: Vec<Features>,
     train_file: &EncodedFile,
