@@ -118,12 +118,20 @@ fn configs_parse_for_their_kind_and_refuse_the_other() -> Result<()> {
         assert_eq!(cfg.kind(), kind, "{name}");
         assert!(cfg.vocab_size() > 0 && cfg.max_positions() > 0);
     }
+    // A Llama config has every key BERT requires, but its activation is not BERT's.
     let llama = read_config(&fixture("tiny_llama"));
     let bert = ModelArchitecture::Encoder(EncoderArchitecture::Bert);
     let err = bert.parse_config(&llama, Path::new("x/config.json")).err();
+    assert_eq!(
+        err.map(|e| e.to_string()).as_deref(),
+        Some("x/config.json: hidden_act `silu` is not supported (gelu, gelu_new, relu)")
+    );
+    let err = bert
+        .parse_config(&json!({"model_type": "bert"}), Path::new("x/config.json"))
+        .err();
     assert!(err
         .map(|e| e.to_string())
-        .is_some_and(|e| e.starts_with("x/config.json: not a BERT config: ")));
+        .is_some_and(|e| e.starts_with("x/config.json: not a BERT config: missing field")));
     Ok(())
 }
 
