@@ -1,12 +1,14 @@
 //! tasklm-hub: where models come from. The built-in catalog, `pull` into the local cache
 //! (`$TASKLM_HOME`, default `~/.cache/tasklm`) with sha256 verification, resolving a `--model`
 //! argument (directory, `.gguf` file, catalog name, hub id), and loading a checkpoint with its
-//! tokenizer.
+//! tokenizer: [`load_model`] loads any kind into one [`Checkpoint`] (the entry point to use);
+//! the older decoder and encoder entry points wrap the same reading and registry dispatch.
 
 // Library code returns errors: no unwrap/expect outside tests (tests may use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod catalog;
+pub mod checkpoint;
 pub mod encoder;
 mod error;
 pub mod load;
@@ -16,10 +18,11 @@ pub mod save;
 pub mod testing;
 
 pub use catalog::{CatalogEntry, CATALOG};
+pub use checkpoint::{load_model, Checkpoint, EncoderSpecials};
 pub use encoder::{load_encoder, model_kind, EncoderCheckpoint, ModelKind};
 pub use error::{HubError, Result};
 pub use load::{
-    load_checkpoint, load_checkpoint_with, load_decoder, load_decoder_with, Checkpoint,
+    load_checkpoint, load_checkpoint_with, load_decoder, load_decoder_with, DecoderCheckpoint,
     LoadOptions, LoadedDecoder,
 };
 pub use resolve::{resolve, ModelSource};

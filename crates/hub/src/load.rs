@@ -1,17 +1,20 @@
-//! Loading a checkpoint (weights, config, tokenizer) from a resolved source, and building the
-//! decoder from it.
+//! The decoder entry points that predate [`crate::load_model`]: a decoder's files in memory
+//! ([`DecoderCheckpoint`], for trainers that make `Var`s of its tensors) and a built decoder
+//! ([`LoadedDecoder`]). Both go through the same reading and registry dispatch as
+//! [`crate::load_model`]; new code should call that.
 
+use crate::checkpoint::{dtype_device, read_files, wrong_kind};
 use crate::{HubError, ModelSource, Result};
 use candle_core::quantized::gguf_file::Value;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
-use tasklm_models::{gguf, weights, Architecture, DecoderModel, LlamaConfig};
+use tasklm_models::{Architecture, DecoderModel, LlamaConfig, ModelArchitecture, ModelConfig};
 use tasklm_nn::QuantizedWeights;
 use tasklm_text::{GgufVocab, TextTokenizer};
 
-/// Everything a model directory or GGUF file holds, in memory.
-pub struct Checkpoint {
+/// Everything a decoder's model directory or GGUF file holds, in memory, not yet built.
+pub struct DecoderCheckpoint {
     pub source: ModelSource,
     pub architecture: Architecture,
     pub config: LlamaConfig,
@@ -47,7 +50,7 @@ pub struct LoadedDecoder {
     pub source: ModelSource,
 }
 
-fn vocab_from_gguf(md: &HashMap<String, Value>) -> Result<GgufVocab> {
+pub(crate) fn vocab_from_gguf(md: &HashMap<String, Value>) -> Result<GgufVocab> {
     let s = |k: &str| md.get(k).and_then(|v| v.to_string().ok()).cloned();
     let u = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
     let strings = |k: &str| -> Vec<String> {
@@ -83,34 +86,12 @@ fn vocab_from_gguf(md: &HashMap<String, Value>) -> Result<GgufVocab> {
     })
 }
 
-fn read_config(dir: &std::path::Path) -> Result<(LlamaConfig, Architecture)> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| HubError::file(&path, e))?;
-    let cfg: LlamaConfig = serde_json::from_str(&text).map_err(|e| {
-        HubError::file(
-            &path,
-            format!("not a decoder config this version reads: {e}"),
-        )
-    })?;
-    let name = cfg
-        .architectures
-        .first()
-        .cloned()
-        .or_else(|| cfg.model_type.clone())
-        .unwrap_or_default();
-    let arch = Architecture::from_hf(&name).ok_or_else(|| {
-        HubError::Model(tasklm_models::ModelError::UnknownArchitecture {
-            path: path.clone(),
-            arch: name.clone(),
-            supported: Architecture::supported_hf().join(", "),
-        })
-    })?;
-    cfg.validate().map_err(|m| HubError::file(&path, m))?;
-    Ok((cfg, arch))
-}
-
 /// Reads weights (dequantized to `dtype`), config and tokenizer.
-pub fn load_checkpoint(source: &ModelSource, dtype: DType, device: &Device) -> Result<Checkpoint> {
+pub fn load_checkpoint(
+    source: &ModelSource,
+    dtype: DType,
+    device: &Device,
+) -> Result<DecoderCheckpoint> {
     load_checkpoint_with(
         source,
         LoadOptions {
@@ -121,59 +102,37 @@ pub fn load_checkpoint(source: &ModelSource, dtype: DType, device: &Device) -> R
     )
 }
 
-/// Like [`load_checkpoint`], with the options (quantized GGUF inference).
+/// Like [`load_checkpoint`], with the options (quantized GGUF inference). An encoder is an
+/// error naming the source.
 pub fn load_checkpoint_with(
     source: &ModelSource,
     opts: LoadOptions,
     device: &Device,
-) -> Result<Checkpoint> {
-    let dtype = opts.dtype;
-    match source {
-        ModelSource::Gguf(path) => {
-            let ck = gguf::load_with(path, dtype, device, opts.quantized)?;
-            let vocab = vocab_from_gguf(&ck.metadata)?;
-            let tokenizer = TextTokenizer::from_gguf(&vocab)
-                .map_err(|e| HubError::file(path, format!("building its tokenizer: {e}")))?;
-            Ok(Checkpoint {
-                source: source.clone(),
-                architecture: ck.architecture,
-                config: ck.config,
-                tensors: ck.tensors,
-                quantized: ck.quantized,
-                tokenizer,
-            })
-        }
-        ModelSource::HfDir(dir) => {
-            let (config, architecture) = read_config(dir)?;
-            let tensors = weights::load_safetensors_dir(dir, dtype, device)?;
-            let tokenizer = TextTokenizer::from_dir(dir)?;
-            Ok(Checkpoint {
-                source: source.clone(),
+) -> Result<DecoderCheckpoint> {
+    let f = read_files(source, opts, device)?;
+    match (f.architecture, f.config) {
+        (ModelArchitecture::Decoder(architecture), ModelConfig::Decoder(config)) => {
+            Ok(DecoderCheckpoint {
+                source: f.source,
                 architecture,
                 config,
-                tensors,
-                quantized: QuantizedWeights::new(),
-                tokenizer,
+                tensors: f.tensors,
+                quantized: f.quantized,
+                tokenizer: f.tokenizer,
             })
         }
+        (a, _) => Err(wrong_kind(
+            source.path(),
+            tasklm_models::ModelKind::Decoder,
+            a.kind(),
+        )),
     }
 }
 
-impl Checkpoint {
+impl DecoderCheckpoint {
     /// Builds the decoder over this checkpoint's tensors (inference: no gradients tracked).
     pub fn into_decoder(self) -> Result<LoadedDecoder> {
-        let device = self
-            .tensors
-            .values()
-            .next()
-            .map(|t| t.device().clone())
-            .unwrap_or(Device::Cpu);
-        let dtype = self
-            .tensors
-            .values()
-            .next()
-            .map(|t| t.dtype())
-            .unwrap_or(DType::F32);
+        let (dtype, device) = dtype_device(&self.tensors);
         let vb = VarBuilder::from_tensors(self.tensors, dtype, &device);
         let quantized = (!self.quantized.is_empty()).then_some(&self.quantized);
         let model = self
@@ -194,14 +153,9 @@ pub fn load_decoder(spec: &str, progress: bool) -> Result<LoadedDecoder> {
     load_decoder_with(spec, LoadOptions::default(), progress)
 }
 
-/// Resolves `spec` and loads it as a decoder on the CPU with `opts`.
+/// Resolves `spec` and loads it as a decoder on the CPU with `opts` (a wrapper over
+/// [`crate::load_model`]).
 pub fn load_decoder_with(spec: &str, opts: LoadOptions, progress: bool) -> Result<LoadedDecoder> {
     let source = crate::resolve(spec, progress)?;
-    if opts.quantized && !matches!(source, ModelSource::Gguf(_)) {
-        return Err(HubError::file(
-            source.path(),
-            "--quantized needs a GGUF model",
-        ));
-    }
-    load_checkpoint_with(&source, opts, &Device::Cpu)?.into_decoder()
+    crate::load_model(&source, opts, &Device::Cpu)?.into_decoder()
 }

@@ -208,12 +208,7 @@ pub fn load_with(
         .and_then(|v| v.to_string().ok())
         .cloned()
         .ok_or_else(|| ModelError::invalid(path, "missing GGUF metadata `general.architecture`"))?;
-    let arch =
-        Architecture::from_gguf(&arch_name).ok_or_else(|| ModelError::UnknownArchitecture {
-            path: path.into(),
-            arch: arch_name.clone(),
-            supported: Architecture::supported_gguf().join(", "),
-        })?;
+    let arch = Architecture::from_gguf_metadata(&arch_name, path)?;
     let has_output = content.tensor_infos.contains_key("output.weight");
     let config = config_from_metadata(&md, arch, has_output, path)?;
 

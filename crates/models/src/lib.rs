@@ -1,5 +1,6 @@
-//! tasklm-models: backbones that return hidden states, heads generic over them, and the
-//! registry that maps a checkpoint's `architectures` (or GGUF `general.architecture`) to a builder.
+//! tasklm-models: backbones that return hidden states, heads generic over them (and [`Pool`]),
+//! and the [`registry`] that maps a checkpoint's `architectures` / `model_type` (or GGUF
+//! `general.architecture`) to its [`ModelKind`] and builder.
 //! Model files never see tokenizers, datasets or HTTP.
 
 // Library code returns errors: no unwrap/expect outside tests (tests may use them).
@@ -15,8 +16,11 @@ pub mod weights;
 
 pub use decoder::llama::{Llama, LlamaConfig};
 pub use decoder::{splice_embeds, CausalLm, DecoderInput, EmbedSpan};
-pub use encoder::bert::{Bert, BertConfig};
+pub use encoder::bert::{Bert, BertConfig, BERT_PREFIX};
 pub use encoder::EncoderInput;
 pub use error::{ModelError, Result};
-pub use heads::{ClassifierHead, SpanHead};
-pub use registry::{Architecture, DecoderModel};
+pub use heads::{ClassifierHead, Pool, SpanHead};
+pub use registry::{
+    Architecture, DecoderArchitecture, DecoderModel, EncoderArchitecture, Model, ModelArchitecture,
+    ModelConfig, ModelKind,
+};

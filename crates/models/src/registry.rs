@@ -1,22 +1,71 @@
-//! Maps a checkpoint's architecture name to the model that builds it.
+//! The registry: which model a checkpoint holds, read from `config.json` (`architectures`, else
+//! `model_type`) or from GGUF `general.architecture`, and the builder for it.
+//!
+//! A checkpoint's [`ModelArchitecture`] says both its [`ModelKind`] (decoder, encoder; the
+//! contract its inputs and outputs follow) and the model file that builds it. A new family adds
+//! one kind variant (seq2seq, vision), its architecture enum, a [`ModelConfig`] and a [`Model`]
+//! variant, and one arm in each match below; the compiler lists every place that must learn it.
+//! An unknown name is an error that lists every supported one.
 
 use crate::decoder::llama::{Llama, LlamaConfig};
 use crate::decoder::CausalLm;
+use crate::encoder::bert::{Bert, BertConfig, BERT_PREFIX};
+use crate::{ModelError, Result};
 use candle_nn::VarBuilder;
+use serde_json::Value;
+use std::path::Path;
 use tasklm_nn::QuantizedWeights;
 
+/// What kind of network a checkpoint holds: the contract its inputs and outputs follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// Causal language model ([`CausalLm`]): token ids in, next-token logits out.
+    Decoder,
+    /// Bidirectional encoder ([`Bert`]): token ids and segments in, hidden states out.
+    Encoder,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 2] = [ModelKind::Decoder, ModelKind::Encoder];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Decoder => "decoder",
+            Self::Encoder => "encoder",
+        }
+    }
+
+    /// The name with its article, for messages: "a decoder", "an encoder".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Self::Decoder => "a decoder",
+            Self::Encoder => "an encoder",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Decoder architectures tasklm can build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Architecture {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DecoderArchitecture {
     Llama,
     Qwen2,
 }
 
+/// The decoder architectures under their first name (kept for the code that predates encoders
+/// in the registry).
+pub type Architecture = DecoderArchitecture;
+
 /// A built decoder, behind the one contract generation and training use.
 pub type DecoderModel = Box<dyn CausalLm + Send + Sync>;
 
-impl Architecture {
-    const ALL: [Architecture; 2] = [Architecture::Llama, Architecture::Qwen2];
+impl DecoderArchitecture {
+    const ALL: [DecoderArchitecture; 2] = [Self::Llama, Self::Qwen2];
 
     /// From `config.json`'s `architectures[0]` (or `model_type`).
     pub fn from_hf(name: &str) -> Option<Self> {
@@ -30,6 +79,16 @@ impl Architecture {
     /// From GGUF `general.architecture`.
     pub fn from_gguf(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.gguf_name() == name)
+    }
+
+    /// [`DecoderArchitecture::from_gguf`], with an unknown name an error naming `path` and the
+    /// supported GGUF names.
+    pub fn from_gguf_metadata(name: &str, path: &Path) -> Result<Self> {
+        Self::from_gguf(name).ok_or_else(|| ModelError::UnknownArchitecture {
+            path: path.into(),
+            arch: name.to_string(),
+            supported: Self::supported_gguf().join(", "),
+        })
     }
 
     pub fn gguf_name(self) -> &'static str {
@@ -75,3 +134,207 @@ impl Architecture {
         Ok(Box::new(Llama::load(&cfg, vb, quantized)?))
     }
 }
+
+/// Encoder architectures tasklm can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EncoderArchitecture {
+    /// BERT and BERT-shaped checkpoints (MiniLM, ...): `BertModel` and every `BertFor...`
+    /// task model, whose backbone sits under `bert.`.
+    Bert,
+}
+
+impl EncoderArchitecture {
+    const ALL: [EncoderArchitecture; 1] = [Self::Bert];
+
+    /// From `config.json`'s `architectures[0]` (or `model_type`).
+    pub fn from_hf(name: &str) -> Option<Self> {
+        (name == "bert" || name == "BertModel" || name.starts_with("BertFor")).then_some(Self::Bert)
+    }
+
+    /// The names listed in errors.
+    pub fn supported_hf() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .map(|a| match a {
+                Self::Bert => "BertModel, BertFor*",
+            })
+            .collect()
+    }
+}
+
+/// Every architecture the registry knows, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelArchitecture {
+    Decoder(DecoderArchitecture),
+    Encoder(EncoderArchitecture),
+}
+
+impl ModelArchitecture {
+    pub fn kind(self) -> ModelKind {
+        match self {
+            Self::Decoder(_) => ModelKind::Decoder,
+            Self::Encoder(_) => ModelKind::Encoder,
+        }
+    }
+
+    /// From one `architectures` entry or a `model_type`, whatever its kind.
+    pub fn from_hf(name: &str) -> Option<Self> {
+        DecoderArchitecture::from_hf(name)
+            .map(Self::Decoder)
+            .or_else(|| EncoderArchitecture::from_hf(name).map(Self::Encoder))
+    }
+
+    /// The supported `config.json` names of every kind, as errors list them:
+    /// `LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders)`.
+    pub fn supported_hf() -> String {
+        ModelKind::ALL
+            .iter()
+            .map(|k| {
+                let names = match k {
+                    ModelKind::Decoder => DecoderArchitecture::supported_hf(),
+                    ModelKind::Encoder => EncoderArchitecture::supported_hf(),
+                };
+                format!("{} ({}s)", names.join(", "), k.name())
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Reads the architecture from a parsed `config.json` (`path` names it in errors): the
+    /// first `architectures` entry, or `model_type` when there is no `architectures` list. An
+    /// unknown name is an error listing every supported one; a config with neither field is an
+    /// error too, never a guess.
+    pub fn from_config(config: &Value, path: &Path) -> Result<Self> {
+        let first = config
+            .get("architectures")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str);
+        let name = first.or_else(|| config.get("model_type").and_then(Value::as_str));
+        let Some(name) = name else {
+            return Err(ModelError::invalid(
+                path,
+                format!(
+                    "no `architectures` or `model_type`: cannot tell which model this is \
+                     (supported: {})",
+                    Self::supported_hf()
+                ),
+            ));
+        };
+        Self::from_hf(name).ok_or_else(|| ModelError::UnknownArchitecture {
+            path: path.into(),
+            arch: name.to_string(),
+            supported: Self::supported_hf(),
+        })
+    }
+
+    /// From GGUF `general.architecture`; GGUF files hold decoders only, and the error lists
+    /// the GGUF names (`llama, qwen2`).
+    pub fn from_gguf(name: &str, path: &Path) -> Result<Self> {
+        DecoderArchitecture::from_gguf_metadata(name, path).map(Self::Decoder)
+    }
+
+    /// Parses and validates `config.json` as this architecture's config; errors name `path`.
+    pub fn parse_config(self, config: &Value, path: &Path) -> Result<ModelConfig> {
+        let bad = |m: String| ModelError::invalid(path, m);
+        match self {
+            Self::Decoder(_) => {
+                let cfg: LlamaConfig = serde_json::from_value(config.clone())
+                    .map_err(|e| bad(format!("not a decoder config this version reads: {e}")))?;
+                cfg.validate().map_err(bad)?;
+                Ok(ModelConfig::Decoder(cfg))
+            }
+            Self::Encoder(EncoderArchitecture::Bert) => {
+                let cfg: BertConfig = serde_json::from_value(config.clone())
+                    .map_err(|e| bad(format!("not a BERT config: {e}")))?;
+                cfg.validate().map_err(bad)?;
+                Ok(ModelConfig::Encoder(cfg))
+            }
+        }
+    }
+
+    /// Builds the model over `vb` (rooted at the checkpoint's top level, names as stored) with
+    /// the linear layers found in `quantized` kept quantized (decoders only).
+    pub fn build(
+        self,
+        config: &ModelConfig,
+        vb: VarBuilder,
+        quantized: Option<&QuantizedWeights>,
+    ) -> candle_core::Result<Model> {
+        match (self, config) {
+            (Self::Decoder(a), ModelConfig::Decoder(c)) => {
+                Ok(Model::Decoder(a.build_with(c, vb, quantized)?))
+            }
+            (Self::Encoder(EncoderArchitecture::Bert), ModelConfig::Encoder(c)) => {
+                if quantized.is_some_and(|q| !q.is_empty()) {
+                    candle_core::bail!("quantized weights are for decoders only");
+                }
+                Ok(Model::Encoder(Box::new(Bert::new(c, vb.pp(BERT_PREFIX))?)))
+            }
+            (a, c) => candle_core::bail!(
+                "{} architecture ({a:?}) cannot be built from {} config",
+                a.kind().with_article(),
+                c.kind().with_article()
+            ),
+        }
+    }
+}
+
+/// A checkpoint's config, parsed for its kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelConfig {
+    Decoder(LlamaConfig),
+    Encoder(BertConfig),
+}
+
+impl ModelConfig {
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Self::Decoder(_) => ModelKind::Decoder,
+            Self::Encoder(_) => ModelKind::Encoder,
+        }
+    }
+
+    /// The context window in tokens.
+    pub fn max_positions(&self) -> usize {
+        match self {
+            Self::Decoder(c) => c.max_position_embeddings,
+            Self::Encoder(c) => c.max_position_embeddings,
+        }
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Decoder(c) => c.vocab_size,
+            Self::Encoder(c) => c.vocab_size,
+        }
+    }
+}
+
+/// A built model, by kind.
+pub enum Model {
+    Decoder(DecoderModel),
+    /// Boxed: a `Bert` is some 300 bytes, a decoder a pointer.
+    Encoder(Box<Bert>),
+}
+
+impl Model {
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Self::Decoder(_) => ModelKind::Decoder,
+            Self::Encoder(_) => ModelKind::Encoder,
+        }
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Decoder(m) => write!(f, "Decoder(vocab {})", m.vocab_size()),
+            Self::Encoder(m) => write!(f, "Encoder({:?})", m.config()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -3,81 +3,14 @@
 
 use crate::layers::dropout;
 use crate::ops::scaled_masked_softmax;
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
+
+/// The mask builders live in [`crate::mask`]; re-exported here so `attention::attention_mask`
+/// keeps working.
+pub use crate::mask::{attention_mask, positions_from_mask};
 
 /// The cache moved to [`crate::kv_cache`]; this path keeps working.
 pub use crate::kv_cache::KvCache;
-
-/// Additive attention mask (B, 1, T, S) for `t` new queries over `past + t` keys: 0 where a
-/// query may attend, `-inf` elsewhere. Keys are visible when causal order allows it
-/// (or always, when `causal` is false) and `key_mask[b][j] != 0`.
-///
-/// A non-zero `key_mask` value is a segment id: packed rows number their samples 1, 2, ...
-/// and a query sees only keys of its own segment (a block-diagonal mask), so packed samples do
-/// not attend to each other. Unpacked rows use 1 throughout.
-pub fn attention_mask(
-    key_mask: &[Vec<u8>],
-    t: usize,
-    causal: bool,
-    device: &Device,
-) -> Result<Tensor> {
-    let b = key_mask.len();
-    let s = key_mask.first().map(|r| r.len()).unwrap_or(0);
-    if s < t {
-        candle_core::bail!("attention mask: {s} keys for {t} queries");
-    }
-    let past = s - t;
-    let mut data = vec![0f32; b * t * s];
-    for (bi, row) in key_mask.iter().enumerate() {
-        if row.len() != s {
-            candle_core::bail!(
-                "attention mask: row {bi} has {} keys, expected {s}",
-                row.len()
-            );
-        }
-        for i in 0..t {
-            let seg = row[past + i];
-            let out = &mut data[(bi * t + i) * s..(bi * t + i + 1) * s];
-            for (j, o) in out.iter_mut().enumerate() {
-                let same_segment = row[j] == seg || seg == 0;
-                let visible = row[j] != 0 && same_segment && (!causal || j <= past + i);
-                if !visible {
-                    *o = f32::NEG_INFINITY;
-                }
-            }
-        }
-    }
-    Tensor::from_vec(data, (b, 1, t, s), device)
-}
-
-/// Position ids for the last `t` of the keys in `key_mask`: the count of real tokens of the
-/// same segment before each one, so a left-padded row gets the same positions as the row alone
-/// and each packed sample starts again at 0.
-pub fn positions_from_mask(key_mask: &[Vec<u8>], t: usize) -> Vec<Vec<u32>> {
-    key_mask
-        .iter()
-        .map(|row| {
-            // A real token's position is the number of real tokens before it; padding gets 0.
-            let mut seen = 0u32;
-            let mut segment = 0u8;
-            let pos: Vec<u32> = row
-                .iter()
-                .map(|&m| {
-                    if m == 0 {
-                        return 0;
-                    }
-                    if m != segment {
-                        segment = m;
-                        seen = 0;
-                    }
-                    seen += 1;
-                    seen - 1
-                })
-                .collect();
-            pos[row.len().saturating_sub(t)..].to_vec()
-        })
-        .collect()
-}
 
 /// Parameters of one attention call.
 #[derive(Clone, Copy, Debug)]

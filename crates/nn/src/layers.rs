@@ -11,24 +11,49 @@ use std::sync::Arc;
 /// dequantizing: a linear layer whose `{prefix}.weight` is here runs a quantized matmul.
 pub type QuantizedWeights = HashMap<String, Arc<QTensor>>;
 
+/// How a [`Linear`] holds its (out, in) matrix.
+///
+/// Every projection of every backbone and head (attention, MLP, pooler, task heads, the LM head,
+/// tied or not) is a [`Linear`], loaded by [`Linear::load`] under the checkpoint's own name
+/// (`...self_attn.q_proj`), so another way of holding a weight is one variant here and one lookup
+/// in [`Linear::load`], and no model file changes:
+///
+/// - An adapter (LoRA: a frozen base plus a trainable low-rank update) is a variant
+///   `Adapted { base: Box<Linear>, a: Tensor, b: Tensor, scale: f64 }` whose product is
+///   `base(x) + scale * (x A^T) B^T`, found by `Linear::load` in a name-keyed adapter map as the
+///   quantized matrices are found today; the base keeps its own name, so saving the adapter
+///   alone (PEFT's `base_model.model.{name}.lora_A.weight`) or merged stays a rename.
+/// - A fused projection (q/k/v or gate/up as one matmul) is a `Linear` over the parts' rows
+///   concatenated, whose output is split with `narrow`; it is built from the parts as each is
+///   loaded under its own name, and saved by splitting the rows back. Not done yet: trainers
+///   update each part's `Var` in place, so the concatenated copy would have to be rebuilt on
+///   every forward while gradients are tracked.
+///
+/// Marked `non_exhaustive` so that code outside this crate that matches on it keeps compiling
+/// when the adapter variant arrives.
 #[derive(Clone, Debug)]
-enum Weight {
+#[non_exhaustive]
+pub enum LinearWeight {
+    /// A float matrix; gradients flow through it when it is a `Var`'s tensor.
     Dense(Tensor),
-    /// Inference only: no gradients flow through a quantized matmul.
+    /// A GGUF block-quantized matrix. Inference only: no gradients flow through a quantized
+    /// matmul.
     Quantized(QMatMul),
 }
 
-/// `y = x W^T + b`, with `W` of shape (out, in) as PyTorch stores it.
+/// `y = x W^T + b`, with `W` of shape (out, in) as PyTorch stores it: the one linear layer every
+/// model projection goes through, whatever holds the weight ([`LinearWeight`]).
 #[derive(Clone, Debug)]
 pub struct Linear {
-    weight: Weight,
+    weight: LinearWeight,
     bias: Option<Tensor>,
 }
 
 impl Linear {
+    /// A dense layer over an (out, in) matrix (a tied LM head passes the embedding table).
     pub fn from_weights(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self {
-            weight: Weight::Dense(weight),
+            weight: LinearWeight::Dense(weight),
             bias,
         }
     }
@@ -36,7 +61,7 @@ impl Linear {
     /// A linear layer over a quantized (out, in) matrix.
     pub fn from_quantized(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
         Ok(Self {
-            weight: Weight::Quantized(QMatMul::from_arc(weight)?),
+            weight: LinearWeight::Quantized(QMatMul::from_arc(weight)?),
             bias,
         })
     }
@@ -46,7 +71,8 @@ impl Linear {
         Self::load(in_dim, out_dim, with_bias, vb, None)
     }
 
-    /// Like [`Linear::new`], but takes the weight from `quantized` when it holds it.
+    /// Like [`Linear::new`], but takes the weight from `quantized` when it holds
+    /// `{prefix}.weight`. This is the one place a projection's weight is looked up by name.
     pub fn load(
         in_dim: usize,
         out_dim: usize,
@@ -71,16 +97,25 @@ impl Linear {
         }
         let weight = vb.get((out_dim, in_dim), "weight")?;
         Ok(Self {
-            weight: Weight::Dense(weight),
+            weight: LinearWeight::Dense(weight),
             bias,
         })
+    }
+
+    /// How the weight is held.
+    pub fn kind(&self) -> &LinearWeight {
+        &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
     }
 
     /// The dense weight, or None for a quantized layer.
     pub fn weight(&self) -> Option<&Tensor> {
         match &self.weight {
-            Weight::Dense(w) => Some(w),
-            Weight::Quantized(_) => None,
+            LinearWeight::Dense(w) => Some(w),
+            LinearWeight::Quantized(_) => None,
         }
     }
 }
@@ -88,8 +123,8 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {
-            Weight::Quantized(q) => q.forward(xs)?,
-            Weight::Dense(w) => {
+            LinearWeight::Quantized(q) => q.forward(xs)?,
+            LinearWeight::Dense(w) => {
                 let dims = xs.dims().to_vec();
                 let in_dim = *dims.last().unwrap_or(&0);
                 // Fold leading dims into one so a single gemm runs over (N, in) x (in, out).
@@ -205,5 +240,49 @@ impl LayerNorm {
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         ops::layer_norm(xs, &self.weight, &self.bias, self.eps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::quantized::GgmlDType;
+    use candle_core::Device;
+
+    #[test]
+    fn dense_linear_is_x_w_transpose_plus_bias() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::new(&[[1f32, 2.], [3., 4.], [0., -1.]], &dev)?; // (out 3, in 2)
+        let l = Linear::from_weights(w, Some(Tensor::new(&[0.5f32, 0., 1.], &dev)?));
+        let x = Tensor::new(&[[[1f32, 1.], [2., 0.]]], &dev)?; // (1, 2, in)
+        let y = l.forward(&x)?.to_vec3::<f32>()?;
+        assert_eq!(y, vec![vec![vec![3.5, 7., 0.], vec![2.5, 6., 1.]]]);
+        assert!(matches!(l.kind(), LinearWeight::Dense(_)));
+        Ok(())
+    }
+
+    #[test]
+    fn load_takes_the_quantized_matrix_under_the_same_name() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::ones((32, 32), DType::F32, &dev)?;
+        let tensors = HashMap::from([(
+            "proj.bias".to_string(),
+            Tensor::zeros(32, DType::F32, &dev)?,
+        )]);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &dev);
+        let q = QuantizedWeights::from([(
+            "proj.weight".to_string(),
+            Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0)?),
+        )]);
+        let l = Linear::load(32, 32, true, vb.pp("proj"), Some(&q))?;
+        assert!(matches!(l.kind(), LinearWeight::Quantized(_)) && l.weight().is_none());
+        let y = l.forward(&Tensor::ones((1, 32), DType::F32, &dev)?)?;
+        let y = y.to_vec2::<f32>()?;
+        // Q8_0 also quantizes the activations: 31.996 for 32.
+        assert!(y[0].iter().all(|v| (v - 32.0).abs() < 1e-2), "{y:?}");
+        // A quantized matrix of the wrong shape is refused with its name.
+        let err = Linear::load(16, 32, true, vb.pp("proj"), Some(&q)).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("proj.weight: quantized shape")));
+        Ok(())
     }
 }

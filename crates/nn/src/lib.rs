@@ -1,7 +1,8 @@
 //! tasklm-nn: the building blocks every model composes, each defined once.
 //!
 //! Hot ops are fused CPU kernels with a backward pass ([`ops`]), so one code path serves
-//! training and inference.
+//! training and inference. Every projection is a [`Linear`] (dense, quantized, and the variant
+//! an adapter will add: see [`LinearWeight`]).
 
 // Library code returns errors: no unwrap/expect outside tests (tests may use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -9,10 +10,12 @@
 pub mod attention;
 pub mod kv_cache;
 pub mod layers;
+pub mod mask;
 pub mod ops;
+pub mod rotary;
 
-pub use attention::{
-    attention_mask, positions_from_mask, scaled_dot_product_attention, AttentionParams,
-};
+pub use attention::{scaled_dot_product_attention, AttentionParams};
 pub use kv_cache::KvCache;
-pub use layers::{dropout, Embedding, LayerNorm, Linear, QuantizedWeights, RmsNorm};
+pub use layers::{dropout, Embedding, LayerNorm, Linear, LinearWeight, QuantizedWeights, RmsNorm};
+pub use mask::{attention_mask, positions_from_mask};
+pub use rotary::{Rotary, RotaryConfig};

@@ -7,12 +7,12 @@
 //! SwiGLU MLP; final RMS norm; LM head tied to the embeddings or not.
 
 use super::{splice_embeds, CausalLm, DecoderInput};
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tasklm_nn::{
     attention_mask, ops, positions_from_mask, scaled_dot_product_attention, AttentionParams,
-    Embedding, KvCache, Linear, QuantizedWeights, RmsNorm,
+    Embedding, KvCache, Linear, QuantizedWeights, RmsNorm, Rotary, RotaryConfig,
 };
 
 fn default_rope_theta() -> f64 {
@@ -75,6 +75,15 @@ impl LlamaConfig {
             .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
+    /// The rotary table this config asks for.
+    pub fn rotary(&self) -> RotaryConfig {
+        RotaryConfig {
+            head_dim: self.head_dim(),
+            theta: self.rope_theta,
+            max_positions: self.max_position_embeddings,
+        }
+    }
+
     /// Checks the shape constraints a forward pass relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.num_attention_heads == 0 || self.n_kv_heads() == 0 {
@@ -104,48 +113,6 @@ impl LlamaConfig {
             }
         }
         Ok(())
-    }
-}
-
-/// cos/sin tables (max_pos, hd/2), computed in f32 as transformers does.
-#[derive(Clone, Debug)]
-struct Rotary {
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl Rotary {
-    fn new(cfg: &LlamaConfig, dtype: DType, device: &Device) -> Result<Self> {
-        let hd = cfg.head_dim();
-        let inv_freq: Vec<f32> = (0..hd / 2)
-            .map(|i| 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / hd as f32))
-            .collect();
-        let n = cfg.max_position_embeddings;
-        let inv = Tensor::from_vec(inv_freq, (1, hd / 2), device)?;
-        let pos = Tensor::arange(0u32, n as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((n, 1))?;
-        let freqs = pos.broadcast_mul(&inv)?; // (max_pos, hd/2)
-        Ok(Self {
-            cos: freqs.cos()?.to_dtype(dtype)?,
-            sin: freqs.sin()?.to_dtype(dtype)?,
-        })
-    }
-
-    /// cos, sin for position ids (B, T): each (B, T, hd/2).
-    fn at(&self, positions: &[Vec<u32>]) -> Result<(Tensor, Tensor)> {
-        let b = positions.len();
-        let t = positions.first().map(|p| p.len()).unwrap_or(0);
-        let flat: Vec<u32> = positions.iter().flatten().copied().collect();
-        let max = self.cos.dim(0)?;
-        if let Some(&p) = flat.iter().find(|&&p| p as usize >= max) {
-            candle_core::bail!("position {p} is past the context window of {max} tokens");
-        }
-        let idx = Tensor::from_vec(flat, b * t, self.cos.device())?;
-        let half = self.cos.dim(1)?;
-        let cos = self.cos.index_select(&idx, 0)?.reshape((b, t, half))?;
-        let sin = self.sin.index_select(&idx, 0)?.reshape((b, t, half))?;
-        Ok((cos, sin))
     }
 }
 
@@ -306,7 +273,7 @@ impl Llama {
             }
         };
         let device = vb.device().clone();
-        let rotary = Rotary::new(cfg, vb.dtype(), &device)?;
+        let rotary = Rotary::new(&cfg.rotary(), vb.dtype(), &device)?;
         Ok(Self {
             embed_tokens,
             layers,

@@ -10,6 +10,7 @@
 //! variant would add here.
 
 use super::EncoderInput;
+use crate::heads::Pool;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,11 @@ use tasklm_nn::{
     attention_mask, dropout, ops, scaled_dot_product_attention, AttentionParams, Embedding,
     LayerNorm, Linear,
 };
+
+/// Prefix of the backbone's weights in a `BertFor...` checkpoint (`bert.embeddings...`); a
+/// bare `BertModel` has none and is renamed to it on load, so every model tasklm trains is
+/// saved under transformers' task-model names.
+pub const BERT_PREFIX: &str = "bert";
 
 fn default_act() -> String {
     "gelu".into()
@@ -292,9 +298,9 @@ impl Bert {
     }
 
     /// The sequence vector a classification head reads: `tanh(pooler(h[CLS]))` when the
-    /// checkpoint has a pooler, else `h[CLS]`. `hidden`: (B, T, H) -> (B, H).
+    /// checkpoint has a pooler, else `h[CLS]` ([`Pool::Cls`]). `hidden`: (B, T, H) -> (B, H).
     pub fn pool(&self, hidden: &Tensor) -> Result<Tensor> {
-        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?; // (B, H)
+        let cls = Pool::Cls.forward(hidden, None)?; // (B, H)
         match &self.pooler {
             Some(p) => p.forward(&cls)?.tanh(),
             None => Ok(cls),

@@ -126,7 +126,7 @@ pub fn train_options(job: &TrainJob) -> TrainOptions<'_> {
 /// `eval_file`, and writes the model with `tok` and `provenance` as `tasklm.json`.
 pub fn fit_lm(
     job: &TrainJob,
-    ck: tasklm_hub::Checkpoint,
+    ck: tasklm_hub::DecoderCheckpoint,
     tok: &TextTokenizer,
     (train_features, train_file): (Vec<Features>, &EncodedFile),
     eval_file: Option<&EncodedFile>,
