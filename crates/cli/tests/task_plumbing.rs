@@ -5,142 +5,11 @@
 //! check that the trained directory reloads. The command line is the contract: nothing here
 //! calls the library.
 
+mod plumbing;
+
+use plumbing::*;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name);
-    p.to_str().expect("utf-8 fixture path").to_string()
-}
-
-fn decoder() -> String {
-    fixture("tiny_decoder")
-}
-
-fn encoder() -> String {
-    fixture("tiny_encoder")
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tasklm-plumbing-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, body).expect("write test data");
-    p.to_str().expect("utf-8 path").to_string()
-}
-
-fn jsonl(rows: &[Value]) -> String {
-    rows.iter().map(|r| format!("{r}\n")).collect()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Runs `tasklm --threads 1 ARGS` (tests run side by side), asserting success; returns stdout.
-fn tasklm(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tasklm"))
-        .arg("--threads")
-        .arg("1")
-        .args(args)
-        .output()
-        .expect("run tasklm");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && !stderr.contains("panicked"),
-        "tasklm {} failed ({}):\n{stderr}",
-        args.join(" "),
-        out.status
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
-/// `tasklm train` with quick trainer settings; returns the output directory.
-fn train(task: &str, model: &str, data: &str, out: &Path, extra: &[&str]) -> PathBuf {
-    let mut args = vec![
-        "train", "--task", task, "--model", model, "--data", data, "--out", path(out),
-        "--batch-size", "4", "--save-every", "0",
-    ];
-    args.extend_from_slice(extra);
-    tasklm(&args);
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tasklm.json"] {
-        assert!(out.join(f).is_file(), "{task}: the trained directory lacks {f}");
-    }
-    let meta = read_json(&out.join("tasklm.json"));
-    assert_eq!(meta["task"], task, "tasklm.json: {meta}");
-    out.to_path_buf()
-}
-
-fn read_json(p: &Path) -> Value {
-    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// The per-update training losses in `out/metrics.jsonl`.
-fn losses(out: &Path) -> Vec<f64> {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .expect("metrics.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("metrics.jsonl line"))
-        .filter_map(|v| v.get("loss").and_then(Value::as_f64))
-        .collect()
-}
-
-/// The mean of the last three training losses is below the first by `margin`.
-fn assert_loss_falls(out: &Path, steps: usize, margin: f64) {
-    let l = losses(out);
-    assert_eq!(l.len(), steps, "one loss per update: {l:?}");
-    let tail = l[l.len() - 3..].iter().sum::<f64>() / 3.0;
-    assert!(tail < l[0] - margin, "the loss did not fall by {margin}: {l:?}");
-}
-
-/// `tasklm eval ... --json`: the one JSON object it prints, with `keys` all numbers and `n`.
-fn eval(task: &str, model: &str, data: &str, extra: &[&str], keys: &[&str], n: u64) -> Value {
-    let mut args = vec!["eval", "--task", task, "--model", model, "--data", data, "--json"];
-    args.extend_from_slice(extra);
-    let stdout = tasklm(&args);
-    let v: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{task} eval: not one JSON object ({e}): {stdout}"));
-    for k in keys {
-        let x = v[k]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{task} eval: `{k}` is not a number in {v}"));
-        assert!(x.is_finite(), "{task} eval: `{k}` = {x}");
-    }
-    assert_eq!(v["n"].as_u64(), Some(n), "{task} eval: n in {v}");
-    v
-}
-
-/// `tasklm predict` over `records`: one JSON object per record.
-fn predict(task: &str, model: &str, dir: &Path, records: &[Value], extra: &[&str]) -> Vec<Value> {
-    let input = write(dir, &format!("{task}-predict.jsonl"), &jsonl(records));
-    let mut args = vec!["predict", "--task", task, "--model", model, "--input", &input];
-    args.extend_from_slice(extra);
-    let stdout = tasklm(&args);
-    let out: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{task} predict: {e}: {l}")))
-        .collect();
-    assert_eq!(out.len(), records.len(), "{task} predict: {stdout}");
-    out
-}
-
-fn unit_interval(v: &Value, what: &str) -> f64 {
-    let x = v.as_f64().unwrap_or_else(|| panic!("{what}: {v} is not a number"));
-    assert!((0.0..=1.0).contains(&x), "{what}: {x} is outside [0, 1]");
-    x
-}
-
-fn string<'a>(v: &'a Value, what: &str) -> &'a str {
-    v.as_str().unwrap_or_else(|| panic!("{what}: {v} is not a string"))
-}
+use std::path::Path;
 
 #[test]
 fn sft_memorises_two_rows_and_reloads() {
@@ -153,13 +22,29 @@ fn sft_memorises_two_rows_and_reloads() {
             json!({"instruction": "Review: a great film", "input": "", "output": "positive"}),
         ]),
     );
-    let base = eval("sft", &decoder(), &data, &[], &["loss", "perplexity", "tokens"], 2);
+    let base = eval(
+        "sft",
+        &decoder(),
+        &data,
+        &[],
+        &["loss", "perplexity", "tokens"],
+        2,
+    );
     let out = train(
         "sft",
         &decoder(),
         &data,
         &d.join("out"),
-        &["--max-steps", "24", "--lr", "1e-2", "--eval", &data, "--eval-every", "12"],
+        &[
+            "--max-steps",
+            "24",
+            "--lr",
+            "1e-2",
+            "--eval",
+            &data,
+            "--eval-every",
+            "12",
+        ],
     );
     assert_loss_falls(&out, 24, 2.0);
     let evals = std::fs::read_to_string(out.join("metrics.jsonl")).expect("metrics");
@@ -167,23 +52,50 @@ fn sft_memorises_two_rows_and_reloads() {
     for f in ["tokenizer_config.json", "generation_config.json"] {
         assert!(out.join(f).is_file(), "trained sft directory lacks {f}");
     }
-    let m = eval("sft", path(&out), &data, &[], &["loss", "perplexity", "tokens"], 2);
-    let (l0, l1) = (base["loss"].as_f64().unwrap_or(0.0), m["loss"].as_f64().unwrap_or(0.0));
+    let m = eval(
+        "sft",
+        path(&out),
+        &data,
+        &[],
+        &["loss", "perplexity", "tokens"],
+        2,
+    );
+    let (l0, l1) = (
+        base["loss"].as_f64().unwrap_or(0.0),
+        m["loss"].as_f64().unwrap_or(0.0),
+    );
     assert!(l1 < l0 - 2.0, "trained loss {l1} vs base {l0}");
     let ppl = m["perplexity"].as_f64().unwrap_or(0.0);
     assert!((ppl - l1.exp()).abs() < 1e-6 * ppl.max(1.0), "{m}");
     let g: Value = serde_json::from_str(
         tasklm(&[
-            "generate", "--model", path(&out), "--prompt", "What is the capital of France?",
-            "--max-new-tokens", "4", "--temperature", "0", "--json",
+            "generate",
+            "--model",
+            path(&out),
+            "--prompt",
+            "What is the capital of France?",
+            "--max-new-tokens",
+            "4",
+            "--temperature",
+            "0",
+            "--json",
         ])
         .trim(),
     )
     .expect("generate --json");
     let tokens = g["tokens"].as_array().expect("tokens");
-    assert!(!tokens.is_empty() && tokens.len() <= 4 && tokens.iter().all(Value::is_u64), "{g}");
-    assert!(string(&g["text"], "text").starts_with(" Paris"), "memorised answer: {g}");
-    assert!(g["usage"]["prompt_tokens"].is_u64() && g["finish_reason"].is_string(), "{g}");
+    assert!(
+        !tokens.is_empty() && tokens.len() <= 4 && tokens.iter().all(Value::is_u64),
+        "{g}"
+    );
+    assert!(
+        string(&g["text"], "text").starts_with(" Paris"),
+        "memorised answer: {g}"
+    );
+    assert!(
+        g["usage"]["prompt_tokens"].is_u64() && g["finish_reason"].is_string(),
+        "{g}"
+    );
 }
 
 #[test]
@@ -197,21 +109,58 @@ fn chat_trains_on_assistant_turns_and_answers_as_json() {
     let data = write(
         &d,
         "chat.jsonl",
-        &jsonl(&[conv("hi there!", "Hello!"), conv("what is two plus two?", "four.")]),
+        &jsonl(&[
+            conv("hi there!", "Hello!"),
+            conv("what is two plus two?", "four."),
+        ]),
     );
-    let out = train("chat", &decoder(), &data, &d.join("out"), &["--max-steps", "12", "--lr", "1e-2"]);
+    let out = train(
+        "chat",
+        &decoder(),
+        &data,
+        &d.join("out"),
+        &["--max-steps", "12", "--lr", "1e-2"],
+    );
     assert_loss_falls(&out, 12, 0.5);
     let tc = read_json(&out.join("tokenizer_config.json"));
-    assert!(string(&tc["chat_template"], "chat_template").contains("<|im_start|>"), "{tc}");
-    eval("chat", path(&out), &data, &[], &["loss", "perplexity", "tokens"], 2);
-    let input = write(&d, "conv.json", &json!({"messages": [{"role": "user", "content": "hi there!"}]}).to_string());
+    assert!(
+        string(&tc["chat_template"], "chat_template").contains("<|im_start|>"),
+        "{tc}"
+    );
+    eval(
+        "chat",
+        path(&out),
+        &data,
+        &[],
+        &["loss", "perplexity", "tokens"],
+        2,
+    );
+    let input = write(
+        &d,
+        "conv.json",
+        &json!({"messages": [{"role": "user", "content": "hi there!"}]}).to_string(),
+    );
     let r: Value = serde_json::from_str(
-        tasklm(&["chat", "--model", path(&out), "--input", &input, "--max-new-tokens", "3", "--temperature", "0"]).trim(),
+        tasklm(&[
+            "chat",
+            "--model",
+            path(&out),
+            "--input",
+            &input,
+            "--max-new-tokens",
+            "3",
+            "--temperature",
+            "0",
+        ])
+        .trim(),
     )
     .expect("chat --input prints JSON");
     assert_eq!(r["message"]["role"], "assistant", "{r}");
     string(&r["message"]["content"], "message.content");
-    assert!(r["finish_reason"].is_string() && r["usage"]["completion_tokens"].is_u64(), "{r}");
+    assert!(
+        r["finish_reason"].is_string() && r["usage"]["completion_tokens"].is_u64(),
+        "{r}"
+    );
     assert!(r["dropped_exchanges"].is_u64() && r["seed"].is_u64(), "{r}");
 }
 
@@ -229,7 +178,10 @@ const REVIEWS: [(&str, &str); 8] = [
 fn check_label_predictions(preds: &[Value], labels: &[&str]) {
     for p in preds {
         let l = string(&p["label"], "label");
-        assert!(labels.contains(&l), "label {l:?} is not one of {labels:?}: {p}");
+        assert!(
+            labels.contains(&l),
+            "label {l:?} is not one of {labels:?}: {p}"
+        );
         unit_interval(&p["score"], "score");
     }
 }
@@ -247,22 +199,51 @@ fn classify_with_the_encoder_head_and_with_decoder_label_words() {
         &jsonl(&REVIEWS.map(|(t, l)| json!({"text": t, "label": l}))),
     );
     let keys = ["accuracy", "macro_f1"];
-    let records = [json!({"text": "a great film"}), json!({"text": "a bad film"})];
+    let records = [
+        json!({"text": "a great film"}),
+        json!({"text": "a bad film"}),
+    ];
     // Encoder: a classification head over [CLS].
     eval("classify", &encoder(), &data_tsv, &[], &keys, 8);
-    let out = train("classify", &encoder(), &data_tsv, &d.join("enc"), &["--max-steps", "12", "--lr", "1e-2"]);
+    let out = train(
+        "classify",
+        &encoder(),
+        &data_tsv,
+        &d.join("enc"),
+        &["--max-steps", "12", "--lr", "1e-2"],
+    );
     assert_loss_falls(&out, 12, 0.05);
     let cfg = read_json(&out.join("config.json"));
-    assert_eq!(cfg["architectures"][0], "BertForSequenceClassification", "{cfg}");
-    assert_eq!(cfg["id2label"].as_object().map(|m| m.len()), Some(2), "{cfg}");
+    assert_eq!(
+        cfg["architectures"][0], "BertForSequenceClassification",
+        "{cfg}"
+    );
+    assert_eq!(
+        cfg["id2label"].as_object().map(|m| m.len()),
+        Some(2),
+        "{cfg}"
+    );
     let m = eval("classify", path(&out), &data_tsv, &[], &keys, 8);
     unit_interval(&m["accuracy"], "accuracy");
     let preds = predict("classify", path(&out), &d, &records, &[]);
     check_label_predictions(&preds, &["0", "1"]);
     // Decoder: the label words ` negative`/` positive` completing the prompt.
-    let out = train("classify", &decoder(), &data_jsonl, &d.join("dec"), &["--max-steps", "10", "--lr", "1e-2"]);
+    let out = train(
+        "classify",
+        &decoder(),
+        &data_jsonl,
+        &d.join("dec"),
+        &["--max-steps", "10", "--lr", "1e-2"],
+    );
     assert_loss_falls(&out, 10, 0.5);
-    let m = eval("classify", path(&out), &data_jsonl, &["--calibrate"], &keys, 8);
+    let m = eval(
+        "classify",
+        path(&out),
+        &data_jsonl,
+        &["--calibrate"],
+        &keys,
+        8,
+    );
     unit_interval(&m["macro_f1"], "macro_f1");
     let preds = predict("classify", path(&out), &d, &records, &[]);
     check_label_predictions(&preds, &["0", "1"]);
@@ -272,11 +253,31 @@ fn classify_with_the_encoder_head_and_with_decoder_label_words() {
 fn nli_with_the_encoder_head_and_with_decoder_label_words() {
     let d = scratch("nli");
     let rows = [
-        ("A man is playing a guitar.", "A person plays music.", "entailment"),
-        ("A woman is sleeping.", "A woman is running.", "contradiction"),
-        ("Two kids play in the garden.", "The kids are brothers.", "neutral"),
-        ("A dog runs in the park.", "An animal is outside.", "entailment"),
-        ("The cat sat on the mat.", "The cat is standing.", "contradiction"),
+        (
+            "A man is playing a guitar.",
+            "A person plays music.",
+            "entailment",
+        ),
+        (
+            "A woman is sleeping.",
+            "A woman is running.",
+            "contradiction",
+        ),
+        (
+            "Two kids play in the garden.",
+            "The kids are brothers.",
+            "neutral",
+        ),
+        (
+            "A dog runs in the park.",
+            "An animal is outside.",
+            "entailment",
+        ),
+        (
+            "The cat sat on the mat.",
+            "The cat is standing.",
+            "contradiction",
+        ),
         ("Anna moved to Rome.", "Anna likes Rome.", "neutral"),
     ];
     let data = write(
@@ -287,12 +288,29 @@ fn nli_with_the_encoder_head_and_with_decoder_label_words() {
     let keys = ["accuracy", "macro_f1"];
     let records = [json!({"premise": "A man sleeps.", "hypothesis": "A man is awake."})];
     let labels = ["entailment", "neutral", "contradiction"];
-    let out = train("nli", &encoder(), &data, &d.join("enc"), &["--max-steps", "12", "--lr", "1e-2"]);
+    let out = train(
+        "nli",
+        &encoder(),
+        &data,
+        &d.join("enc"),
+        &["--max-steps", "12", "--lr", "1e-2"],
+    );
     assert_loss_falls(&out, 12, 0.05);
-    assert_eq!(read_json(&out.join("config.json"))["id2label"].as_object().map(|m| m.len()), Some(3));
+    assert_eq!(
+        read_json(&out.join("config.json"))["id2label"]
+            .as_object()
+            .map(|m| m.len()),
+        Some(3)
+    );
     eval("nli", path(&out), &data, &[], &keys, 6);
     check_label_predictions(&predict("nli", path(&out), &d, &records, &[]), &labels);
-    let out = train("nli", &decoder(), &data, &d.join("dec"), &["--max-steps", "10", "--lr", "1e-2"]);
+    let out = train(
+        "nli",
+        &decoder(),
+        &data,
+        &d.join("dec"),
+        &["--max-steps", "10", "--lr", "1e-2"],
+    );
     assert_loss_falls(&out, 10, 0.5);
     eval("nli", path(&out), &data, &[], &keys, 6);
     check_label_predictions(&predict("nli", path(&out), &d, &records, &[]), &labels);
@@ -312,22 +330,54 @@ fn ner_tags_words_and_predicts_entities_with_offsets() {
         .map(|s| s.split('|').map(|w| format!("{w}\n")).collect::<String>() + "\n")
         .collect();
     let data = write(&d, "train.txt", &format!("-DOCSTART- O\n\n{conll}"));
-    let out = train("ner", &encoder(), &data, &d.join("out"), &["--max-steps", "30", "--lr", "2e-2"]);
+    let out = train(
+        "ner",
+        &encoder(),
+        &data,
+        &d.join("out"),
+        &["--max-steps", "30", "--lr", "2e-2"],
+    );
     assert_loss_falls(&out, 30, 0.3);
-    assert_eq!(read_json(&out.join("config.json"))["architectures"][0], "BertForTokenClassification");
-    let m = eval("ner", path(&out), &data, &[], &["precision", "recall", "f1"], 4);
+    assert_eq!(
+        read_json(&out.join("config.json"))["architectures"][0],
+        "BertForTokenClassification"
+    );
+    let m = eval(
+        "ner",
+        path(&out),
+        &data,
+        &[],
+        &["precision", "recall", "f1"],
+        4,
+    );
     for k in ["f1_PER", "f1_LOC", "f1_ORG"] {
         unit_interval(&m[k], k);
     }
     let text = "John Smith lives in Paris.";
     let preds = predict("ner", path(&out), &d, &[json!({"text": text})], &[]);
-    let ents = preds[0]["entities"].as_array().unwrap_or_else(|| panic!("entities: {}", preds[0]));
-    assert!(!ents.is_empty(), "a trained tagger finds an entity in a training sentence: {}", preds[0]);
+    let ents = preds[0]["entities"]
+        .as_array()
+        .unwrap_or_else(|| panic!("entities: {}", preds[0]));
+    assert!(
+        !ents.is_empty(),
+        "a trained tagger finds an entity in a training sentence: {}",
+        preds[0]
+    );
     for e in ents {
-        let (s, t) = (e["start"].as_u64().expect("start") as usize, e["end"].as_u64().expect("end") as usize);
+        let (s, t) = (
+            e["start"].as_u64().expect("start") as usize,
+            e["end"].as_u64().expect("end") as usize,
+        );
         let span: String = text.chars().skip(s).take(t.saturating_sub(s)).collect();
-        assert_eq!(span, string(&e["entity"], "entity"), "character offsets: {e}");
-        assert!(["PER", "LOC", "ORG"].contains(&string(&e["type"], "type")), "{e}");
+        assert_eq!(
+            span,
+            string(&e["entity"], "entity"),
+            "character offsets: {e}"
+        );
+        assert!(
+            ["PER", "LOC", "ORG"].contains(&string(&e["type"], "type")),
+            "{e}"
+        );
         unit_interval(&e["score"], "score");
     }
 }
@@ -337,9 +387,7 @@ fn qa_trains_a_span_head_and_answers_from_the_context() {
     let d = scratch("qa");
     let ctx1 = "John Smith lives in Paris and works for Acme Corp.";
     let ctx2 = "The cat sat on the mat. The dog ran in the park.";
-    let qa = |q: &str, ctx: &str, a: &str, id: &str| {
-        json!({"id": id, "question": q, "answers": [{"text": a, "answer_start": ctx.find(a).expect("answer in context")}]})
-    };
+    let qa = |q: &str, ctx: &str, a: &str, id: &str| json!({"id": id, "question": q, "answers": [{"text": a, "answer_start": ctx.find(a).expect("answer in context")}]});
     let squad = json!({"version": "1.1", "data": [{"title": "t", "paragraphs": [
         {"context": ctx1, "qas": [qa("Where does John live?", ctx1, "Paris", "q1"), qa("Who works for Acme?", ctx1, "John Smith", "q2")]},
         {"context": ctx2, "qas": [qa("Where did the cat sit?", ctx2, "on the mat", "q3"), qa("Where did the dog run?", ctx2, "in the park", "q4")]}]}]});
@@ -349,22 +397,58 @@ fn qa_trains_a_span_head_and_answers_from_the_context() {
         &encoder(),
         &data,
         &d.join("out"),
-        &["--max-steps", "20", "--lr", "2e-2", "--max-seq-len", "32", "--doc-stride", "8"],
+        &[
+            "--max-steps",
+            "20",
+            "--lr",
+            "2e-2",
+            "--max-seq-len",
+            "32",
+            "--doc-stride",
+            "8",
+        ],
     );
     assert_loss_falls(&out, 20, 0.3);
-    assert_eq!(read_json(&out.join("config.json"))["architectures"][0], "BertForQuestionAnswering");
+    assert_eq!(
+        read_json(&out.join("config.json"))["architectures"][0],
+        "BertForQuestionAnswering"
+    );
     let m = eval("qa", path(&out), &data, &[], &["exact_match", "f1"], 4);
-    assert!((0.0..=100.0).contains(&m["f1"].as_f64().unwrap_or(-1.0)), "{m}");
-    let preds = predict("qa", path(&out), &d, &[json!({"question": "Where does John live?", "context": ctx1})], &[]);
+    assert!(
+        (0.0..=100.0).contains(&m["f1"].as_f64().unwrap_or(-1.0)),
+        "{m}"
+    );
+    let preds = predict(
+        "qa",
+        path(&out),
+        &d,
+        &[json!({"question": "Where does John live?", "context": ctx1})],
+        &[],
+    );
     let p = &preds[0];
-    let (s, e) = (p["start"].as_u64().expect("start") as usize, p["end"].as_u64().expect("end") as usize);
+    let (s, e) = (
+        p["start"].as_u64().expect("start") as usize,
+        p["end"].as_u64().expect("end") as usize,
+    );
     let span: String = ctx1.chars().skip(s).take(e.saturating_sub(s)).collect();
-    assert_eq!(span, string(&p["answer"], "answer"), "the answer is the context at start..end: {p}");
+    assert_eq!(
+        span,
+        string(&p["answer"], "answer"),
+        "the answer is the context at start..end: {p}"
+    );
     assert!(p["score"].as_f64().is_some_and(f64::is_finite), "{p}");
 }
 
 /// Trains a generative task, evaluates it with `--predictions`, and predicts.
-fn generative(task: &str, data: &str, d: &Path, keys: &[&str], n: u64, record: Value, extra: &[&str]) {
+fn generative(
+    task: &str,
+    data: &str,
+    d: &Path,
+    keys: &[&str],
+    n: u64,
+    record: Value,
+    extra: &[&str],
+) {
     let mut args = vec!["--max-steps", "12", "--lr", "1e-2"];
     args.extend_from_slice(extra);
     let out = train(task, &decoder(), data, &d.join(task), &args);
@@ -391,31 +475,95 @@ fn generative(task: &str, data: &str, d: &Path, keys: &[&str], n: u64, record: V
 #[test]
 fn generative_tasks_train_evaluate_and_predict() {
     let d = scratch("generative");
-    let genqa = write(&d, "genqa.jsonl", &jsonl(&[
-        json!({"question": "What is the capital of France?", "answer": "Paris"}),
-        json!({"question": "Where did the cat sit?", "context": "The cat sat on the mat.", "answer": ["on the mat", "the mat"]}),
-    ]));
-    generative("genqa", &genqa, &d, &["exact_match", "f1"], 2, json!({"question": "What is the capital of Germany?"}), &[]);
-    let summ = write(&d, "summarize.jsonl", &jsonl(&[
-        json!({"id": "s1", "dialogue": "#Person1#: Shall we meet at noon? #Person2#: Yes, at the station.", "summary": "They meet at noon."}),
-        json!({"id": "s2", "dialogue": "#Person1#: Hello, how are you? #Person2#: Fine, thanks.", "summary": "They greet."}),
-    ]));
-    generative("summarize", &summ, &d, &["rouge1", "rouge2", "rougeL"], 2, json!({"dialogue": "#Person1#: Hi! #Person2#: Hello."}), &[]);
-    write(&d, "pairs.en", "a dog runs in the park.\ntwo kids play in the garden.\n");
-    write(&d, "pairs.de", "Ein Hund rennt im Park.\nZwei Kinder spielen im Garten.\n");
+    let genqa = write(
+        &d,
+        "genqa.jsonl",
+        &jsonl(&[
+            json!({"question": "What is the capital of France?", "answer": "Paris"}),
+            json!({"question": "Where did the cat sit?", "context": "The cat sat on the mat.", "answer": ["on the mat", "the mat"]}),
+        ]),
+    );
+    generative(
+        "genqa",
+        &genqa,
+        &d,
+        &["exact_match", "f1"],
+        2,
+        json!({"question": "What is the capital of Germany?"}),
+        &[],
+    );
+    let summ = write(
+        &d,
+        "summarize.jsonl",
+        &jsonl(&[
+            json!({"id": "s1", "dialogue": "#Person1#: Shall we meet at noon? #Person2#: Yes, at the station.", "summary": "They meet at noon."}),
+            json!({"id": "s2", "dialogue": "#Person1#: Hello, how are you? #Person2#: Fine, thanks.", "summary": "They greet."}),
+        ]),
+    );
+    generative(
+        "summarize",
+        &summ,
+        &d,
+        &["rouge1", "rouge2", "rougeL"],
+        2,
+        json!({"dialogue": "#Person1#: Hi! #Person2#: Hello."}),
+        &[],
+    );
+    write(
+        &d,
+        "pairs.en",
+        "a dog runs in the park.\ntwo kids play in the garden.\n",
+    );
+    write(
+        &d,
+        "pairs.de",
+        "Ein Hund rennt im Park.\nZwei Kinder spielen im Garten.\n",
+    );
     let langs = ["--src-lang", "en", "--tgt-lang", "de"];
     let prefix = d.join("pairs");
-    generative("translate", path(&prefix), &d, &["bleu", "chrf"], 2, json!({"source": "a man reads a book."}), &langs);
-    let code = write(&d, "code.jsonl", &jsonl(&[
-        json!({"task_id": "t/1", "prompt": "def add(a, b):\n", "canonical_solution": "    return a + b\n",
+    generative(
+        "translate",
+        path(&prefix),
+        &d,
+        &["bleu", "chrf"],
+        2,
+        json!({"source": "a man reads a book."}),
+        &langs,
+    );
+    let code = write(
+        &d,
+        "code.jsonl",
+        &jsonl(&[
+            json!({"task_id": "t/1", "prompt": "def add(a, b):\n", "canonical_solution": "    return a + b\n",
                "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n", "entry_point": "add"}),
-        json!({"task_id": "t/2", "prompt": "def is_even(n):\n", "canonical_solution": "    return n % 2 == 0\n",
+            json!({"task_id": "t/2", "prompt": "def is_even(n):\n", "canonical_solution": "    return n % 2 == 0\n",
                "test": "def check(candidate):\n    assert candidate(4)\n", "entry_point": "is_even"}),
-    ]));
-    generative("code", &code, &d, &["pass@1"], 2, json!({"prompt": "def double(x):\n"}), &[]);
-    let gsm = write(&d, "gsm.jsonl", &jsonl(&[
-        json!({"question": "Tom has 3 apples and buys 4 more. How many?", "answer": "3 + 4 = 7.\n#### 7"}),
-        json!({"question": "There are 10 birds and 6 fly away. How many are left?", "answer": "10 - 6 = 4.\n#### 4"}),
-    ]));
-    generative("reasoning", &gsm, &d, &["exact_match"], 2, json!({"question": "What is 2 + 2?"}), &[]);
+        ]),
+    );
+    generative(
+        "code",
+        &code,
+        &d,
+        &["pass@1"],
+        2,
+        json!({"prompt": "def double(x):\n"}),
+        &[],
+    );
+    let gsm = write(
+        &d,
+        "gsm.jsonl",
+        &jsonl(&[
+            json!({"question": "Tom has 3 apples and buys 4 more. How many?", "answer": "3 + 4 = 7.\n#### 7"}),
+            json!({"question": "There are 10 birds and 6 fly away. How many are left?", "answer": "10 - 6 = 4.\n#### 4"}),
+        ]),
+    );
+    generative(
+        "reasoning",
+        &gsm,
+        &d,
+        &["exact_match"],
+        2,
+        json!({"question": "What is 2 + 2?"}),
+        &[],
+    );
 }

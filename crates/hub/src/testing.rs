@@ -151,16 +151,23 @@ mod tests {
         }
         for req in ["1", "yes", "true"] {
             let v = OsString::from(req);
-            assert_eq!(WhenAbsent::from_var(Some(&v)), WhenAbsent::Require, "{req:?}");
+            assert_eq!(
+                WhenAbsent::from_var(Some(&v)),
+                WhenAbsent::Require,
+                "{req:?}"
+            );
         }
     }
 
     #[test]
     fn absent_data_skips_without_the_variable_and_fails_with_it() {
-        let missing = std::env::temp_dir().join(format!("tasklm-no-such-data-{}", std::process::id()));
+        let missing =
+            std::env::temp_dir().join(format!("tasklm-no-such-data-{}", std::process::id()));
         assert!(!missing.exists());
         let skip = WhenAbsent::from_var(None);
-        assert!(shared_data_at(&missing, skip).expect("skip is not an error").is_none());
+        assert!(shared_data_at(&missing, skip)
+            .expect("skip is not an error")
+            .is_none());
         assert!(shared_path_at(&missing, "sst2/dev.tsv", skip)
             .expect("skip is not an error")
             .is_none());
@@ -185,7 +192,10 @@ mod tests {
             let got = shared_path_at(&here, "Cargo.toml", rule).expect("present");
             assert_eq!(got, Some(here.join("Cargo.toml")));
         }
-        assert_eq!(need(Some(3), "x", "y", WhenAbsent::Require).ok(), Some(Some(3)));
+        assert_eq!(
+            need(Some(3), "x", "y", WhenAbsent::Require).ok(),
+            Some(Some(3))
+        );
     }
 
     #[test]

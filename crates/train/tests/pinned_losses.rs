@@ -21,7 +21,10 @@ fn numbers(v: &Value, key: &str) -> Result<Vec<f64>> {
         .as_array()
         .with_context(|| format!("`{key}` is not an array"))?
         .iter()
-        .map(|x| x.as_f64().with_context(|| format!("`{key}`: {x} is not a number")))
+        .map(|x| {
+            x.as_f64()
+                .with_context(|| format!("`{key}`: {x} is not a number"))
+        })
         .collect()
 }
 
@@ -103,10 +106,21 @@ fn ten_sft_updates_match_pytorch_to_1e5() -> Result<()> {
             norms[i]
         );
         worst = worst.max((got - want).abs());
-        assert!((norm - norms[i]).abs() < 1e-5, "grad norm of step {}\n{report}", i + 1);
-        assert!((lr - lrs[i]).abs() < 1e-12, "lr of step {}\n{report}", i + 1);
+        assert!(
+            (norm - norms[i]).abs() < 1e-5,
+            "grad norm of step {}\n{report}",
+            i + 1
+        );
+        assert!(
+            (lr - lrs[i]).abs() < 1e-12,
+            "lr of step {}\n{report}",
+            i + 1
+        );
     }
-    assert!(worst < 1e-5, "a loss differs by {worst:.2e} from PyTorch\n{report}");
+    assert!(
+        worst < 1e-5,
+        "a loss differs by {worst:.2e} from PyTorch\n{report}"
+    );
     assert!(
         want[want.len() - 1] < want[0] - 0.1,
         "the pinned run must learn: {want:?}"
