@@ -210,9 +210,10 @@ fn classify_with_the_encoder_head_and_with_decoder_label_words() {
         &encoder(),
         &data_tsv,
         &d.join("enc"),
-        &["--max-steps", "12", "--lr", "1e-2"],
+        // One batch of all rows: 40 updates take the loss from ln(labels) to near 0.
+        &["--max-steps", "40", "--batch-size", "8", "--lr", "5e-3"],
     );
-    assert_loss_falls(&out, 12, 0.05);
+    assert_loss_falls(&out, 40, 0.3);
     let cfg = read_json(&out.join("config.json"));
     assert_eq!(
         cfg["architectures"][0], "BertForSequenceClassification",
@@ -293,9 +294,10 @@ fn nli_with_the_encoder_head_and_with_decoder_label_words() {
         &encoder(),
         &data,
         &d.join("enc"),
-        &["--max-steps", "12", "--lr", "1e-2"],
+        // One batch of all rows: 40 updates take the loss from ln(labels) to near 0.
+        &["--max-steps", "40", "--batch-size", "8", "--lr", "5e-3"],
     );
-    assert_loss_falls(&out, 12, 0.05);
+    assert_loss_falls(&out, 40, 0.3);
     assert_eq!(
         read_json(&out.join("config.json"))["id2label"]
             .as_object()

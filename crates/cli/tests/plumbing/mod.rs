@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -61,7 +61,8 @@ pub fn tasklm(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
-/// `tasklm train` with quick trainer settings; returns the output directory.
+/// `tasklm train` with quick trainer settings (batch size 4 unless `extra` sets it, no
+/// checkpoint but the last); returns the output directory.
 pub fn train(task: &str, model: &str, data: &str, out: &Path, extra: &[&str]) -> PathBuf {
     let mut args = vec![
         "train",
@@ -73,11 +74,12 @@ pub fn train(task: &str, model: &str, data: &str, out: &Path, extra: &[&str]) ->
         data,
         "--out",
         path(out),
-        "--batch-size",
-        "4",
         "--save-every",
         "0",
     ];
+    if !extra.contains(&"--batch-size") {
+        args.extend_from_slice(&["--batch-size", "4"]);
+    }
     args.extend_from_slice(extra);
     tasklm(&args);
     for f in [
