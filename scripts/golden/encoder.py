@@ -20,6 +20,9 @@ import argparse, os
 import torch
 from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+from versions import print_versions
+
+print_versions('safetensors')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIX = os.path.join(ROOT, "tests", "fixtures")

@@ -12,6 +12,9 @@ import json, math, os
 import torch
 from safetensors.torch import save_file
 from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+from versions import print_versions
+
+print_versions('safetensors')
 
 FIX = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tests", "fixtures")
 torch.manual_seed(0)

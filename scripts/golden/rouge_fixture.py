@@ -9,6 +9,9 @@ Writes tests/fixtures/rouge_golden.json. Usage: python scripts/golden/rouge_fixt
 import json, os, random, re
 from nltk.stem import porter
 from rouge_score import rouge_scorer, tokenize
+from versions import print_versions
+
+print_versions('nltk', 'rouge-score')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 rng = random.Random(0)

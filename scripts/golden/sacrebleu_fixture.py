@@ -10,6 +10,9 @@ import gzip, json, os, random
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+from versions import print_versions
+
+print_versions('sacrebleu')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 rng = random.Random(0)

@@ -8,6 +8,9 @@ Writes tests/fixtures/seqeval_golden.json. Usage: python scripts/golden/seqeval_
 """
 import json, os, random
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+from versions import print_versions
+
+print_versions('seqeval')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 rng = random.Random(0)

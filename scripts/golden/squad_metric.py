@@ -8,6 +8,9 @@ Writes tests/fixtures/squad_golden.json. Usage: python scripts/golden/squad_metr
 """
 import json, os, random, re, string, sys
 from collections import Counter
+from versions import print_versions
+
+print_versions()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -11,6 +11,9 @@ mismatch beyond the tolerance.
 import argparse, json, subprocess, sys
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from versions import print_versions
+
+print_versions()
 
 PROMPTS = [
     "The capital of France is",

@@ -12,6 +12,9 @@ import argparse, json, subprocess, sys
 import torch
 from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
                           AutoModelForTokenClassification, AutoTokenizer)
+from versions import print_versions
+
+print_versions()
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--dir", required=True)

@@ -15,8 +15,7 @@ fn tmp(name: &str, body: &str) -> Result<std::path::PathBuf> {
 
 #[test]
 fn reads_sst2_tsv_and_snli_jsonl() -> Result<()> {
-    let Some(data) = shared_data() else {
-        eprintln!("skipping: ../shared/data is absent");
+    let Some(data) = shared_data()? else {
         return Ok(());
     };
     let sst = read_classify(&data.join("sst2/dev.tsv"))?;

@@ -2,13 +2,8 @@
 //! errors naming file and line, SQuAD JSON as generative QA with every answer a reference.
 
 use anyhow::Result;
-use std::path::PathBuf;
 use tasklm_data::{read_generative, read_translation};
-
-fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.is_dir().then_some(p)
-}
+use tasklm_hub::testing::shared_data;
 
 #[test]
 fn jsonl_records_and_errors() -> Result<()> {
@@ -41,8 +36,7 @@ fn jsonl_records_and_errors() -> Result<()> {
 
 #[test]
 fn shared_data_reads() -> Result<()> {
-    let Some(d) = shared() else {
-        eprintln!("skipped: ../shared/data is absent");
+    let Some(d) = shared_data()? else {
         return Ok(());
     };
     let pairs = read_translation(&d.join("multi30k/val"), "en", "de")?;

@@ -72,7 +72,7 @@ fn gguf_tokenizer_matches_transformers_on_real_text() -> Result<()> {
     for e in fx["extra"].as_array().context("extra")? {
         check(e["text"].as_str().context("text")?, &e["ids"])?;
     }
-    if let Some(data) = shared_data() {
+    if let Some(data) = shared_data()? {
         for it in fx["items"].as_array().context("items")? {
             let text = read_item(
                 &data,

@@ -35,12 +35,9 @@ fn right_passes_wrong_fails_loops_time_out_and_sockets_are_refused() -> Result<(
 
 #[test]
 fn canonical_mbpp_solutions_pass_and_pass_at_k_counts_samples() -> Result<()> {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/mbpp/mbxp_mbpp_release_v1.jsonl");
-    if !path.exists() {
-        eprintln!("skipped: {} is absent", path.display());
+    let Some(path) = tasklm_hub::testing::shared_path("mbpp/mbxp_mbpp_release_v1.jsonl")? else {
         return Ok(());
-    }
+    };
     let data = GenData {
         task: GenTask::Code,
         path,
