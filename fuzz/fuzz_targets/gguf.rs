@@ -1,0 +1,36 @@
+//! A GGUF file as tasklm reads it: the validating header pass, candle's reader, the config
+//! from `{arch}.*` metadata, every tensor dequantized (and, for odd-length inputs, kept
+//! quantized), and the tokenizer built from `tokenizer.ggml.*`.
+#![no_main]
+
+use candle_core::{DType, Device};
+use libfuzzer_sys::fuzz_target;
+use std::io::Cursor;
+use std::path::Path;
+use tasklm_models::gguf;
+use tasklm_text::TextTokenizer;
+
+fuzz_target!(|data: &[u8]| {
+    let path = Path::new("fuzz.gguf");
+    let Ok(content) = gguf::read_header_from(&mut Cursor::new(data), path) else {
+        return;
+    };
+    if let Ok(vocab) = tasklm_hub::load::vocab_from_gguf(&content.metadata) {
+        if let Ok(tok) = TextTokenizer::from_gguf(&vocab) {
+            if let Ok(ids) = tok.encode("Hello, world! <|im_end|> ünï", true) {
+                let _ = tok.decode(&ids, false);
+                for &id in &ids {
+                    let _ = tok.token_bytes(id);
+                }
+            }
+        }
+    }
+    let keep_quantized = data.len() % 2 == 1;
+    let _ = gguf::load_from(
+        &mut Cursor::new(data),
+        path,
+        DType::F32,
+        &Device::Cpu,
+        keep_quantized,
+    );
+});
