@@ -1,6 +1,8 @@
 //! A GGUF file as tasklm reads it: the validating header pass, candle's reader, the config
 //! from `{arch}.*` metadata, every tensor dequantized (and, for odd-length inputs, kept
-//! quantized), and the tokenizer built from `tokenizer.ggml.*`.
+//! quantized), and the tokenizer fields of `tokenizer.ggml.*`. Building the tokenizer costs
+//! about 100 ms under ASan (the tokenizers crate compiles its regexes), so only inputs whose
+//! length is a multiple of 16 build and run it; the rest stay fast.
 #![no_main]
 
 use candle_core::{DType, Device};
@@ -15,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(content) = gguf::read_header_from(&mut Cursor::new(data), path) else {
         return;
     };
-    if let Ok(vocab) = tasklm_hub::load::vocab_from_gguf(&content.metadata) {
+    let Ok(vocab) = tasklm_hub::load::vocab_from_gguf(&content.metadata) else {
+        return;
+    };
+    if data.len() % 16 == 0 {
         if let Ok(tok) = TextTokenizer::from_gguf(&vocab) {
             if let Ok(ids) = tok.encode("Hello, world! <|im_end|> ünï", true) {
                 let _ = tok.decode(&ids, false);

@@ -40,7 +40,9 @@ mod tests {
         let p = Path::new("mem.jsonl");
         let v = parse_jsonl(p, "{\"a\": 1}\n\n  \n[2]\n")?;
         assert_eq!(v.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 4]);
-        let err = parse_jsonl(p, "{}\n{\"a\":\n").expect_err("bad line").to_string();
+        let err = parse_jsonl(p, "{}\n{\"a\":\n")
+            .expect_err("bad line")
+            .to_string();
         assert!(err.starts_with("mem.jsonl:2: invalid JSON"), "{err}");
         let tsv = crate::parse_classify(Path::new("x.tsv"), "sentence\tlabel\nfine\t1\n")?;
         assert_eq!((tsv[0].text.as_str(), tsv[0].line), ("fine", 2));

@@ -163,10 +163,18 @@ mod tests {
         // `start + len` overflowed (a panic in debug builds) before.
         let path = Path::new("qa.jsonl");
         let line = r#"{"context": "abc", "question": "q", "answers": {"text": ["bc"], "answer_start": [18446744073709551615]}}"#;
-        let err = parse_squad(path, line).expect_err("start past the end").to_string();
-        assert!(err.contains("qa.jsonl:1") && err.contains("not at character"), "{err}");
+        let err = parse_squad(path, line)
+            .expect_err("start past the end")
+            .to_string();
+        assert!(
+            err.contains("qa.jsonl:1") && err.contains("not at character"),
+            "{err}"
+        );
         let ok = r#"{"context": "abc", "question": "q", "answers": {"text": ["bc"], "answer_start": [1]}}"#;
         let r = parse_squad(path, ok).map_err(|e| e.to_string());
-        assert_eq!(r.map(|r| r[0].answers.clone()), Ok(vec![("bc".to_string(), 1)]));
+        assert_eq!(
+            r.map(|r| r[0].answers.clone()),
+            Ok(vec![("bc".to_string(), 1)])
+        );
     }
 }

@@ -65,10 +65,13 @@ pub fn read_header_from<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<C
 fn meta_u32(md: &HashMap<String, Value>, key: &str, path: &Path) -> Result<usize> {
     md.get(key)
         .ok_or_else(|| ModelError::invalid(path, format!("missing GGUF metadata `{key}`")))?
-        .to_u32()
-        .or_else(|_| md[key].to_u64().map(|v| v as u32))
-        .map(|v| v as usize)
+        .to_u64()
         .map_err(|e| ModelError::invalid(path, format!("GGUF metadata `{key}`: {e}")))
+        .and_then(|v| {
+            u32::try_from(v).map(|v| v as usize).map_err(|_| {
+                ModelError::invalid(path, format!("GGUF metadata `{key}` is {v}: too large"))
+            })
+        })
 }
 
 fn meta_f32(md: &HashMap<String, Value>, key: &str) -> Option<f64> {
@@ -369,11 +372,19 @@ mod tests {
         let scalar = Tensor::new(1f32, &Device::Cpu)?;
         assert!(unpermute_rows(&scalar, 2).is_err());
         let odd = Tensor::zeros((6, 4), DType::F32, &Device::Cpu)?;
-        let err = unpermute_rows(&odd, 2).expect_err("6 rows, 2 heads").to_string();
+        let err = unpermute_rows(&odd, 2)
+            .expect_err("6 rows, 2 heads")
+            .to_string();
         assert!(err.contains("2 heads"), "{err}");
-        let empty = QTensor::quantize(&Tensor::zeros((0, 32), DType::F32, &Device::Cpu)?, GgmlDType::Q8_0)?;
+        let empty = QTensor::quantize(
+            &Tensor::zeros((0, 32), DType::F32, &Device::Cpu)?,
+            GgmlDType::Q8_0,
+        )?;
         assert!(unpermute_quantized_rows(&empty, 2, &Device::Cpu).is_err());
-        let q = QTensor::quantize(&Tensor::zeros((4, 32), DType::F32, &Device::Cpu)?, GgmlDType::Q8_0)?;
+        let q = QTensor::quantize(
+            &Tensor::zeros((4, 32), DType::F32, &Device::Cpu)?,
+            GgmlDType::Q8_0,
+        )?;
         assert!(unpermute_quantized_rows(&q, 0, &Device::Cpu).is_err());
         assert!(unpermute_quantized_rows(&q, 2, &Device::Cpu).is_ok());
         Ok(())
@@ -398,10 +409,16 @@ mod tests {
             err.starts_with("evil.gguf: ") && err.contains("`tokenizer.ggml.tokens`"),
             "{err}"
         );
-        let err = load_from(&mut std::io::Cursor::new(&v), path, DType::F32, &Device::Cpu, false)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = load_from(
+            &mut std::io::Cursor::new(&v),
+            path,
+            DType::F32,
+            &Device::Cpu,
+            false,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
         assert!(err.contains("1099511627776 entries"), "{err}");
     }
 

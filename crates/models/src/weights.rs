@@ -95,7 +95,10 @@ pub fn load_safetensors_bytes(
             t.to_dtype(dtype).map_err(|e| {
                 ModelError::invalid(
                     path,
-                    format!("tensor `{k}` ({:?}) cannot be converted to {dtype:?}: {e}", t.dtype()),
+                    format!(
+                        "tensor `{k}` ({:?}) cannot be converted to {dtype:?}: {e}",
+                        t.dtype()
+                    ),
                 )
             })?
         };
@@ -129,13 +132,23 @@ mod tests {
 
     #[test]
     fn absurd_shapes_offsets_and_lengths_are_refused() {
-        let huge = r#"{"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}}"#;
+        let huge =
+            r#"{"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,8]}}"#;
         let err = load(&file(huge, &[0; 8])).expect_err("2^80 elements");
-        assert!(err.starts_with("w.safetensors: unreadable safetensors"), "{err}");
+        assert!(
+            err.starts_with("w.safetensors: unreadable safetensors"),
+            "{err}"
+        );
         let past = r#"{"w":{"dtype":"F32","shape":[2684354560],"data_offsets":[0,10737418240]}}"#;
-        assert!(load(&file(past, &[0; 8])).is_err(), "a 10 GB tensor in 8 bytes");
+        assert!(
+            load(&file(past, &[0; 8])).is_err(),
+            "a 10 GB tensor in 8 bytes"
+        );
         let mismatch = r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}"#;
-        assert!(load(&file(mismatch, &[0; 8])).is_err(), "4 floats in 8 bytes");
+        assert!(
+            load(&file(mismatch, &[0; 8])).is_err(),
+            "4 floats in 8 bytes"
+        );
         let mut claims = (1u64 << 40).to_le_bytes().to_vec();
         claims.extend(b"{}");
         assert!(load(&claims).is_err(), "a 1 TB header");
@@ -161,12 +174,19 @@ mod tests {
         let ok = r#"{"weight_map": {"a": "m-2.safetensors", "b": "m-1.safetensors", "c": "m-1.safetensors"}}"#;
         assert_eq!(
             parse_shard_index(idx, ok).map_err(|e| e.to_string()),
-            Ok(vec!["m-1.safetensors".to_string(), "m-2.safetensors".to_string()])
+            Ok(vec![
+                "m-1.safetensors".to_string(),
+                "m-2.safetensors".to_string()
+            ])
         );
         let evil = r#"{"weight_map": {"a": "../../etc/passwd"}}"#;
-        let err = parse_shard_index(idx, evil).expect_err("outside").to_string();
+        let err = parse_shard_index(idx, evil)
+            .expect_err("outside")
+            .to_string();
         assert!(err.contains("`../../etc/passwd`"), "{err}");
-        let err = parse_shard_index(idx, "{}").expect_err("no map").to_string();
+        let err = parse_shard_index(idx, "{}")
+            .expect_err("no map")
+            .to_string();
         assert!(err.contains("weight_map"), "{err}");
     }
 }

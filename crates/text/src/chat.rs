@@ -224,12 +224,20 @@ mod tests {
     #[test]
     fn hostile_templates_hit_the_budget_or_the_output_limit() -> Result<()> {
         let msgs = [ChatMessage::new("user", "hi")];
-        let spin = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
+        let spin =
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
         let mut t = ChatTemplate::new(spin, "", "")?;
         t.set_limits(100_000, 1 << 20);
-        let err = t.render(&msgs, false).expect_err("10^10 iterations").to_string();
+        let err = t
+            .render(&msgs, false)
+            .expect_err("10^10 iterations")
+            .to_string();
         assert!(err.contains("budget of 100000 instructions"), "{err}");
-        let mut t = ChatTemplate::new("{% for m in messages %}{{ 'x' * 1000 }}{% endfor %}", "", "")?;
+        let mut t = ChatTemplate::new(
+            "{% for m in messages %}{{ 'x' * 1000 }}{% endfor %}",
+            "",
+            "",
+        )?;
         t.set_limits(100_000, 100);
         let err = t.render(&msgs, false).expect_err("1000 bytes").to_string();
         assert!(err.contains("limit of 100 bytes"), "{err}");

@@ -242,7 +242,9 @@ mod tests {
     fn from_files_reads_the_tokenizer_and_its_configs_from_memory() -> Result<()> {
         let files = TokenizerFiles {
             tokenizer_json: WORDLEVEL.as_bytes(),
-            tokenizer_config: Some(r#"{"eos_token": {"content": "</s>"}, "chat_template": "{{ x }}"}"#),
+            tokenizer_config: Some(
+                r#"{"eos_token": {"content": "</s>"}, "chat_template": "{{ x }}"}"#,
+            ),
             chat_template_jinja: Some("unused: the config has one"),
             generation_config: Some(r#"{"eos_token_id": [2, 4000000000]}"#),
         };

@@ -187,10 +187,7 @@ impl<R: BufRead> Walker<R> {
     fn value(&mut self, t: u32, depth: usize, key: &str) -> Result<Option<i64>, String> {
         let at = || format!("metadata `{key}`");
         if depth > MAX_DEPTH {
-            return Err(format!(
-                "{}: arrays nested deeper than {MAX_DEPTH}",
-                at()
-            ));
+            return Err(format!("{}: arrays nested deeper than {MAX_DEPTH}", at()));
         }
         Ok(match t {
             0 => Some(i64::from(self.bytes::<1>(&at)?[0])),
@@ -224,9 +221,8 @@ impl<R: BufRead> Walker<R> {
             }
             9 => {
                 let et = self.u32(&at)?;
-                let min = min_value_size(et, self.len_size).ok_or_else(|| {
-                    format!("{}: unknown array element type {et}", at())
-                })?;
+                let min = min_value_size(et, self.len_size)
+                    .ok_or_else(|| format!("{}: unknown array element type {et}", at()))?;
                 let n = self.length(&at)?;
                 if n > MAX_ARRAY_LEN {
                     return Err(format!(
@@ -460,7 +456,10 @@ mod tests {
         // candle's reader multiplies the dimensions unchecked (a panic in debug builds).
         let body = tensor("t", &[u64::MAX, 3], 0, 0);
         let err = check(&gguf(1, 0, &body)).expect_err("overflow");
-        assert!(err.contains("`t`") && err.contains("too many elements"), "{err}");
+        assert!(
+            err.contains("`t`") && err.contains("too many elements"),
+            "{err}"
+        );
         let body = tensor("t", &[1, 2, 3, 4, 5], 0, 0);
         let err = check(&gguf(1, 0, &body)).expect_err("5 dims");
         assert!(err.contains("5 dimensions"), "{err}");
@@ -485,7 +484,18 @@ mod tests {
         body.extend(8u32.to_le_bytes());
         body.extend((1u64 << 32).to_le_bytes());
         let err = check(&gguf(0, 1, &body)).expect_err("4 GB string");
-        assert!(err.contains("`general.name`") && err.contains("remain"), "{err}");
+        assert!(
+            err.contains("`general.name`") && err.contains("exceeds the limit"),
+            "{err}"
+        );
+        let mut body = string("general.name");
+        body.extend(8u32.to_le_bytes());
+        body.extend((1u64 << 20).to_le_bytes());
+        let err = check(&gguf(0, 1, &body)).expect_err("1 MB string in a tiny file");
+        assert!(
+            err.contains("`general.name`") && err.contains("remain"),
+            "{err}"
+        );
         let mut body = string("general.x");
         body.extend(77u32.to_le_bytes());
         let err = check(&gguf(0, 1, &body)).expect_err("type 77");
@@ -494,7 +504,10 @@ mod tests {
         assert!(err.contains("version 7"), "{err}");
         let err = check(b"PK\x03\x04 not gguf").expect_err("magic");
         assert!(err.contains("not a GGUF file"), "{err}");
-        let err = check(&gguf(0, 1, &string("k"))).expect_err("truncated");
+        let mut body = string("k");
+        body.extend(10u32.to_le_bytes()); // u64, but only 4 bytes follow
+        body.extend([0u8; 4]);
+        let err = check(&gguf(0, 1, &body)).expect_err("truncated");
         assert!(err.contains("`k`") && err.contains("truncated"), "{err}");
     }
 
@@ -508,7 +521,10 @@ mod tests {
         }
         body.extend([0u8; 16]);
         let err = check(&gguf(0, 1, &body)).expect_err("deep");
-        assert!(err.contains("`deep`") && err.contains("nested deeper"), "{err}");
+        assert!(
+            err.contains("`deep`") && err.contains("nested deeper"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -520,17 +536,27 @@ mod tests {
         let f = QTensor::quantize(&t.flatten_all()?, GgmlDType::F32)?;
         let name = gguf_file::Value::String("x".into());
         let mut buf = std::io::Cursor::new(Vec::new());
-        gguf_file::write(&mut buf, &[("general.name", &name)], &[("q", &q), ("f", &f)])?;
+        gguf_file::write(
+            &mut buf,
+            &[("general.name", &name)],
+            &[("q", &q), ("f", &f)],
+        )?;
         let bytes = buf.into_inner();
         let s = check(&bytes).map_err(candle_core::Error::msg)?;
         assert_eq!((s.version, s.metadata_entries, s.tensors.len()), (2, 1, 2));
         assert_eq!(s.data_offset % 32, 0);
-        assert_eq!((s.tensors[0].name.as_str(), s.tensors[0].bytes), ("q", 2 * 34));
+        assert_eq!(
+            (s.tensors[0].name.as_str(), s.tensors[0].bytes),
+            ("q", 2 * 34)
+        );
         assert_eq!(s.tensors[0].dims, [32, 2]);
-        assert_eq!((s.tensors[1].start, s.tensors[1].bytes), (s.data_offset + 96, 256));
+        assert_eq!(
+            (s.tensors[1].start, s.tensors[1].bytes),
+            (s.data_offset + 96, 256)
+        );
         // One byte short: the last tensor no longer fits.
-        let err = check_header(&bytes[..bytes.len() - 1], bytes.len() as u64 - 1)
-            .expect_err("cut file");
+        let err =
+            check_header(&bytes[..bytes.len() - 1], bytes.len() as u64 - 1).expect_err("cut file");
         assert!(err.contains("`f`") && err.contains("truncated"), "{err}");
         Ok(())
     }
