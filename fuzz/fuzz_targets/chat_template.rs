@@ -56,7 +56,25 @@ fn messages(text: &str) -> Vec<ChatMessage> {
         .collect()
 }
 
+/// Panics inside minijinja are caught by `ChatTemplate::render` and returned as errors; only
+/// those are let through here: any other panic still reaches libFuzzer's hook and aborts.
+fn let_caught_engine_panics_through() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let abort = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_engine = info
+                .location()
+                .is_some_and(|l| l.file().contains("/minijinja-"));
+            if !in_engine {
+                abort(info);
+            }
+        }));
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
+    let_caught_engine_panics_through();
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

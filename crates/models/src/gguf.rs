@@ -423,6 +423,24 @@ mod tests {
     }
 
     #[test]
+    fn a_gguf_with_an_empty_tensor_is_refused() {
+        // Found by fuzzing (fuzz/regressions): candle sliced the dangling buffer of an empty
+        // tensor through a misaligned pointer, a panic in debug builds.
+        let bytes = include_bytes!("../../../fuzz/regressions/gguf_empty_tensor.gguf");
+        let err = load_from(
+            &mut std::io::Cursor::new(&bytes[..]),
+            Path::new("e.gguf"),
+            DType::F32,
+            &Device::Cpu,
+            false,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("no elements"), "{err}");
+    }
+
+    #[test]
     fn names_map_to_hf() {
         assert_eq!(
             hf_name("blk.3.attn_q.weight").as_deref(),

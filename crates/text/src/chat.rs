@@ -175,15 +175,30 @@ impl ChatTemplate {
             cap: self.max_output,
             exceeded: false,
         };
-        let rendered = tmpl.render_captured_to(
-            minijinja::context! {
-                messages => messages,
-                bos_token => self.bos_token,
-                eos_token => self.eos_token,
-                add_generation_prompt => add_generation_prompt,
-            },
-            &mut out,
-        );
+        // minijinja 2.24 panics on some hostile input (`''[::-1]` indexes an empty string):
+        // a template comes from the model's files, so a panic becomes this call's error.
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tmpl.render_captured_to(
+                minijinja::context! {
+                    messages => messages,
+                    bos_token => self.bos_token,
+                    eos_token => self.eos_token,
+                    add_generation_prompt => add_generation_prompt,
+                },
+                &mut out,
+            )
+            .map(|_| ())
+        }))
+        .map_err(|payload| {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            TextError::Template(format!(
+                "rendering failed: the template engine panicked ({msg})"
+            ))
+        })?;
         if out.exceeded {
             return Err(TextError::Template(format!(
                 "rendering failed: the output passed the limit of {} bytes",
@@ -247,6 +262,25 @@ mod tests {
             .map(|i| ChatMessage::new(["user", "assistant"][i % 2], "some words"))
             .collect();
         assert_eq!(t.render(&long, false)?.matches("<|im_end|>").count(), 2000);
+        Ok(())
+    }
+
+    #[test]
+    fn a_panic_inside_the_template_engine_is_an_error() -> Result<()> {
+        // Found by fuzzing: minijinja 2.24 indexes out of bounds reversing an empty string.
+        let t = ChatTemplate::new(
+            "{% for m in messages %}{{ m.content[::-1] }}{% endfor %}",
+            "",
+            "",
+        )?;
+        let err = t
+            .render(&[ChatMessage::new("user", "")], false)
+            .expect_err("panic");
+        assert!(
+            err.to_string().contains("template engine panicked"),
+            "{err}"
+        );
+        assert_eq!(t.render(&[ChatMessage::new("user", "ab")], false)?, "ba");
         Ok(())
     }
 

@@ -33,6 +33,21 @@ pub struct TokenizerFiles<'a> {
     pub generation_config: Option<&'a str>,
 }
 
+/// Parses a `tokenizer.json`. tokenizers 0.23 panics on some malformed files (an `expect`
+/// in its decoder deserializer): the panic becomes this call's error.
+pub(crate) fn tokenizer_from_json(json: &[u8]) -> std::result::Result<Tokenizer, String> {
+    std::panic::catch_unwind(|| Tokenizer::from_bytes(json))
+        .map_err(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            format!("the tokenizers crate panicked reading it ({msg})")
+        })?
+        .map_err(|e| e.to_string())
+}
+
 /// A special token in `tokenizer_config.json` is a string or `{"content": ...}`.
 fn token_field(cfg: &Value, key: &str) -> Option<String> {
     match cfg.get(key)? {
@@ -82,7 +97,7 @@ impl TextTokenizer {
     pub fn from_files(dir: &Path, files: &TokenizerFiles<'_>) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         let mut inner =
-            Tokenizer::from_bytes(files.tokenizer_json).map_err(|e| TextError::file(&path, e))?;
+            tokenizer_from_json(files.tokenizer_json).map_err(|e| TextError::file(&path, e))?;
         inner.with_padding(None);
         inner
             .with_truncation(None)
@@ -271,5 +286,22 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("tokenizer_config.json: invalid JSON"), "{err}");
         Ok(())
+    }
+
+    #[test]
+    fn a_tokenizer_json_that_panicked_the_tokenizers_crate_is_an_error() {
+        // Found by fuzzing (fuzz/regressions): tokenizers 0.23 `expect`s in its decoder
+        // deserializer. The file is tokenizer.json NUL tokenizer_config.json NUL ...
+        let bytes = include_bytes!("../../../fuzz/regressions/tokenizer_decoder_panic.bin");
+        let json = bytes.split(|&b| b == 0).next().unwrap_or_default();
+        let files = TokenizerFiles {
+            tokenizer_json: json,
+            ..TokenizerFiles::default()
+        };
+        let err = TextTokenizer::from_files(Path::new("m"), &files)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("m/tokenizer.json: "), "{err}");
     }
 }
