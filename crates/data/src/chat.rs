@@ -50,8 +50,13 @@ pub fn parse_messages(v: &Value) -> std::result::Result<Vec<ChatMessage>, String
 
 /// Reads one conversation per non-empty line.
 pub fn read_chat_jsonl(path: &Path) -> Result<Vec<ChatRecord>> {
+    parse_chat_jsonl(path, &crate::jsonl::read_text(path)?)
+}
+
+/// [`read_chat_jsonl`] over the file's text; `path` names it in errors.
+pub fn parse_chat_jsonl(path: &Path, text: &str) -> Result<Vec<ChatRecord>> {
     let mut out = Vec::new();
-    for (line, v) in crate::jsonl::read_jsonl(path)? {
+    for (line, v) in crate::jsonl::parse_jsonl(path, text)? {
         let err = |msg: String| DataError::record(path, line, msg);
         let messages = parse_messages(&v).map_err(err)?;
         out.push(ChatRecord { messages, line });

@@ -27,13 +27,6 @@ pub struct NliRecord {
 /// NLI label names in the MNLI order (integer labels 0, 1, 2).
 pub const NLI_LABELS: [&str; 3] = ["entailment", "neutral", "contradiction"];
 
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| DataError::File {
-        path: path.into(),
-        msg: e.to_string(),
-    })
-}
-
 fn label_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.trim().to_string()),
@@ -45,12 +38,16 @@ fn label_string(v: &Value) -> Option<String> {
 /// Reads classification records: a `.tsv` file (header naming a text column `sentence` or
 /// `text` and a `label` column) or JSONL `{"text", "label"}`.
 pub fn read_classify(path: &Path) -> Result<Vec<ClassifyRecord>> {
+    parse_classify(path, &crate::jsonl::read_text(path)?)
+}
+
+/// [`read_classify`] over the file's text; `path` (its extension) says TSV or JSONL.
+pub fn parse_classify(path: &Path, text: &str) -> Result<Vec<ClassifyRecord>> {
     let is_tsv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
     let mut out = Vec::new();
     if is_tsv {
-        let text = read(path)?;
         let mut lines = text.lines().enumerate();
         let (_, header) = lines.next().ok_or_else(|| DataError::File {
             path: path.into(),
@@ -91,7 +88,7 @@ pub fn read_classify(path: &Path) -> Result<Vec<ClassifyRecord>> {
             }
         }
     } else {
-        for (line, v) in crate::jsonl::read_jsonl(path)? {
+        for (line, v) in crate::jsonl::parse_jsonl(path, text)? {
             let err = |msg: String| DataError::record(path, line, msg);
             let t = v.get("text").and_then(Value::as_str);
             let l = v.get("label").and_then(label_string);
@@ -121,9 +118,14 @@ pub fn read_classify(path: &Path) -> Result<Vec<ClassifyRecord>> {
 /// NLI records and the number of rows skipped for a label outside the three classes (SNLI
 /// marks pairs without annotator agreement `-`).
 pub fn read_nli(path: &Path) -> Result<(Vec<NliRecord>, usize)> {
+    parse_nli(path, &crate::jsonl::read_text(path)?)
+}
+
+/// [`read_nli`] over the file's text; `path` names it in errors.
+pub fn parse_nli(path: &Path, text: &str) -> Result<(Vec<NliRecord>, usize)> {
     let mut out = Vec::new();
     let mut skipped = 0;
-    for (line, v) in crate::jsonl::read_jsonl(path)? {
+    for (line, v) in crate::jsonl::parse_jsonl(path, text)? {
         let err = |msg: String| DataError::record(path, line, msg);
         let p = v.get("premise").and_then(Value::as_str);
         let h = v.get("hypothesis").and_then(Value::as_str);

@@ -52,17 +52,18 @@ fn record_id(v: &Value, line: usize) -> String {
 /// Reads a JSONL file into records with `convert`, which names what a line lacks.
 fn jsonl_records(
     path: &Path,
+    text: &str,
     convert: impl Fn(&Value, usize) -> std::result::Result<GenRecord, String>,
 ) -> Result<Vec<GenRecord>> {
-    crate::jsonl::read_jsonl(path)?
+    crate::jsonl::parse_jsonl(path, text)?
         .into_iter()
         .map(|(line, v)| convert(&v, line).map_err(|m| DataError::record(path, line, m)))
         .collect()
 }
 
-fn genqa(path: &Path) -> Result<Vec<GenRecord>> {
+fn genqa(path: &Path, text: &str) -> Result<Vec<GenRecord>> {
     if path.extension().is_some_and(|e| e == "json") {
-        return Ok(crate::read_squad(path)?
+        return Ok(crate::squad::parse_squad(path, text)?
             .into_iter()
             .map(|r| {
                 let refs: Vec<String> = r.answers.iter().map(|a| a.0.clone()).collect();
@@ -79,7 +80,7 @@ fn genqa(path: &Path) -> Result<Vec<GenRecord>> {
             })
             .collect());
     }
-    jsonl_records(path, |v, line| {
+    jsonl_records(path, text, |v, line| {
         let question = str_field(v, &["question"]).ok_or("expected a string `question`")?;
         let refs: Vec<String> = match v.get("answer").or_else(|| v.get("answers")) {
             Some(Value::String(s)) => vec![s.clone()],
@@ -117,8 +118,8 @@ fn genqa(path: &Path) -> Result<Vec<GenRecord>> {
     })
 }
 
-fn summarize(path: &Path) -> Result<Vec<GenRecord>> {
-    jsonl_records(path, |v, line| {
+fn summarize(path: &Path, text: &str) -> Result<Vec<GenRecord>> {
+    jsonl_records(path, text, |v, line| {
         let doc = str_field(v, &["dialogue", "document"])
             .ok_or("expected a string `dialogue` or `document`")?;
         let summary = str_field(v, &["summary"]).ok_or("expected a string `summary`")?;
@@ -174,7 +175,7 @@ pub fn translation_files(data: &Path, src: &str, tgt: &str) -> Vec<PathBuf> {
 /// else the line-aligned `data.SRC[.gz]` and `data.TGT[.gz]`.
 pub fn read_translation(data: &Path, src: &str, tgt: &str) -> Result<Vec<GenRecord>> {
     if data.extension().is_some_and(|e| e == "jsonl") {
-        return jsonl_records(data, |v, line| {
+        return jsonl_records(data, &crate::jsonl::read_text(data)?, |v, line| {
             let s = str_field(v, &["source"]).ok_or("expected a string `source`")?;
             let t = str_field(v, &["target"]).ok_or("expected a string `target`")?;
             Ok(GenRecord {
@@ -207,8 +208,8 @@ pub fn read_translation(data: &Path, src: &str, tgt: &str) -> Result<Vec<GenReco
         .collect())
 }
 
-fn code(path: &Path) -> Result<Vec<GenRecord>> {
-    jsonl_records(path, |v, line| {
+fn code(path: &Path, text: &str) -> Result<Vec<GenRecord>> {
+    jsonl_records(path, text, |v, line| {
         let get = |k: &str| str_field(v, &[k]).ok_or(format!("expected a string `{k}`"));
         let solution = get("canonical_solution")?;
         Ok(GenRecord {
@@ -221,8 +222,8 @@ fn code(path: &Path) -> Result<Vec<GenRecord>> {
     })
 }
 
-fn reasoning(path: &Path) -> Result<Vec<GenRecord>> {
-    jsonl_records(path, |v, line| {
+fn reasoning(path: &Path, text: &str) -> Result<Vec<GenRecord>> {
+    jsonl_records(path, text, |v, line| {
         let q = str_field(v, &["question"]).ok_or("expected a string `question`")?;
         let a = str_field(v, &["answer"]).ok_or("expected a string `answer`")?;
         Ok(GenRecord {
@@ -238,11 +239,20 @@ fn reasoning(path: &Path) -> Result<Vec<GenRecord>> {
 /// Reads `path` as records of `task` (`genqa`, `summarize`, `code`, `reasoning`; translation
 /// has [`read_translation`]).
 pub fn read_generative(task: &str, path: &Path) -> Result<Vec<GenRecord>> {
+    if !["genqa", "summarize", "code", "reasoning"].contains(&task) {
+        return parse_generative(task, path, "");
+    }
+    parse_generative(task, path, &crate::jsonl::read_text(path)?)
+}
+
+/// [`read_generative`] over the file's text; `path` names it in errors (and, for `genqa`, a
+/// `.json` extension says SQuAD JSON).
+pub fn parse_generative(task: &str, path: &Path, text: &str) -> Result<Vec<GenRecord>> {
     match task {
-        "genqa" => genqa(path),
-        "summarize" => summarize(path),
-        "code" => code(path),
-        "reasoning" => reasoning(path),
+        "genqa" => genqa(path, text),
+        "summarize" => summarize(path, text),
+        "code" => code(path, text),
+        "reasoning" => reasoning(path, text),
         other => Err(DataError::File {
             path: path.into(),
             msg: format!("`{other}` is not a generative task"),

@@ -15,13 +15,17 @@ pub mod ner;
 pub mod sft;
 pub mod squad;
 
-pub use chat::{encode_chat, read_chat_jsonl, ChatRecord};
-pub use classify::{read_classify, read_nli, ClassifyRecord, NliRecord, NLI_LABELS};
+pub use chat::{encode_chat, parse_chat_jsonl, read_chat_jsonl, ChatRecord};
+pub use classify::{
+    parse_classify, parse_nli, read_classify, read_nli, ClassifyRecord, NliRecord, NLI_LABELS,
+};
 pub use collate::{
     collate, pack, scored_positions, Batch, Features, IGNORE_INDEX, MAX_PACKED_SAMPLES,
 };
 pub use error::{DataError, Result};
-pub use generative::{read_generative, read_translation, translation_files, GenRecord};
-pub use ner::{read_ner, NerRecord, CONLL2003_TAGS};
-pub use sft::{encode_sft, read_sft_jsonl, EncodeStats, SftRecord, Truncation};
-pub use squad::{read_squad, QaRecord};
+pub use generative::{
+    parse_generative, read_generative, read_translation, translation_files, GenRecord,
+};
+pub use ner::{parse_ner, read_ner, NerRecord, CONLL2003_TAGS};
+pub use sft::{encode_sft, parse_sft_jsonl, read_sft_jsonl, EncodeStats, SftRecord, Truncation};
+pub use squad::{parse_squad, read_squad, QaRecord};

@@ -80,9 +80,9 @@ fn read_conll(path: &Path, text: &str) -> Result<Vec<NerRecord>> {
     Ok(out)
 }
 
-fn read_ner_jsonl(path: &Path) -> Result<Vec<NerRecord>> {
+fn read_ner_jsonl(path: &Path, text: &str) -> Result<Vec<NerRecord>> {
     let mut out = Vec::new();
-    for (line, v) in crate::jsonl::read_jsonl(path)? {
+    for (line, v) in crate::jsonl::parse_jsonl(path, text)? {
         let err = |m: &str| DataError::record(path, line, m.to_string());
         let tokens: Vec<String> = v
             .get("tokens")
@@ -124,19 +124,20 @@ fn read_ner_jsonl(path: &Path) -> Result<Vec<NerRecord>> {
 
 /// Reads NER sentences: JSONL when the file ends in `.jsonl`/`.json`, else CoNLL columns.
 pub fn read_ner(path: &Path) -> Result<Vec<NerRecord>> {
+    parse_ner(path, &crate::jsonl::read_text(path)?)
+}
+
+/// [`read_ner`] over the file's text; `path` (its extension) says JSONL or CoNLL.
+pub fn parse_ner(path: &Path, text: &str) -> Result<Vec<NerRecord>> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
     if ext == "jsonl" || ext == "json" {
-        return read_ner_jsonl(path);
+        return read_ner_jsonl(path, text);
     }
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
-        path: path.into(),
-        msg: e.to_string(),
-    })?;
-    let out = read_conll(path, &text)?;
+    let out = read_conll(path, text)?;
     if out.is_empty() {
         return Err(DataError::File {
             path: path.into(),

@@ -30,8 +30,13 @@ fn alpaca_prompt(instruction: &str, input: &str) -> String {
 
 /// Reads one record per non-empty line.
 pub fn read_sft_jsonl(path: &Path) -> Result<Vec<SftRecord>> {
+    parse_sft_jsonl(path, &crate::jsonl::read_text(path)?)
+}
+
+/// [`read_sft_jsonl`] over the file's text; `path` names it in errors.
+pub fn parse_sft_jsonl(path: &Path, text: &str) -> Result<Vec<SftRecord>> {
     let mut out = Vec::new();
-    for (line_no, v) in crate::jsonl::read_jsonl(path)? {
+    for (line_no, v) in crate::jsonl::parse_jsonl(path, text)? {
         let err = |msg: String| DataError::record(path, line_no, msg);
         let rec = match (field(&v, "prompt"), field(&v, "completion")) {
             (Some(p), Some(c)) => SftRecord { prompt: p.into(), completion: c.into(), line: line_no },

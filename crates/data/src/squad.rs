@@ -50,7 +50,7 @@ fn check_answers(r: &QaRecord) -> std::result::Result<(), String> {
     for (text, start) in &r.answers {
         let len = text.chars().count();
         let found: String = r.context.chars().skip(*start).take(len).collect();
-        if start + len > n || found != *text {
+        if start.saturating_add(len) > n || found != *text {
             return Err(format!(
                 "question {}: answer {text:?} is not at character {start} of its context",
                 r.id
@@ -118,17 +118,18 @@ fn read_squad_json(path: &Path, v: &Value) -> Result<Vec<QaRecord>> {
 
 /// Reads QA records: SQuAD JSON (`.json` with a `data` key) or JSONL.
 pub fn read_squad(path: &Path) -> Result<Vec<QaRecord>> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::File {
-        path: path.into(),
-        msg: e.to_string(),
-    })?;
-    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+    parse_squad(path, &crate::jsonl::read_text(path)?)
+}
+
+/// [`read_squad`] over the file's text; `path` names it in errors.
+pub fn parse_squad(path: &Path, text: &str) -> Result<Vec<QaRecord>> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
         if v.get("data").is_some() {
             return read_squad_json(path, &v);
         }
     }
     let mut out = Vec::new();
-    for (line, v) in crate::jsonl::read_jsonl(path)? {
+    for (line, v) in crate::jsonl::parse_jsonl(path, text)? {
         let err = |m: &str| DataError::record(path, line, m.to_string());
         let field = |k: &str| {
             v.get(k)
@@ -151,4 +152,29 @@ pub fn read_squad(path: &Path) -> Result<Vec<QaRecord>> {
         out.push(r);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_start_near_u64_max_is_an_error_not_an_overflow() {
+        // `start + len` overflowed (a panic in debug builds) before.
+        let path = Path::new("qa.jsonl");
+        let line = r#"{"context": "abc", "question": "q", "answers": {"text": ["bc"], "answer_start": [18446744073709551615]}}"#;
+        let err = parse_squad(path, line)
+            .expect_err("start past the end")
+            .to_string();
+        assert!(
+            err.contains("qa.jsonl:1") && err.contains("not at character"),
+            "{err}"
+        );
+        let ok = r#"{"context": "abc", "question": "q", "answers": {"text": ["bc"], "answer_start": [1]}}"#;
+        let r = parse_squad(path, ok).map_err(|e| e.to_string());
+        assert_eq!(
+            r.map(|r| r[0].answers.clone()),
+            Ok(vec![("bc".to_string(), 1)])
+        );
+    }
 }

@@ -50,7 +50,8 @@ pub struct LoadedDecoder {
     pub source: ModelSource,
 }
 
-pub(crate) fn vocab_from_gguf(md: &HashMap<String, Value>) -> Result<GgufVocab> {
+/// The tokenizer fields of a GGUF file's metadata (absent or mistyped fields left empty).
+pub fn vocab_from_gguf(md: &HashMap<String, Value>) -> Result<GgufVocab> {
     let s = |k: &str| md.get(k).and_then(|v| v.to_string().ok()).cloned();
     let u = |k: &str| md.get(k).and_then(|v| v.to_u32().ok());
     let strings = |k: &str| -> Vec<String> {

@@ -11,9 +11,16 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tasklm_nn::QuantizedWeights;
+
+mod header;
+pub use header::{
+    check_header, HeaderSummary, TensorSpan, MAX_ARRAY_LEN, MAX_DEPTH, MAX_DIMS, MAX_ENTRIES,
+    MAX_NAME_LEN, MAX_STRING_LEN,
+};
 
 /// A GGUF file's metadata and dequantized tensors.
 pub struct GgufCheckpoint {
@@ -33,18 +40,38 @@ pub fn read_header(path: &Path) -> Result<(Content, std::fs::File)> {
         path: path.into(),
         source: e,
     })?;
-    let content = Content::read(&mut file)
-        .map_err(|e| ModelError::invalid(path, format!("not a readable GGUF file: {e}")))?;
+    let content = read_header_from(&mut file, path)?;
     Ok((content, file))
+}
+
+/// Reads the header of the GGUF file in `reader` (`path` names it in errors). The header is
+/// first walked by [`check_header`] against the reader's real length, so a count, length or
+/// tensor size the file cannot hold is refused, naming the entry, before candle allocates.
+pub fn read_header_from<R: Read + Seek>(reader: &mut R, path: &Path) -> Result<Content> {
+    let io = |e: std::io::Error| ModelError::Io {
+        path: path.into(),
+        source: e,
+    };
+    let len = reader.seek(SeekFrom::End(0)).map_err(io)?;
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+    check_header(&mut *reader, len)
+        .map_err(|m| ModelError::invalid(path, format!("not a readable GGUF file: {m}")))?;
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut buffered = std::io::BufReader::new(&mut *reader);
+    Content::read(&mut buffered)
+        .map_err(|e| ModelError::invalid(path, format!("not a readable GGUF file: {e}")))
 }
 
 fn meta_u32(md: &HashMap<String, Value>, key: &str, path: &Path) -> Result<usize> {
     md.get(key)
         .ok_or_else(|| ModelError::invalid(path, format!("missing GGUF metadata `{key}`")))?
-        .to_u32()
-        .or_else(|_| md[key].to_u64().map(|v| v as u32))
-        .map(|v| v as usize)
+        .to_u64()
         .map_err(|e| ModelError::invalid(path, format!("GGUF metadata `{key}`: {e}")))
+        .and_then(|v| {
+            u32::try_from(v).map(|v| v as usize).map_err(|_| {
+                ModelError::invalid(path, format!("GGUF metadata `{key}` is {v}: too large"))
+            })
+        })
 }
 
 fn meta_f32(md: &HashMap<String, Value>, key: &str) -> Option<f64> {
@@ -86,12 +113,24 @@ fn hf_name(gguf: &str) -> Option<String> {
 /// `reverse_permute_weights` does: rows (n_head, hd/2, 2) -> (n_head, 2, hd/2).
 fn unpermute_rows(t: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     let dims = t.dims().to_vec();
-    let rows = dims[0];
+    let rows = dims.first().copied().unwrap_or(0);
+    check_head_rows(rows, n_head, t.dims())?;
     let rest: usize = dims[1..].iter().product();
     t.reshape((n_head, rows / n_head / 2, 2, rest))? // (nh, hd/2, 2, in)
         .transpose(1, 2)? // (nh, 2, hd/2, in)
         .contiguous()?
         .reshape(dims)
+}
+
+/// Q and K have `n_head` heads of an even number of rows each.
+fn check_head_rows(rows: usize, n_head: usize, dims: &[usize]) -> candle_core::Result<()> {
+    if n_head == 0 || rows == 0 || !rows.is_multiple_of(2 * n_head) {
+        candle_core::bail!(
+            "shape {dims:?}: expected a matrix whose {rows} rows split into {n_head} heads of \
+             an even number of rows"
+        );
+    }
+    Ok(())
 }
 
 /// Block types whose CPU dot product candle vectorises (AVX2).
@@ -107,6 +146,7 @@ fn unpermute_quantized_rows(
     device: &Device,
 ) -> candle_core::Result<QTensor> {
     let (rows, cols) = q.shape().dims2()?;
+    check_head_rows(rows, n_head, q.shape().dims())?;
     let data = q.data()?;
     let row_bytes = data.len() / rows;
     let half = rows / n_head / 2;
@@ -125,6 +165,48 @@ fn unpermute_quantized_rows(
         QStorage::from_data(Cow::Owned(out), device, q.dtype())?,
         (rows, cols),
     )
+}
+
+/// One tensor as the model uses it: dense in `dtype`, and/or kept quantized (with
+/// `keep_quantized`, for weight matrices and the embedding table); Q/K rows unpermuted.
+fn convert_tensor(
+    q: QTensor,
+    hf: &str,
+    heads: Option<usize>,
+    keep_quantized: bool,
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<(Option<Tensor>, Option<Arc<QTensor>>)> {
+    let is_quantized = !matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+    let is_matrix = hf.ends_with("_proj.weight") || hf == "lm_head.weight";
+    let is_embedding = hf == "model.embed_tokens.weight";
+    if keep_quantized && is_quantized && (is_matrix || is_embedding) {
+        let kept = match (has_fast_cpu_kernel(q.dtype()), heads) {
+            (true, Some(n)) => unpermute_quantized_rows(&q, n, device)?,
+            (true, None) => q,
+            // candle's CPU dot product for these block types is scalar: requantize to Q8_0,
+            // whose kernel is vectorised (1.06 bytes a weight instead of 4 in f32).
+            (false, _) => {
+                let mut t = q.dequantize(device)?;
+                if let Some(n) = heads {
+                    t = unpermute_rows(&t, n)?;
+                }
+                QTensor::quantize(&t, GgmlDType::Q8_0)?
+            }
+        };
+        let kept = Arc::new(kept);
+        let dense = if is_embedding {
+            Some(kept.dequantize(device)?.to_dtype(dtype)?)
+        } else {
+            None
+        };
+        return Ok((dense, Some(kept)));
+    }
+    let mut t = q.dequantize(device)?.to_dtype(dtype)?;
+    if let Some(n) = heads {
+        t = unpermute_rows(&t, n)?;
+    }
+    Ok((Some(t), None))
 }
 
 /// Builds the config from `{arch}.*` metadata.
@@ -201,7 +283,22 @@ pub fn load_with(
     device: &Device,
     keep_quantized: bool,
 ) -> Result<GgufCheckpoint> {
-    let (content, mut file) = read_header(path)?;
+    let mut file = std::fs::File::open(path).map_err(|e| ModelError::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    load_from(&mut file, path, dtype, device, keep_quantized)
+}
+
+/// [`load_with`] over any reader (a file, or bytes in memory); `path` names it in errors.
+pub fn load_from<R: Read + Seek>(
+    file: &mut R,
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+    keep_quantized: bool,
+) -> Result<GgufCheckpoint> {
+    let content = read_header_from(file, path)?;
     let md = content.metadata.clone();
     let arch_name = md
         .get("general.architecture")
@@ -216,7 +313,7 @@ pub fn load_with(
     let mut quantized = QuantizedWeights::new();
     for name in content.tensor_infos.keys() {
         let Some(hf) = hf_name(name) else { continue };
-        let q = content.tensor(&mut file, name, device).map_err(|e| {
+        let q = content.tensor(file, name, device).map_err(|e| {
             ModelError::invalid(path, format!("tensor `{name}`: {e} (file truncated?)"))
         })?;
         let heads = match arch {
@@ -224,35 +321,14 @@ pub fn load_with(
             Architecture::Llama if name.contains(".attn_k.") => Some(config.n_kv_heads()),
             _ => None,
         };
-        let is_quantized = !matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
-        let is_matrix = hf.ends_with("_proj.weight") || hf == "lm_head.weight";
-        let is_embedding = hf == "model.embed_tokens.weight";
-        if keep_quantized && is_quantized && (is_matrix || is_embedding) {
-            let kept = match (has_fast_cpu_kernel(q.dtype()), heads) {
-                (true, Some(n)) => unpermute_quantized_rows(&q, n, device)?,
-                (true, None) => q,
-                // candle's CPU dot product for these block types is scalar: requantize to Q8_0,
-                // whose kernel is vectorised (1.06 bytes a weight instead of 4 in f32).
-                (false, _) => {
-                    let mut t = q.dequantize(device)?;
-                    if let Some(n) = heads {
-                        t = unpermute_rows(&t, n)?;
-                    }
-                    QTensor::quantize(&t, GgmlDType::Q8_0)?
-                }
-            };
-            let kept = Arc::new(kept);
-            if is_embedding {
-                tensors.insert(hf.clone(), kept.dequantize(device)?.to_dtype(dtype)?);
-            }
-            quantized.insert(hf, kept);
-            continue;
+        let (dense, kept) = convert_tensor(q, &hf, heads, keep_quantized, dtype, device)
+            .map_err(|e| ModelError::invalid(path, format!("tensor `{name}`: {e}")))?;
+        if let Some(t) = dense {
+            tensors.insert(hf.clone(), t);
         }
-        let mut t = q.dequantize(device)?.to_dtype(dtype)?;
-        if let Some(n) = heads {
-            t = unpermute_rows(&t, n)?;
+        if let Some(k) = kept {
+            quantized.insert(hf, k);
         }
-        tensors.insert(hf, t);
     }
     Ok(GgufCheckpoint {
         path: path.into(),
@@ -282,6 +358,81 @@ mod tests {
         let back = unpermute_rows(&permuted, nh)?;
         assert_eq!(back.to_vec2::<f32>()?, w.to_vec2::<f32>()?);
         Ok(())
+    }
+
+    #[test]
+    fn unpermute_refuses_shapes_that_do_not_split_into_heads() -> candle_core::Result<()> {
+        // A GGUF whose attn_q was a vector (or had no rows) indexed out of bounds or divided
+        // by zero here before.
+        let scalar = Tensor::new(1f32, &Device::Cpu)?;
+        assert!(unpermute_rows(&scalar, 2).is_err());
+        let odd = Tensor::zeros((6, 4), DType::F32, &Device::Cpu)?;
+        let err = unpermute_rows(&odd, 2)
+            .expect_err("6 rows, 2 heads")
+            .to_string();
+        assert!(err.contains("2 heads"), "{err}");
+        let empty = QTensor::quantize(
+            &Tensor::zeros((0, 32), DType::F32, &Device::Cpu)?,
+            GgmlDType::Q8_0,
+        )?;
+        assert!(unpermute_quantized_rows(&empty, 2, &Device::Cpu).is_err());
+        let q = QTensor::quantize(
+            &Tensor::zeros((4, 32), DType::F32, &Device::Cpu)?,
+            GgmlDType::Q8_0,
+        )?;
+        assert!(unpermute_quantized_rows(&q, 0, &Device::Cpu).is_err());
+        assert!(unpermute_quantized_rows(&q, 2, &Device::Cpu).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_naming_the_file() {
+        let mut v = b"GGUF".to_vec();
+        v.extend(3u32.to_le_bytes());
+        v.extend(0u64.to_le_bytes());
+        v.extend(1u64.to_le_bytes());
+        v.extend(21u64.to_le_bytes());
+        v.extend(b"tokenizer.ggml.tokens");
+        v.extend(9u32.to_le_bytes());
+        v.extend(8u32.to_le_bytes());
+        v.extend((1u64 << 40).to_le_bytes());
+        let path = Path::new("evil.gguf");
+        let err = read_header_from(&mut std::io::Cursor::new(&v), path)
+            .expect_err("2^40 entries")
+            .to_string();
+        assert!(
+            err.starts_with("evil.gguf: ") && err.contains("`tokenizer.ggml.tokens`"),
+            "{err}"
+        );
+        let err = load_from(
+            &mut std::io::Cursor::new(&v),
+            path,
+            DType::F32,
+            &Device::Cpu,
+            false,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("1099511627776 entries"), "{err}");
+    }
+
+    #[test]
+    fn a_gguf_with_an_empty_tensor_is_refused() {
+        // Found by fuzzing (fuzz/regressions): candle sliced the dangling buffer of an empty
+        // tensor through a misaligned pointer, a panic in debug builds.
+        let bytes = include_bytes!("../../../fuzz/regressions/gguf_empty_tensor.gguf");
+        let err = load_from(
+            &mut std::io::Cursor::new(&bytes[..]),
+            Path::new("e.gguf"),
+            DType::F32,
+            &Device::Cpu,
+            false,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("no elements"), "{err}");
     }
 
     #[test]

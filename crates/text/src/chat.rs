@@ -27,6 +27,36 @@ pub struct ChatTemplate {
     bos_token: String,
     eos_token: String,
     end_of_turn: String,
+    max_output: usize,
+}
+
+/// Instructions one rendering may execute by default: templates that ship with models take a
+/// few hundred per message, so this bounds a hostile template's loops (a second or two) while
+/// leaving room for conversations of tens of thousands of turns.
+pub const DEFAULT_FUEL: u64 = 50_000_000;
+/// Bytes one rendering may produce by default.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+/// Collects rendered text, failing once it would pass `cap` bytes.
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.cap {
+            self.exceeded = true;
+            return Err(std::io::Error::other("chat template output limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Llama 2's chat format: `<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer}</s>`,
@@ -103,6 +133,7 @@ impl ChatTemplate {
         // Python string methods (`.strip()`, `.startswith()`, ...) that templates use.
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
+        env.set_fuel(Some(DEFAULT_FUEL));
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| TextError::Template(format!("does not compile: {e}")))?;
         Ok(Self {
@@ -111,7 +142,16 @@ impl ChatTemplate {
             bos_token: bos_token.into(),
             eos_token: eos_token.into(),
             end_of_turn: end_of_turn.into(),
+            max_output: DEFAULT_MAX_OUTPUT,
         })
+    }
+
+    /// Bounds each rendering to `fuel` template instructions and `max_output` bytes of
+    /// output (defaults [`DEFAULT_FUEL`] and [`DEFAULT_MAX_OUTPUT`]); past either, `render`
+    /// fails with an error saying which.
+    pub fn set_limits(&mut self, fuel: u64, max_output: usize) {
+        self.env.set_fuel(Some(fuel));
+        self.max_output = max_output;
     }
 
     /// The Jinja source (saved as `chat_template` with a trained model).
@@ -130,13 +170,53 @@ impl ChatTemplate {
             .env
             .get_template("chat")
             .map_err(|e| TextError::Template(e.to_string()))?;
-        tmpl.render(minijinja::context! {
-            messages => messages,
-            bos_token => self.bos_token,
-            eos_token => self.eos_token,
-            add_generation_prompt => add_generation_prompt,
-        })
-        .map_err(|e| TextError::Template(format!("rendering failed: {e}")))
+        let mut out = CappedWriter {
+            buf: Vec::new(),
+            cap: self.max_output,
+            exceeded: false,
+        };
+        // minijinja 2.24 panics on some hostile input (`''[::-1]` indexes an empty string):
+        // a template comes from the model's files, so a panic becomes this call's error.
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tmpl.render_captured_to(
+                minijinja::context! {
+                    messages => messages,
+                    bos_token => self.bos_token,
+                    eos_token => self.eos_token,
+                    add_generation_prompt => add_generation_prompt,
+                },
+                &mut out,
+            )
+            .map(|_| ())
+        }))
+        .map_err(|payload| {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            TextError::Template(format!(
+                "rendering failed: the template engine panicked ({msg})"
+            ))
+        })?;
+        if out.exceeded {
+            return Err(TextError::Template(format!(
+                "rendering failed: the output passed the limit of {} bytes",
+                self.max_output
+            )));
+        }
+        match rendered {
+            Err(e) if e.kind() == minijinja::ErrorKind::OutOfFuel => {
+                Err(TextError::Template(format!(
+                    "rendering failed: the template ran more than its budget of {} \
+                     instructions (a loop that does not end?)",
+                    self.env.fuel().unwrap_or(0)
+                )))
+            }
+            Err(e) => Err(TextError::Template(format!("rendering failed: {e}"))),
+            Ok(_) => String::from_utf8(out.buf)
+                .map_err(|e| TextError::Template(format!("rendering failed: {e}"))),
+        }
     }
 }
 
@@ -153,6 +233,54 @@ mod tests {
             out,
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn hostile_templates_hit_the_budget_or_the_output_limit() -> Result<()> {
+        let msgs = [ChatMessage::new("user", "hi")];
+        let spin =
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}";
+        let mut t = ChatTemplate::new(spin, "", "")?;
+        t.set_limits(100_000, 1 << 20);
+        let err = t
+            .render(&msgs, false)
+            .expect_err("10^10 iterations")
+            .to_string();
+        assert!(err.contains("budget of 100000 instructions"), "{err}");
+        let mut t = ChatTemplate::new(
+            "{% for m in messages %}{{ 'x' * 1000 }}{% endfor %}",
+            "",
+            "",
+        )?;
+        t.set_limits(100_000, 100);
+        let err = t.render(&msgs, false).expect_err("1000 bytes").to_string();
+        assert!(err.contains("limit of 100 bytes"), "{err}");
+        // The defaults leave ordinary templates alone.
+        let t = ChatTemplate::builtin(BuiltinTemplate::ChatMl, "<s>", "</s>")?;
+        let long: Vec<ChatMessage> = (0..2000)
+            .map(|i| ChatMessage::new(["user", "assistant"][i % 2], "some words"))
+            .collect();
+        assert_eq!(t.render(&long, false)?.matches("<|im_end|>").count(), 2000);
+        Ok(())
+    }
+
+    #[test]
+    fn a_panic_inside_the_template_engine_is_an_error() -> Result<()> {
+        // Found by fuzzing: minijinja 2.24 indexes out of bounds reversing an empty string.
+        let t = ChatTemplate::new(
+            "{% for m in messages %}{{ m.content[::-1] }}{% endfor %}",
+            "",
+            "",
+        )?;
+        let err = t
+            .render(&[ChatMessage::new("user", "")], false)
+            .expect_err("panic");
+        assert!(
+            err.to_string().contains("template engine panicked"),
+            "{err}"
+        );
+        assert_eq!(t.render(&[ChatMessage::new("user", "ab")], false)?, "ba");
         Ok(())
     }
 

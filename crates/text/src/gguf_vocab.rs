@@ -146,7 +146,7 @@ impl GgufVocab {
                 "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                 "vocab": vocab, "merges": merges}
         });
-        Tokenizer::from_bytes(spec.to_string().as_bytes())
+        crate::tokenizer::tokenizer_from_json(spec.to_string().as_bytes())
             .map_err(|e| TextError::Tokenizer(format!("building the GGUF tokenizer: {e}")))
     }
 }

@@ -14,4 +14,4 @@ pub use chat::{BuiltinTemplate, ChatMessage, ChatTemplate};
 pub use chat_mask::{render_for_training, RenderedChat};
 pub use error::{Result, TextError};
 pub use gguf_vocab::GgufVocab;
-pub use tokenizer::TextTokenizer;
+pub use tokenizer::{TextTokenizer, TokenizerFiles};

@@ -20,6 +20,34 @@ pub struct TextTokenizer {
     pub chat_template: Option<String>,
 }
 
+/// The contents of a model directory's tokenizer files ([`TextTokenizer::from_files`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenizerFiles<'a> {
+    /// `tokenizer.json`.
+    pub tokenizer_json: &'a [u8],
+    /// `tokenizer_config.json`, when present.
+    pub tokenizer_config: Option<&'a str>,
+    /// `chat_template.jinja`, used when `tokenizer_config.json` has no `chat_template`.
+    pub chat_template_jinja: Option<&'a str>,
+    /// `generation_config.json`, when present (ignored when not valid JSON).
+    pub generation_config: Option<&'a str>,
+}
+
+/// Parses a `tokenizer.json`. tokenizers 0.23 panics on some malformed files (an `expect`
+/// in its decoder deserializer): the panic becomes this call's error.
+pub(crate) fn tokenizer_from_json(json: &[u8]) -> std::result::Result<Tokenizer, String> {
+    std::panic::catch_unwind(|| Tokenizer::from_bytes(json))
+        .map_err(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            format!("the tokenizers crate panicked reading it ({msg})")
+        })?
+        .map_err(|e| e.to_string())
+}
+
 /// A special token in `tokenizer_config.json` is a string or `{"content": ...}`.
 fn token_field(cfg: &Value, key: &str) -> Option<String> {
     match cfg.get(key)? {
@@ -40,29 +68,49 @@ impl TextTokenizer {
                 "missing: a model directory needs tokenizer.json",
             ));
         }
-        let mut inner = Tokenizer::from_file(&path).map_err(|e| TextError::file(&path, e))?;
+        let json = std::fs::read(&path).map_err(|e| TextError::file(&path, e))?;
+        let cfg_path = dir.join("tokenizer_config.json");
+        let config = if cfg_path.exists() {
+            Some(std::fs::read_to_string(&cfg_path).map_err(|e| TextError::file(&cfg_path, e))?)
+        } else {
+            None
+        };
+        let jinja = dir.join("chat_template.jinja");
+        let chat_template = jinja
+            .exists()
+            .then(|| std::fs::read_to_string(&jinja).ok())
+            .flatten();
+        let generation = std::fs::read_to_string(dir.join("generation_config.json")).ok();
+        Self::from_files(
+            dir,
+            &TokenizerFiles {
+                tokenizer_json: &json,
+                tokenizer_config: config.as_deref(),
+                chat_template_jinja: chat_template.as_deref(),
+                generation_config: generation.as_deref(),
+            },
+        )
+    }
+
+    /// [`Self::from_dir`] over the files' contents, already in memory; `dir` names them in
+    /// errors.
+    pub fn from_files(dir: &Path, files: &TokenizerFiles<'_>) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        let mut inner =
+            tokenizer_from_json(files.tokenizer_json).map_err(|e| TextError::file(&path, e))?;
         inner.with_padding(None);
         inner
             .with_truncation(None)
             .map_err(|e| TextError::file(&path, e))?;
         let cfg_path = dir.join("tokenizer_config.json");
-        let cfg: Value = if cfg_path.exists() {
-            let text =
-                std::fs::read_to_string(&cfg_path).map_err(|e| TextError::file(&cfg_path, e))?;
-            serde_json::from_str(&text)
-                .map_err(|e| TextError::file(&cfg_path, format!("invalid JSON: {e}")))?
-        } else {
-            Value::Null
+        let cfg: Value = match files.tokenizer_config {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| TextError::file(&cfg_path, format!("invalid JSON: {e}")))?,
+            None => Value::Null,
         };
         let chat_template = match cfg.get("chat_template") {
             Some(Value::String(s)) => Some(s.clone()),
-            _ => {
-                let jinja = dir.join("chat_template.jinja");
-                jinja
-                    .exists()
-                    .then(|| std::fs::read_to_string(&jinja).ok())
-                    .flatten()
-            }
+            _ => files.chat_template_jinja.map(String::from),
         };
         let mut tok = Self {
             inner,
@@ -78,10 +126,9 @@ impl TextTokenizer {
             .filter_map(|t| tok.token_to_id(t))
             .collect();
         // generation_config.json may name more stop tokens (an int or a list).
-        let gen_path = dir.join("generation_config.json");
-        if let Some(gen) = std::fs::read_to_string(&gen_path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        if let Some(gen) = files
+            .generation_config
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
         {
             let ids: Vec<u32> = match gen.get("eos_token_id") {
                 Some(Value::Number(n)) => n.as_u64().into_iter().map(|i| i as u32).collect(),
@@ -197,5 +244,64 @@ impl TextTokenizer {
 
     pub fn is_eos(&self, id: u32) -> bool {
         self.eos_ids.contains(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORDLEVEL: &str = r#"{"version":"1.0","added_tokens":[{"id":3,"content":"</s>","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"hello":1,"world":2,"</s>":3},"unk_token":"[UNK]"}}"#;
+
+    #[test]
+    fn from_files_reads_the_tokenizer_and_its_configs_from_memory() -> Result<()> {
+        let files = TokenizerFiles {
+            tokenizer_json: WORDLEVEL.as_bytes(),
+            tokenizer_config: Some(
+                r#"{"eos_token": {"content": "</s>"}, "chat_template": "{{ x }}"}"#,
+            ),
+            chat_template_jinja: Some("unused: the config has one"),
+            generation_config: Some(r#"{"eos_token_id": [2, 4000000000]}"#),
+        };
+        let tok = TextTokenizer::from_files(Path::new("m"), &files)?;
+        assert_eq!(tok.encode("hello world nope", false)?, [1, 2, 0]);
+        assert_eq!(tok.eos_ids, [3, 2]);
+        assert_eq!(tok.chat_template.as_deref(), Some("{{ x }}"));
+        let bad = TokenizerFiles {
+            tokenizer_json: b"{\"model\": 3}",
+            ..files
+        };
+        let err = TextTokenizer::from_files(Path::new("m"), &bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("m/tokenizer.json: "), "{err}");
+        let bad_cfg = TokenizerFiles {
+            tokenizer_config: Some("{"),
+            ..files
+        };
+        let err = TextTokenizer::from_files(Path::new("m"), &bad_cfg)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("tokenizer_config.json: invalid JSON"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_tokenizer_json_that_panicked_the_tokenizers_crate_is_an_error() {
+        // Found by fuzzing (fuzz/regressions): tokenizers 0.23 `expect`s in its decoder
+        // deserializer. The file is tokenizer.json NUL tokenizer_config.json NUL ...
+        let bytes = include_bytes!("../../../fuzz/regressions/tokenizer_decoder_panic.bin");
+        let json = bytes.split(|&b| b == 0).next().unwrap_or_default();
+        let files = TokenizerFiles {
+            tokenizer_json: json,
+            ..TokenizerFiles::default()
+        };
+        let err = TextTokenizer::from_files(Path::new("m"), &files)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("m/tokenizer.json: "), "{err}");
     }
 }

@@ -1,0 +1,11 @@
+//! A CoNLL NER file (token ... tag columns, blank lines between sentences).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+fuzz_target!(|bytes: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let _ = tasklm_data::parse_ner(Path::new("fuzz.conll"), text);
+    }
+});
