@@ -48,6 +48,14 @@ pub(crate) fn tokenizer_from_json(json: &[u8]) -> std::result::Result<Tokenizer,
         .map_err(|e| e.to_string())
 }
 
+/// Runs a call into the tokenizers crate, turning its panic (possible with a hostile
+/// `tokenizer.json`, whose pipeline runs here) into an error.
+fn guarded<T>(f: impl FnOnce() -> tokenizers::Result<T>) -> std::result::Result<T, TextError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| TextError::Tokenizer("the tokenizers crate panicked on this input".into()))?
+        .map_err(|e| TextError::Tokenizer(e.to_string()))
+}
+
 /// A special token in `tokenizer_config.json` is a string or `{"content": ...}`.
 fn token_field(cfg: &Value, key: &str) -> Option<String> {
     match cfg.get(key)? {
@@ -187,27 +195,19 @@ impl TextTokenizer {
 
     /// Token ids of `text`; `add_special` applies the model's post-processor (e.g. BOS).
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        Ok(self
-            .inner
-            .encode(text, add_special)
-            .map_err(|e| TextError::Tokenizer(e.to_string()))?
+        Ok(guarded(|| self.inner.encode(text, add_special))?
             .get_ids()
             .to_vec())
     }
 
     /// Token ids and their (start, end) character offsets into `text`.
     pub fn encode_with_offsets(&self, text: &str, add_special: bool) -> Result<IdsWithOffsets> {
-        let enc = self
-            .inner
-            .encode_char_offsets(text, add_special)
-            .map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        let enc = guarded(|| self.inner.encode_char_offsets(text, add_special))?;
         Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
     }
 
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| TextError::Tokenizer(e.to_string()))
+        guarded(|| self.inner.decode(ids, skip_special))
     }
 
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
@@ -303,5 +303,31 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with("m/tokenizer.json: "), "{err}");
+    }
+
+    #[test]
+    fn a_tokenizer_that_panics_while_encoding_gives_an_error() -> Result<()> {
+        // Found by fuzzing (fuzz/regressions): a hostile pipeline that loads, then panics
+        // inside the tokenizers crate on one of the fuzz target's texts.
+        let bytes = include_bytes!("../../../fuzz/regressions/tokenizer_encode_panic.bin");
+        let mut parts = bytes.splitn(3, |&b| b == 0);
+        let files = TokenizerFiles {
+            tokenizer_json: parts.next().unwrap_or_default(),
+            tokenizer_config: parts.next().and_then(|p| std::str::from_utf8(p).ok()),
+            chat_template_jinja: None,
+            generation_config: parts.next().and_then(|p| std::str::from_utf8(p).ok()),
+        };
+        let Ok(tok) = TextTokenizer::from_files(Path::new("m"), &files) else {
+            return Ok(());
+        };
+        for text in ["Hello, world!", "  naïve café — 東京 🙂\n\tend", ""] {
+            for special in [false, true] {
+                if let Ok((ids, offsets)) = tok.encode_with_offsets(text, special) {
+                    assert_eq!(ids.len(), offsets.len());
+                    let _ = tok.decode(&ids, true);
+                }
+            }
+        }
+        Ok(())
     }
 }
