@@ -23,6 +23,9 @@ data=${TASKLM_DATA:-$root/../shared/data}
 timeout=${FUZZ_TIMEOUT:-25}
 # candle runs its CPU ops on rayon: one thread keeps tiny inputs from paying for a pool.
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
+# The sanitizer build rebuilds every dependency (tens of minutes on 2 cores): keep it outside
+# the checkout, so a fresh clone on the same machine (CI) reuses it.
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$models/fuzz-target}
 
 usage() {
     sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
