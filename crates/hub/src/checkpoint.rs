@@ -72,7 +72,7 @@ impl Checkpoint {
     /// The encoder backbone, when this is one.
     pub fn encoder(&self) -> Option<&Bert> {
         match &self.model {
-            Model::Encoder(m) => Some(m),
+            Model::Encoder(m) => Some(m.as_ref()),
             Model::Decoder(_) => None,
         }
     }

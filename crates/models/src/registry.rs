@@ -269,7 +269,7 @@ impl ModelArchitecture {
                 if quantized.is_some_and(|q| !q.is_empty()) {
                     candle_core::bail!("quantized weights are for decoders only");
                 }
-                Ok(Model::Encoder(Bert::new(c, vb.pp(BERT_PREFIX))?))
+                Ok(Model::Encoder(Box::new(Bert::new(c, vb.pp(BERT_PREFIX))?)))
             }
             (a, c) => candle_core::bail!(
                 "{} architecture ({a:?}) cannot be built from {} config",
@@ -314,7 +314,8 @@ impl ModelConfig {
 /// A built model, by kind.
 pub enum Model {
     Decoder(DecoderModel),
-    Encoder(Bert),
+    /// Boxed: a `Bert` is some 300 bytes, a boxed decoder 16.
+    Encoder(Box<Bert>),
 }
 
 impl Model {
