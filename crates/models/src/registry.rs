@@ -314,7 +314,7 @@ impl ModelConfig {
 /// A built model, by kind.
 pub enum Model {
     Decoder(DecoderModel),
-    /// Boxed: a `Bert` is some 300 bytes, a decoder a pointer.
+    /// Boxed: a `Bert` is some 300 bytes, a boxed decoder 16.
     Encoder(Box<Bert>),
 }
 
