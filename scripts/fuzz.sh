@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the parsers a user's file reaches (fuzz/, cargo-fuzz + libFuzzer + ASan, nightly).
 #
-#   scripts/fuzz.sh TARGET SECONDS   run one target for SECONDS (seeds prepared first)
+#   scripts/fuzz.sh TARGET SECONDS   run one target for SECONDS (seeds prepared first); with
+#                                    FUZZ_RUNS=N it stops after N inputs (libFuzzer's -runs)
 #   scripts/fuzz.sh smoke SECONDS    build once, then run every target for SECONDS each (CI)
 #   scripts/fuzz.sh seeds            only prepare the seed corpora under fuzz/corpus/
 #   scripts/fuzz.sh list             the targets
@@ -157,7 +158,7 @@ run() {
     cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=1024 -malloc_limit_mb=1024 \
         -max_len="$(max_len "$t")" -timeout="$timeout" -print_final_stats=1 \
-        -artifact_prefix="fuzz/artifacts/$t/"
+        -artifact_prefix="fuzz/artifacts/$t/" -runs="${FUZZ_RUNS:--1}"
 }
 
 [ $# -ge 1 ] || usage
