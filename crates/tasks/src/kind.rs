@@ -71,14 +71,7 @@ impl TaskKind {
 
     /// The generative task this is (SFT on a target, scored on generations), if any.
     pub fn generative(self) -> Option<GenTask> {
-        Some(match self {
-            TaskKind::Genqa => GenTask::GenQa,
-            TaskKind::Summarize => GenTask::Summarize,
-            TaskKind::Translate => GenTask::Translate,
-            TaskKind::Code => GenTask::Code,
-            TaskKind::Reasoning => GenTask::Reasoning,
-            _ => return None,
-        })
+        GenTask::ALL.into_iter().find(|g| g.kind() == self)
     }
 
     /// Classification with a label set (classify, nli).

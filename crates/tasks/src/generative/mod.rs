@@ -67,7 +67,6 @@ impl TaskFamily for Generative {
     fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
         let task = gen_task(job.task)?;
         let sampling = SamplingParams {
-            max_new_tokens: task.default_max_new_tokens(),
             stop: task.stops(),
             ..SamplingParams::greedy(task.default_max_new_tokens())
         };
@@ -92,7 +91,15 @@ pub enum GenTask {
 }
 
 impl GenTask {
-    /// The task this is.
+    pub const ALL: [GenTask; 5] = [
+        GenTask::GenQa,
+        GenTask::Summarize,
+        GenTask::Translate,
+        GenTask::Code,
+        GenTask::Reasoning,
+    ];
+
+    /// The task this is (the one mapping between the two enums).
     pub fn kind(self) -> TaskKind {
         match self {
             Self::GenQa => TaskKind::Genqa,
