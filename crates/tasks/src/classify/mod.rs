@@ -68,8 +68,8 @@ impl TaskFamily for Classify {
             return Ok(Box::new(p));
         }
         refuse_decoder_options(&scoring_options_set(o))?;
-        let source = tasklm_hub::resolve(&job.model, true)?;
-        let ck = tasklm_hub::load_encoder(&source, &candle_core::Device::Cpu)?;
+        let (source, ck) =
+            crate::common::encoder_runner::load_encoder_for(&job.model, job.task, true)?;
         let max_len = crate::common::tasklm_json::saved_setting(&source, "max_seq_len")
             .unwrap_or(encoder::DEFAULT_MAX_LEN);
         let clf = EncoderClassifier::new(ck, None, max_len, job.task)?;
