@@ -190,11 +190,7 @@ impl ChatTemplate {
             .map(|_| ())
         }))
         .map_err(|payload| {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let msg = crate::error::panic_message(payload.as_ref());
             TextError::Template(format!(
                 "rendering failed: the template engine panicked ({msg})"
             ))

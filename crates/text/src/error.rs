@@ -21,3 +21,13 @@ impl TextError {
         }
     }
 }
+
+/// The message of a caught panic (a `&str` or `String` payload; empty otherwise), for the
+/// errors that stand in for panics inside minijinja and tokenizers.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}

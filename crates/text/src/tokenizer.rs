@@ -38,11 +38,7 @@ pub struct TokenizerFiles<'a> {
 pub(crate) fn tokenizer_from_json(json: &[u8]) -> std::result::Result<Tokenizer, String> {
     std::panic::catch_unwind(|| Tokenizer::from_bytes(json))
         .map_err(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let msg = crate::error::panic_message(p.as_ref());
             format!("the tokenizers crate panicked reading it ({msg})")
         })?
         .map_err(|e| e.to_string())
