@@ -294,3 +294,45 @@ fn predict_rejects_tasks_it_does_not_serve() {
         "predict serves the classification, tagging, QA and generative tasks",
     );
 }
+
+#[test]
+fn bench_with_llama_cpp_names_what_is_missing() {
+    let no_python = tasklm(&["bench", "generate", "--peer", "llama.cpp"]);
+    assert_clean_error(&no_python, "--peer llama.cpp needs --peer-python PY");
+    assert_clean_error(
+        &no_python,
+        "llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl",
+    );
+    let dir = tmp("hf_dir_for_bench");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let dir_s = dir.to_str().expect("utf-8 tmp path");
+    let hf = tasklm(&[
+        "bench",
+        "generate",
+        "--peer",
+        "llama.cpp",
+        "--peer-python",
+        "python3",
+        "--model",
+        dir_s,
+    ]);
+    assert_clean_error(&hf, "--peer llama.cpp needs a GGUF model");
+    let gguf = tmp("bench.gguf");
+    write_gguf(&gguf, &[("general.architecture", "llama")]);
+    let missing = tasklm(&[
+        "bench",
+        "generate",
+        "--peer",
+        "llama.cpp",
+        "--peer-python",
+        "/no/such/python3",
+        "--model",
+        gguf.to_str().expect("utf-8 tmp path"),
+    ]);
+    assert_clean_error(&missing, "peer python `/no/such/python3` not found");
+    let json = tasklm(&["bench", "generate", "--json", "t.json", "--model", dir_s]);
+    assert_clean_error(
+        &json,
+        "--json writes the side-by-side table of --peer llama.cpp",
+    );
+}

@@ -1,5 +1,6 @@
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::process::Command;
 use tasklm_generate::{generate, SamplingParams};
 use tasklm_hub::catalog::DEFAULT_MODEL;
@@ -16,6 +17,21 @@ pub enum BenchCommand {
     Train(super::bench_train::BenchTrainArgs),
     /// Encoder classification: training tokens/s and inference sentences/s on a fixed batch.
     Encoder(super::bench_encoder::BenchEncoderArgs),
+    /// Internal: measures one configuration in this process and prints a JSON line (`bench
+    /// generate --peer llama.cpp` runs one per configuration, so peak RSS is its own).
+    #[command(hide = true)]
+    GenerateOne(GenerateOneArgs),
+}
+
+/// What `bench generate` runs side by side with tasklm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Peer {
+    /// PyTorch + transformers on the same checkpoint, f32 (the peer `--peer-python` alone runs).
+    Pytorch,
+    /// llama.cpp (llama-cpp-python) on the same GGUF: as stored (Q4_1), and requantised to F32
+    /// and Q8_0.
+    #[value(name = "llama.cpp")]
+    LlamaCpp,
 }
 
 #[derive(Args)]
@@ -28,20 +44,54 @@ pub struct BenchGenerateArgs {
     pub new_tokens: usize,
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Also run the PyTorch/transformers peer with this Python (needs torch, transformers,
-    /// gguf) on the same prompt, and print the ratio.
+    /// The Python the peer runs in: with `--peer pytorch` (the default when only this is
+    /// given) one with torch, transformers and gguf; with `--peer llama.cpp` one with
+    /// llama-cpp-python 0.3.36.
     #[arg(long)]
     pub peer_python: Option<String>,
+    /// The peer to run side by side on the same prompt ids.
+    #[arg(long, value_enum)]
+    pub peer: Option<Peer>,
+    /// With `--peer llama.cpp`: interleaved rounds, each running every configuration once
+    /// (tasklm, then the peer); each row is the median over rounds.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// With `--peer llama.cpp`: also write the table (rows, CPU, settings) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
-/// Median prefill and decode tokens/s over `a.runs` runs after one warm-up run.
-fn measure(m: &LoadedDecoder, ids: &[u32], a: &BenchGenerateArgs) -> Result<(f64, f64)> {
+#[derive(Args)]
+pub struct GenerateOneArgs {
+    /// A GGUF file.
+    #[arg(long)]
+    pub model: String,
+    /// Run the weight matrices quantized, as stored.
+    #[arg(long)]
+    pub quantized: bool,
+    /// The prompt, as token ids.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub prompt_ids: Vec<u32>,
+    #[arg(long)]
+    pub new_tokens: usize,
+    #[arg(long)]
+    pub runs: usize,
+}
+
+/// Median prefill and decode tokens/s over `runs` runs after one warm-up run, and the first
+/// generated ids.
+fn measure(
+    m: &LoadedDecoder,
+    ids: &[u32],
+    new_tokens: usize,
+    runs: usize,
+) -> Result<(f64, f64, Vec<u32>)> {
     let params = SamplingParams {
         ignore_eos: true,
-        ..SamplingParams::greedy(a.new_tokens)
+        ..SamplingParams::greedy(new_tokens)
     };
-    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
-    for run in 0..=a.runs {
+    let (mut prefill, mut decode, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..=runs {
         let prompts = [ids.to_vec()];
         let g = generate(
             m.model.as_ref(),
@@ -51,12 +101,41 @@ fn measure(m: &LoadedDecoder, ids: &[u32], a: &BenchGenerateArgs) -> Result<(f64
             &mut |_, _| {},
         )?;
         let t = g[0].timing;
+        first = g[0].token_ids.iter().copied().take(8).collect();
         if run > 0 {
             prefill.push(ids.len() as f64 / t.prefill.as_secs_f64());
             decode.push((g[0].token_ids.len() - 1) as f64 / t.decode.as_secs_f64());
         }
     }
-    Ok((median(prefill), median(decode)))
+    Ok((median(prefill), median(decode), first))
+}
+
+/// `bench generate-one`: one configuration, printed as the JSON line the table reads.
+fn generate_one(a: GenerateOneArgs) -> Result<()> {
+    if a.runs == 0 || a.new_tokens < 2 || a.prompt_ids.is_empty() {
+        bail!("--runs must be >= 1, --new-tokens >= 2, --prompt-ids not empty");
+    }
+    let opts = LoadOptions {
+        quantized: a.quantized,
+        ..LoadOptions::default()
+    };
+    let m = load_decoder_with(&a.model, opts, false)?;
+    let (p, d, first) = measure(&m, &a.prompt_ids, a.new_tokens, a.runs)?;
+    let line = serde_json::json!({
+        "prefill_tokens_per_s": p,
+        "decode_tokens_per_s": d,
+        "peak_rss_bytes": super::bench_table::peak_rss_bytes(),
+        "first_tokens": first,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// The benchmark's prompt: `n` ids of a fixed English text in `tok`'s vocabulary.
+pub fn prompt_ids(tok: &tasklm_text::TextTokenizer, n: usize) -> Result<Vec<u32>> {
+    let mut ids = tok.encode(&TEXT.repeat(n / 40 + 1), false)?;
+    ids.truncate(n);
+    Ok(ids)
 }
 
 /// Threads tensor math runs on (`--threads`, else all cores).
@@ -86,16 +165,25 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Generate(a) => a,
         BenchCommand::Train(a) => return super::bench_train::run(a),
         BenchCommand::Encoder(a) => return super::bench_encoder::run(a),
+        BenchCommand::GenerateOne(a) => return generate_one(a),
     };
     if a.runs == 0 || a.new_tokens < 2 || a.prompt_tokens == 0 {
         bail!("--runs must be >= 1, --new-tokens >= 2, --prompt-tokens >= 1");
     }
+    match a.peer {
+        Some(Peer::LlamaCpp) => return super::bench_llama::run(&a),
+        Some(Peer::Pytorch) if a.peer_python.is_none() => {
+            bail!("--peer pytorch needs --peer-python PY: a Python with torch, transformers, gguf")
+        }
+        _ => {}
+    }
+    if a.json.is_some() {
+        bail!("--json writes the side-by-side table of --peer llama.cpp; add --peer llama.cpp");
+    }
     let m = load_decoder(&a.model, true)?;
-    let text = TEXT.repeat(a.prompt_tokens / 40 + 1);
-    let mut ids = m.tokenizer.encode(&text, false)?;
-    ids.truncate(a.prompt_tokens);
+    let ids = prompt_ids(&m.tokenizer, a.prompt_tokens)?;
     let threads = thread_count();
-    let (p, d) = measure(&m, &ids, &a)?;
+    let (p, d, _) = measure(&m, &ids, a.new_tokens, a.runs)?;
     println!(
         "model {} | {} threads | {} prompt tokens, {} new tokens, median of {} runs",
         a.model,
@@ -113,7 +201,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             ..LoadOptions::default()
         };
         let q = load_decoder_with(m.source.path().to_str().context("model path")?, opts, false)?;
-        let (qp, qd) = measure(&q, &ids, &a)?;
+        let (qp, qd, _) = measure(&q, &ids, a.new_tokens, a.runs)?;
         println!("{:<22} {:>16.1} {:>16.1}", "tasklm (quantized)", qp, qd);
         quantized = Some((qp, qd));
     }

@@ -1,5 +1,7 @@
 pub mod bench;
 pub mod bench_encoder;
+pub mod bench_llama;
+pub mod bench_table;
 pub mod bench_train;
 pub mod chat;
 pub mod eval;
