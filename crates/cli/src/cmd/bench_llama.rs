@@ -209,6 +209,69 @@ fn file_name(p: &Path) -> String {
     )
 }
 
+/// The configurations of `source`, whose matrices are `stored`: f32 (tasklm dequantizing the
+/// source, llama.cpp on an F32 file), the source as stored (when quantized other than Q8_0),
+/// and Q8_0; the F32 and Q8_0 files made by llama.cpp where needed.
+fn configs(peer: &LlamaPeer, source: &Path, stored: &str, threads: usize) -> Result<Vec<Config>> {
+    let f32_file = peer.requantized(source, "F32", threads)?;
+    let q8_file = if stored == "q8_0" {
+        source.to_path_buf()
+    } else {
+        peer.requantized(source, "Q8_0", threads)?
+    };
+    let mut configs = vec![Config {
+        name: "f32".into(),
+        tasklm_file: source.to_path_buf(),
+        quantized: false,
+        peer_file: f32_file,
+    }];
+    if stored != "f32" && stored != "q8_0" {
+        configs.push(Config {
+            name: stored.into(),
+            tasklm_file: source.to_path_buf(),
+            quantized: true,
+            peer_file: source.to_path_buf(),
+        });
+    }
+    configs.push(Config {
+        name: "q8_0".into(),
+        tasklm_file: q8_file.clone(),
+        quantized: true,
+        peer_file: q8_file,
+    });
+    Ok(configs)
+}
+
+/// `a.rounds` rounds, each measuring every configuration once, tasklm then llama.cpp.
+fn run_rounds(
+    peer: &LlamaPeer,
+    configs: &[Config],
+    ids: &str,
+    a: &BenchGenerateArgs,
+    threads: usize,
+) -> Result<Vec<ConfigRounds>> {
+    let mut results: Vec<ConfigRounds> = configs.iter().map(|_| ConfigRounds::default()).collect();
+    for round in 1..=a.rounds {
+        for (c, r) in configs.iter().zip(&mut results) {
+            let ours = measure_tasklm(c, ids, a, threads)?;
+            let theirs = peer.measure(&c.peer_file, ids, a, threads)?;
+            eprintln!(
+                "round {round}/{}: {:<5} decode tasklm {:.1}, llama.cpp {:.1} | prefill tasklm \
+                 {:.1}, llama.cpp {:.1} tokens/s",
+                a.rounds,
+                c.name,
+                ours.decode_tokens_per_s,
+                theirs.decode_tokens_per_s,
+                ours.prefill_tokens_per_s,
+                theirs.prefill_tokens_per_s
+            );
+            r.tasklm.push(ours);
+            r.peer.push(theirs);
+        }
+    }
+    Ok(results)
+}
+
 pub fn run(a: &BenchGenerateArgs) -> Result<()> {
     let python = a.peer_python.clone().with_context(|| {
         format!(
@@ -240,52 +303,8 @@ pub fn run(a: &BenchGenerateArgs) -> Result<()> {
     let ids = prompt_ids(&tok, a.prompt_tokens)?;
     let ids_arg = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     let threads = thread_count();
-    let f32_file = peer.requantized(&source, "F32", threads)?;
-    let q8_file = if stored == "q8_0" {
-        source.clone()
-    } else {
-        peer.requantized(&source, "Q8_0", threads)?
-    };
-    let mut configs = vec![Config {
-        name: "f32".into(),
-        tasklm_file: source.clone(),
-        quantized: false,
-        peer_file: f32_file,
-    }];
-    if stored != "f32" && stored != "q8_0" {
-        configs.push(Config {
-            name: stored.clone(),
-            tasklm_file: source.clone(),
-            quantized: true,
-            peer_file: source.clone(),
-        });
-    }
-    configs.push(Config {
-        name: "q8_0".into(),
-        tasklm_file: q8_file.clone(),
-        quantized: true,
-        peer_file: q8_file,
-    });
-
-    let mut results: Vec<ConfigRounds> = configs.iter().map(|_| ConfigRounds::default()).collect();
-    for round in 1..=a.rounds {
-        for (c, r) in configs.iter().zip(&mut results) {
-            let ours = measure_tasklm(c, &ids_arg, a, threads)?;
-            let theirs = peer.measure(&c.peer_file, &ids_arg, a, threads)?;
-            eprintln!(
-                "round {round}/{}: {:<5} decode tasklm {:.1}, llama.cpp {:.1} | prefill tasklm \
-                 {:.1}, llama.cpp {:.1} tokens/s",
-                a.rounds,
-                c.name,
-                ours.decode_tokens_per_s,
-                theirs.decode_tokens_per_s,
-                ours.prefill_tokens_per_s,
-                theirs.prefill_tokens_per_s
-            );
-            r.tasklm.push(ours);
-            r.peer.push(theirs);
-        }
-    }
+    let configs = configs(&peer, &source, &stored, threads)?;
+    let results = run_rounds(&peer, &configs, &ids_arg, a, threads)?;
 
     let mut rows = Vec::new();
     let mut notes = Vec::new();
@@ -301,17 +320,13 @@ pub fn run(a: &BenchGenerateArgs) -> Result<()> {
         }
     }
     let path = |p: &Path| p.display().to_string();
+    let load = |q: bool| if q { "quantized" } else { "dequantized" };
     let files = configs
         .iter()
         .map(|c| ConfigFiles {
             config: c.name.clone(),
             tasklm_file: path(&c.tasklm_file),
-            tasklm_load: if c.quantized {
-                "quantized"
-            } else {
-                "dequantized"
-            }
-            .into(),
+            tasklm_load: load(c.quantized).into(),
             peer_file: path(&c.peer_file),
         })
         .collect();

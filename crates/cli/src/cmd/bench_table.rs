@@ -271,7 +271,7 @@ fn mib(b: Option<u64>) -> String {
 impl Table {
     /// A Markdown table under a header of the settings, to paste into the README as it is.
     pub fn render(&self) -> String {
-        let mut s = format!("{} (requantised files in {})\n", self.model, self.cache_dir);
+        let mut s = format!("{}; requantised files in {}\n", self.model, self.cache_dir);
         for f in &self.files {
             s.push_str(&format!(
                 "  {}: tasklm {} {}, llama.cpp {}\n",

@@ -169,7 +169,7 @@ fn the_table_prints_stable_labels_cpu_and_settings() {
     let s = t.render();
     assert!(
         s.starts_with(
-            "smollm2-135m-instruct (requantised files in /c/bench)\n  q4_1: tasklm a.Q4_1.gguf \
+            "smollm2-135m-instruct; requantised files in /c/bench\n  q4_1: tasklm a.Q4_1.gguf \
              quantized, llama.cpp a.Q4_1.gguf\ncpu: "
         ),
         "{s}"
