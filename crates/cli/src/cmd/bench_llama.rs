@@ -334,7 +334,12 @@ pub fn run(a: &BenchGenerateArgs) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let command = std::iter::once("tasklm".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
     let table = Table {
+        command,
         model: format!("{} ({})", a.model, file_name(&source)),
         files,
         cache_dir: path(&cache_root().join("bench")),

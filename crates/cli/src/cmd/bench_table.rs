@@ -242,6 +242,8 @@ fn file_name(p: &str) -> &str {
 /// Everything the table prints, and what `--json` writes.
 #[derive(Clone, Debug, Serialize)]
 pub struct Table {
+    /// The command line that made the table (`tasklm ...`).
+    pub command: String,
     pub model: String,
     pub files: Vec<ConfigFiles>,
     /// Where the requantised files are cached.
@@ -271,7 +273,10 @@ fn mib(b: Option<u64>) -> String {
 impl Table {
     /// A Markdown table under a header of the settings, to paste into the README as it is.
     pub fn render(&self) -> String {
-        let mut s = format!("{}; requantised files in {}\n", self.model, self.cache_dir);
+        let mut s = format!(
+            "{}\n{}; requantised files in {}\n",
+            self.command, self.model, self.cache_dir
+        );
         for f in &self.files {
             s.push_str(&format!(
                 "  {}: tasklm {} {}, llama.cpp {}\n",

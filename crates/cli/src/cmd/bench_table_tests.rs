@@ -138,6 +138,7 @@ fn the_table_prints_stable_labels_cpu_and_settings() {
         ]
     );
     let t = Table {
+        command: "tasklm bench generate --peer llama.cpp".into(),
         model: "smollm2-135m-instruct".into(),
         files: vec![ConfigFiles {
             config: "q4_1".into(),
@@ -169,7 +170,7 @@ fn the_table_prints_stable_labels_cpu_and_settings() {
     let s = t.render();
     assert!(
         s.starts_with(
-            "smollm2-135m-instruct; requantised files in /c/bench\n  q4_1: tasklm a.Q4_1.gguf \
+            "tasklm bench generate --peer llama.cpp\nsmollm2-135m-instruct; requantised files in /c/bench\n  q4_1: tasklm a.Q4_1.gguf \
              quantized, llama.cpp a.Q4_1.gguf\ncpu: "
         ),
         "{s}"
