@@ -133,10 +133,11 @@ fn check_head_rows(rows: usize, n_head: usize, dims: &[usize]) -> candle_core::R
     Ok(())
 }
 
-/// Block types whose CPU dot product candle vectorises (AVX2).
+/// Block types with a vectorised CPU dot product: Q4_0, Q4_1 and Q8_0 on tasklm's integer-dot
+/// kernels (`tasklm_nn::quant`), the k-quants on candle's (AVX2).
 fn has_fast_cpu_kernel(dt: GgmlDType) -> bool {
     use GgmlDType::*;
-    matches!(dt, Q4_0 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K)
+    matches!(dt, Q4_0 | Q4_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K | Q8K)
 }
 
 /// [`unpermute_rows`] on a quantized matrix: rows are whole runs of blocks, so they move as bytes.
@@ -184,8 +185,8 @@ fn convert_tensor(
         let kept = match (has_fast_cpu_kernel(q.dtype()), heads) {
             (true, Some(n)) => unpermute_quantized_rows(&q, n, device)?,
             (true, None) => q,
-            // candle's CPU dot product for these block types is scalar: requantize to Q8_0,
-            // whose kernel is vectorised (1.06 bytes a weight instead of 4 in f32).
+            // Q5_0 and Q5_1 have only candle's scalar dot product: requantize to Q8_0, whose
+            // kernel is vectorised (1.06 bytes a weight instead of 4 in f32).
             (false, _) => {
                 let mut t = q.dequantize(device)?;
                 if let Some(n) = heads {

@@ -1,6 +1,7 @@
 //! Linear, embedding and RMS-norm layers, loaded from a `VarBuilder` under the checkpoint's names.
 
 use crate::ops;
+use crate::quant::{quantized_matmul, BlockQuantized};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -23,11 +24,11 @@ pub type QuantizedWeights = HashMap<String, Arc<QTensor>>;
 ///   `base(x) + scale * (x A^T) B^T`, found by `Linear::load` in a name-keyed adapter map as the
 ///   quantized matrices are found today; the base keeps its own name, so saving the adapter
 ///   alone (PEFT's `base_model.model.{name}.lora_A.weight`) or merged stays a rename.
-/// - A fused projection (q/k/v or gate/up as one matmul) is a `Linear` over the parts' rows
-///   concatenated, whose output is split with `narrow`; it is built from the parts as each is
-///   loaded under its own name, and saved by splitting the rows back. Not done yet: trainers
-///   update each part's `Var` in place, so the concatenated copy would have to be rebuilt on
-///   every forward while gradients are tracked.
+/// - A fused projection (q/k/v or gate/up as one matmul) is [`Linear::forward_fused`] over the
+///   parts, each still loaded and saved under its own name: for few rows (decoding) with
+///   block-quantized weights, or dense weights that track no gradient, the parts run as one
+///   product (the input read and quantized once, one parallel pass over all their rows);
+///   otherwise part by part, so training and every other path keep their gradients.
 ///
 /// Marked `non_exhaustive` so that code outside this crate that matches on it keeps compiling
 /// when the adapter variant arrives.
@@ -36,8 +37,11 @@ pub type QuantizedWeights = HashMap<String, Arc<QTensor>>;
 pub enum LinearWeight {
     /// A float matrix; gradients flow through it when it is a `Var`'s tensor.
     Dense(Tensor),
-    /// A GGUF block-quantized matrix. Inference only: no gradients flow through a quantized
-    /// matmul.
+    /// A GGUF Q8_0/Q4_0/Q4_1 matrix, multiplied with integer dot products ([`crate::quant`]).
+    /// Inference only, as every quantized variant.
+    BlockQuantized(Arc<BlockQuantized>),
+    /// Another GGUF block-quantized matrix (k-quants), through candle's quantized matmul.
+    /// Inference only: no gradients flow through a quantized matmul.
     Quantized(QMatMul),
 }
 
@@ -58,12 +62,81 @@ impl Linear {
         }
     }
 
-    /// A linear layer over a quantized (out, in) matrix.
+    /// A linear layer over a quantized (out, in) matrix: Q8_0, Q4_0 and Q4_1 on the integer-dot
+    /// kernels here, other formats on candle's.
     pub fn from_quantized(weight: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
-        Ok(Self {
-            weight: LinearWeight::Quantized(QMatMul::from_arc(weight)?),
-            bias,
-        })
+        let weight = match BlockQuantized::from_qtensor(&weight)? {
+            Some(b) => LinearWeight::BlockQuantized(Arc::new(b)),
+            None => LinearWeight::Quantized(QMatMul::from_arc(weight)?),
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// The outputs of several layers that read the same input (q/k/v, gate/up), in order.
+    ///
+    /// With block-quantized weights, or few rows of `xs` (decoding) and dense f32 weights that
+    /// track no gradient, the layers run as one product; otherwise one by one.
+    pub fn forward_fused(parts: &[&Linear], xs: &Tensor) -> Result<Vec<Tensor>> {
+        let blocks: Option<Vec<&BlockQuantized>> = parts
+            .iter()
+            .map(|l| match &l.weight {
+                LinearWeight::BlockQuantized(m) => Some(m.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let dense: Option<Vec<&Tensor>> = parts
+            .iter()
+            .map(|l| match &l.weight {
+                LinearWeight::Dense(w) if w.dtype() == DType::F32 && !w.track_op() => Some(w),
+                _ => None,
+            })
+            .collect();
+        let in_dim = *xs.dims().last().unwrap_or(&0);
+        let rows = xs.elem_count().checked_div(in_dim).unwrap_or(0);
+        let joined = match (blocks, dense) {
+            (Some(mats), _) if parts.len() > 1 => quantized_matmul(xs, &mats)?,
+            (_, Some(ws)) if parts.len() > 1 && rows <= ops::MATVEC_MAX_ROWS => {
+                let mut dims = xs.dims().to_vec();
+                let y = ops::linear_rows_group(&xs.reshape(((), in_dim))?, &ws)?;
+                if let Some(last) = dims.last_mut() {
+                    *last = y.dim(1)?;
+                }
+                y.reshape(dims)?
+            }
+            _ => return parts.iter().map(|l| l.forward(xs)).collect(),
+        };
+        let last = joined.rank() - 1;
+        let mut start = 0;
+        let mut outs = Vec::with_capacity(parts.len());
+        for l in parts {
+            let width = l.out_dim()?;
+            let y = joined.narrow(last, start, width)?;
+            start += width;
+            outs.push(l.add_bias(y)?);
+        }
+        Ok(outs)
+    }
+
+    /// Rows of the (out, in) matrix.
+    pub fn out_dim(&self) -> Result<usize> {
+        match &self.weight {
+            LinearWeight::Dense(w) => w.dim(0),
+            LinearWeight::BlockQuantized(m) => Ok(m.dims().0),
+            LinearWeight::Quantized(q) => match q {
+                QMatMul::QTensor(t) => t.shape().dims2().map(|d| d.0),
+                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dim(0),
+            },
+        }
+    }
+
+    fn add_bias(&self, y: Tensor) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) if b.dtype() == y.dtype() && matches!(y.dtype(), DType::F32 | DType::F64) => {
+                ops::add_bias(&y.contiguous()?, b)
+            }
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
     }
 
     /// Loads `weight` (and `bias` when `with_bias`) under `vb`.
@@ -115,7 +188,7 @@ impl Linear {
     pub fn weight(&self) -> Option<&Tensor> {
         match &self.weight {
             LinearWeight::Dense(w) => Some(w),
-            LinearWeight::Quantized(_) => None,
+            LinearWeight::BlockQuantized(_) | LinearWeight::Quantized(_) => None,
         }
     }
 }
@@ -123,6 +196,7 @@ impl Linear {
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let y = match &self.weight {
+            LinearWeight::BlockQuantized(m) => quantized_matmul(xs, &[m.as_ref()])?,
             LinearWeight::Quantized(q) => q.forward(xs)?,
             LinearWeight::Dense(w) => {
                 let dims = xs.dims().to_vec();
@@ -142,13 +216,7 @@ impl Module for Linear {
                 y.reshape(out_dims)?
             }
         };
-        match &self.bias {
-            Some(b) if b.dtype() == y.dtype() && matches!(y.dtype(), DType::F32 | DType::F64) => {
-                ops::add_bias(&y, b)
-            }
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        self.add_bias(y)
     }
 }
 
@@ -275,7 +343,7 @@ mod tests {
             Arc::new(QTensor::quantize(&w, GgmlDType::Q8_0)?),
         )]);
         let l = Linear::load(32, 32, true, vb.pp("proj"), Some(&q))?;
-        assert!(matches!(l.kind(), LinearWeight::Quantized(_)) && l.weight().is_none());
+        assert!(matches!(l.kind(), LinearWeight::BlockQuantized(_)) && l.weight().is_none());
         let y = l.forward(&Tensor::ones((1, 32), DType::F32, &dev)?)?;
         let y = y.to_vec2::<f32>()?;
         // Q8_0 also quantizes the activations: 31.996 for 32.
@@ -283,6 +351,42 @@ mod tests {
         // A quantized matrix of the wrong shape is refused with its name.
         let err = Linear::load(16, 32, true, vb.pp("proj"), Some(&q)).err();
         assert!(err.is_some_and(|e| e.to_string().contains("proj.weight: quantized shape")));
+        Ok(())
+    }
+
+    #[test]
+    fn fused_parts_give_each_parts_own_output() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = |rows: usize, seed: f64| {
+            Tensor::arange(0f32, (rows * 64) as f32, &dev)
+                .and_then(|t| (t * seed)?.sin()?.reshape((rows, 64)))
+        };
+        let x = w(2, 0.7)?.reshape((1, 2, 64))?;
+        let bias = Some(Tensor::new(&[1f32; 32], &dev)?);
+        let dense = [
+            Linear::from_weights(w(64, 0.1)?, None),
+            Linear::from_weights(w(32, 0.2)?, bias.clone()),
+        ];
+        let quant = [
+            Linear::from_quantized(
+                Arc::new(QTensor::quantize(&w(64, 0.1)?, GgmlDType::Q4_1)?),
+                None,
+            )?,
+            Linear::from_quantized(
+                Arc::new(QTensor::quantize(&w(32, 0.2)?, GgmlDType::Q8_0)?),
+                bias,
+            )?,
+        ];
+        for parts in [&dense, &quant] {
+            let refs: Vec<&Linear> = parts.iter().collect();
+            let fused = Linear::forward_fused(&refs, &x)?;
+            for (f, l) in fused.iter().zip(parts.iter()) {
+                let alone = l.forward(&x)?;
+                assert_eq!(f.dims(), alone.dims());
+                let gap = (f - &alone)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(gap < 1e-5, "fused vs alone: {gap}");
+            }
+        }
         Ok(())
     }
 }

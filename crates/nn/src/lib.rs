@@ -12,6 +12,7 @@ pub mod kv_cache;
 pub mod layers;
 pub mod mask;
 pub mod ops;
+pub mod quant;
 pub mod rotary;
 
 pub use attention::{scaled_dot_product_attention, AttentionParams};

@@ -155,9 +155,12 @@ impl Attention {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let hd = self.head_dim;
-        let q = self.q_proj.forward(x)?.reshape((b, t, self.n_heads, hd))?; // (B, T, nh, hd)
-        let k = self.k_proj.forward(x)?.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
-        let v = self.v_proj.forward(x)?.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
+        let qkv = Linear::forward_fused(&[&self.q_proj, &self.k_proj, &self.v_proj], x)?;
+        let [q, k, v] = <[Tensor; 3]>::try_from(qkv)
+            .map_err(|_| candle_core::Error::msg("q/k/v projection: expected 3 outputs"))?;
+        let q = q.reshape((b, t, self.n_heads, hd))?; // (B, T, nh, hd)
+        let k = k.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
+        let v = v.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
         let q = ops::rope(&q, rope.0, rope.1)?.transpose(1, 2)?; // (B, nh, T, hd)
         let k = ops::rope(&k, rope.0, rope.1)?
             .transpose(1, 2)?
@@ -196,7 +199,10 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let act = ops::silu_mul(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        let gate_up = Linear::forward_fused(&[&self.gate_proj, &self.up_proj], x)?;
+        let [gate, up] = <[Tensor; 2]>::try_from(gate_up)
+            .map_err(|_| candle_core::Error::msg("gate/up projection: expected 2 outputs"))?;
+        let act = ops::silu_mul(&gate, &up)?;
         self.down_proj.forward(&act)
     }
 }

@@ -1,0 +1,334 @@
+//! The block dot products: one weight row against one quantized activation row, for each
+//! format, in plain Rust and with AVX2 or AVX-512 VNNI integer dot products (picked at run time
+//! by [`Isa::detect`]). Written after llama.cpp's `ggml-cpu` `vec_dot_q8_0_q8_0` and
+//! `vec_dot_q4_1_q8_1`: Q8_0 uses `|w| . sign(x, w)` so the unsigned-by-signed instruction
+//! applies; Q4 nibbles are unsigned already.
+
+use super::{BlockFormat, BLOCK};
+use std::sync::OnceLock;
+
+/// One weight row: per block an f16 scale (and offset), and the quants.
+pub struct WeightRow<'a> {
+    pub quants: &'a [u8],
+    pub scales: &'a [u16],
+    pub offsets: &'a [u16],
+}
+
+/// One activation row: per block `d`, `d * sum(q)`, and 32 quants.
+pub struct ActRow<'a> {
+    pub quants: &'a [i8],
+    pub scales: &'a [f32],
+    pub scaled_sums: &'a [f32],
+}
+
+/// The instruction set the dot products run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512 VNNI `vpdpbusd` on 256-bit vectors (with AVX-512 VL).
+    Avx512Vnni,
+    /// AVX2 `vpmaddubsw` + `vpmaddwd`, FMA and F16C.
+    Avx2,
+    /// Plain Rust.
+    Generic,
+}
+
+impl Isa {
+    /// The best this CPU has, checked once. `TASKLM_ISA=avx2|generic` asks for a lesser one.
+    pub fn detect() -> Self {
+        static ISA: OnceLock<Isa> = OnceLock::new();
+        *ISA.get_or_init(|| {
+            let best = Self::supported().first().copied().unwrap_or(Isa::Generic);
+            match std::env::var("TASKLM_ISA").as_deref() {
+                Ok("generic") => Isa::Generic,
+                Ok("avx2") if Self::supported().contains(&Isa::Avx2) => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    /// Every instruction set this CPU can run, best first.
+    pub fn supported() -> Vec<Self> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+            if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni")
+            {
+                out.push(Isa::Avx512Vnni);
+            }
+            if avx2 {
+                out.push(Isa::Avx2);
+            }
+        }
+        out.push(Isa::Generic);
+        out
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512Vnni => "avx512-vnni",
+            Isa::Avx2 => "avx2",
+            Isa::Generic => "generic",
+        }
+    }
+
+    /// `sum_j w_j x_j` over the row, from the quantized forms.
+    #[inline]
+    pub fn dot(self, f: BlockFormat, w: &WeightRow, x: &ActRow) -> f32 {
+        let nb = blocks(f, w, x);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::supported` checked the features; `blocks` bounds every read.
+            Isa::Avx512Vnni => unsafe { x86::dot_vnni(f, w, x, nb) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { x86::dot_avx2(f, w, x, nb) },
+            _ => dot_generic(f, w, x, nb),
+        }
+    }
+}
+
+/// Blocks both rows hold in full: every kernel reads only these.
+fn blocks(f: BlockFormat, w: &WeightRow, x: &ActRow) -> usize {
+    let mut nb = w
+        .scales
+        .len()
+        .min(w.quants.len() / f.quant_bytes())
+        .min(x.scales.len())
+        .min(x.scaled_sums.len())
+        .min(x.quants.len() / BLOCK);
+    if f == BlockFormat::Q4_1 {
+        nb = nb.min(w.offsets.len());
+    }
+    nb
+}
+
+/// IEEE half to f32 (exact).
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let man = u32::from(h & 0x3ff);
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: normalise.
+            let shift = m.leading_zeros() - 21;
+            let m = (m << shift) & 0x3ff;
+            sign | ((127 - 15 + 1 - shift) << 23) | (m << 13)
+        }
+        (31, m) => sign | (0xff << 23) | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+fn dot_generic(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
+    let mut acc = 0f32;
+    for b in 0..nb {
+        let xq = &x.quants[b * BLOCK..(b + 1) * BLOCK];
+        let dw = f16_to_f32(w.scales[b]);
+        let isum: i32 = match f {
+            BlockFormat::Q8_0 => w.quants[b * 32..(b + 1) * 32]
+                .iter()
+                .zip(xq)
+                .map(|(&a, &c)| i32::from(a as i8) * i32::from(c))
+                .sum(),
+            BlockFormat::Q4_0 | BlockFormat::Q4_1 => {
+                let q = &w.quants[b * 16..(b + 1) * 16];
+                (0..16)
+                    .map(|i| {
+                        i32::from(q[i] & 15) * i32::from(xq[i])
+                            + i32::from(q[i] >> 4) * i32::from(xq[i + 16])
+                    })
+                    .sum()
+            }
+        };
+        acc += dw * x.scales[b] * isum as f32;
+        acc += match f {
+            BlockFormat::Q8_0 => 0.0,
+            BlockFormat::Q4_0 => -8.0 * dw * x.scaled_sums[b],
+            BlockFormat::Q4_1 => f16_to_f32(w.offsets[b]) * x.scaled_sums[b],
+        };
+    }
+    acc
+}
+
+/// Quantizes f32 blocks of 32 to 8 bits: `d = max|x| / 127`, `q = round(x / d)`.
+pub fn quantize_blocks(x: &[f32], scales: &mut [f32], scaled_sums: &mut [f32], quants: &mut [i8]) {
+    crate::ops::simd(|| {
+        for (b, blk) in x.chunks_exact(BLOCK).enumerate() {
+            let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut sum = 0i32;
+            for (q, &v) in quants[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(blk) {
+                let r = (v * id).round_ties_even() as i32;
+                *q = r as i8;
+                sum += r;
+            }
+            scales[b] = d;
+            scaled_sums[b] = d * sum as f32;
+        }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{ActRow, BlockFormat, WeightRow};
+    use std::arch::x86_64::*;
+
+    /// Blocks whose scales are converted together, on the stack.
+    const SEG: usize = 64;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+    }
+
+    /// f16 bits to f32, eight at a time (the tail one by one).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn halves(src: &[u16], dst: &mut [f32]) {
+        let n = src.len().min(dst.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n, in bounds of both slices.
+            unsafe {
+                let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
+                _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+            }
+            i += 8;
+        }
+        while i < n {
+            dst[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(src[i]))));
+            i += 1;
+        }
+    }
+
+    /// `sum a_i b_i` in eight lanes.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n, in bounds of both slices.
+            unsafe {
+                let (va, vb) = (
+                    _mm256_loadu_ps(a.as_ptr().add(i)),
+                    _mm256_loadu_ps(b.as_ptr().add(i)),
+                );
+                acc = _mm256_fmadd_ps(va, vb, acc);
+            }
+            i += 8;
+        }
+        let mut tail = 0.0;
+        while i < n {
+            tail += a[i] * b[i];
+            i += 1;
+        }
+        hsum(acc) + tail
+    }
+
+    /// 32 unsigned nibbles of a Q4 block: the low nibbles (elements 0..16), then the high ones.
+    ///
+    /// # Safety
+    /// `p` must point at 16 readable bytes.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        // SAFETY: the caller guarantees 16 bytes at `p`.
+        let raw = unsafe { _mm_loadu_si128(p.cast()) };
+        let m = _mm_set1_epi8(15);
+        let lo = _mm_and_si128(raw, m);
+        let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
+        _mm256_set_m128i(hi, lo)
+    }
+
+    /// The row loop for one instruction set, `$idot(u8 x32, i8 x32) -> i32 x8`. Per segment of
+    /// blocks: the weight scales converted and multiplied by the activation scales in vectors,
+    /// the Q4 offset terms as one vector dot product, then the integer dots into two
+    /// accumulators (even and odd blocks) so consecutive blocks do not wait on each other.
+    macro_rules! dot_body {
+        ($f:expr, $w:expr, $x:expr, $nb:expr, |$a:ident, $c:ident| $idot:expr) => {{
+            let (f, w, x, nb): (BlockFormat, &WeightRow, &ActRow, usize) = ($f, $w, $x, $nb);
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut off = 0f32;
+            let (wq, xq) = (w.quants.as_ptr(), x.quants.as_ptr());
+            let mut dw = [0f32; SEG];
+            let mut m = [0f32; SEG];
+            let mut seg = 0;
+            while seg < nb {
+                let len = SEG.min(nb - seg);
+                halves(&w.scales[seg..seg + len], &mut dw[..len]);
+                match f {
+                    BlockFormat::Q8_0 => {}
+                    BlockFormat::Q4_0 => {
+                        off -= 8.0 * dot_f32(&dw[..len], &x.scaled_sums[seg..seg + len])
+                    }
+                    BlockFormat::Q4_1 => {
+                        halves(&w.offsets[seg..seg + len], &mut m[..len]);
+                        off += dot_f32(&m[..len], &x.scaled_sums[seg..seg + len]);
+                    }
+                }
+                for (d, &s) in dw[..len].iter_mut().zip(&x.scales[seg..seg + len]) {
+                    *d *= s;
+                }
+                let block = |b: usize| -> __m256i {
+                    // SAFETY: b < nb, and `nb` blocks are in bounds of both rows (`blocks`).
+                    unsafe {
+                        let xv = _mm256_loadu_si256(xq.add(b * 32).cast());
+                        match f {
+                            BlockFormat::Q8_0 => {
+                                let wv = _mm256_loadu_si256(wq.add(b * 32).cast());
+                                let ($a, $c) = (_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+                                $idot
+                            }
+                            BlockFormat::Q4_0 | BlockFormat::Q4_1 => {
+                                let ($a, $c) = (nibbles(wq.add(b * 16)), xv);
+                                $idot
+                            }
+                        }
+                    }
+                };
+                let mut j = 0;
+                while j + 2 <= len {
+                    let (p0, p1) = (block(seg + j), block(seg + j + 1));
+                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[j]), _mm256_cvtepi32_ps(p0), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw[j + 1]), _mm256_cvtepi32_ps(p1), acc1);
+                    j += 2;
+                }
+                if j < len {
+                    let p0 = block(seg + j);
+                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[j]), _mm256_cvtepi32_ps(p0), acc0);
+                }
+                seg += len;
+            }
+            hsum(_mm256_add_ps(acc0, acc1)) + off
+        }};
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `nb` blocks must be in bounds of both rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_avx2(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
+        let ones = _mm256_set1_epi16(1);
+        dot_body!(f, w, x, nb, |a, c| _mm256_madd_epi16(
+            _mm256_maddubs_epi16(a, c),
+            ones
+        ))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA, F16C, AVX-512 VL and VNNI; `nb` blocks must be in bounds.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn dot_vnni(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
+        let zero = _mm256_setzero_si256();
+        dot_body!(f, w, x, nb, |a, c| _mm256_dpbusd_epi32(zero, a, c))
+    }
+}
