@@ -29,7 +29,7 @@ impl<'a, M: CausalLm + ?Sized> DecoderSteps<'a, M> {
 /// All rows share the cache's length; a shorter row is left-padded with zero keys that its mask
 /// marks 0. A row's next position is its count of real keys, so it does not depend on the
 /// other rows.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct DecoderBatch {
     cache: KvCache,
     key_mask: Vec<Vec<u8>>,

@@ -50,7 +50,7 @@ pub fn label_logprobs(
         let mut total = first[label[0] as usize];
         if label.len() > 1 {
             // Teacher-force the label's tokens but the last; each position scores the next.
-            let mut c = cache.clone();
+            let mut c = cache.try_clone()?;
             let rest = &label[..label.len() - 1];
             let key_mask = vec![vec![1u8; prompt.len() + rest.len()]];
             let step = DecoderInput::new(
@@ -118,7 +118,7 @@ pub fn label_logprobs_batch(
         let mut totals: Vec<f64> = first.iter().map(|row| row[label[0] as usize]).collect();
         if label.len() > 1 {
             let rest = &label[..label.len() - 1];
-            let mut c = cache.clone();
+            let mut c = cache.try_clone()?;
             let key_mask: Vec<Vec<u8>> = input
                 .key_mask
                 .iter()

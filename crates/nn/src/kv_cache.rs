@@ -6,19 +6,100 @@
 //! positions shared by all rows. Rows of different lengths are left-padded with zero keys and
 //! values; the caller's key mask marks those positions 0, so attention never sees them.
 
+//!
+//! Each layer's keys and values live in a buffer with room for more positions than are cached;
+//! a step writes its keys in place after the cached ones (no copy of the cache per token), and
+//! the buffer doubles when full. The attention reads a view of the cached positions.
+
 use candle_core::{Result, Tensor};
 
-/// Per-layer cache of keys and values, each (B, n_kv, S, hd).
-#[derive(Clone, Debug, Default)]
+/// Positions a fresh buffer holds beyond its first keys.
+const HEADROOM: usize = 64;
+
+/// One layer's keys and values: buffers (B, n_kv, capacity, hd), the first `len` positions
+/// cached.
+#[derive(Debug)]
+struct Layer {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl Layer {
+    /// A buffer holding `k` and `v` (B, n_kv, S, hd), with room for `extra` more positions.
+    fn holding(k: &Tensor, v: &Tensor, extra: usize) -> Result<Self> {
+        let s = k.dim(2)?;
+        let grow = |t: &Tensor| -> Result<Tensor> {
+            let (b, h, _, d) = t.dims4()?;
+            let buf = Tensor::zeros((b, h, s + extra, d), t.dtype(), t.device())?;
+            buf.slice_set(&t.contiguous()?, 2, 0)?;
+            Ok(buf)
+        };
+        Ok(Self {
+            k: grow(k)?,
+            v: grow(v)?,
+            len: s,
+        })
+    }
+
+    fn capacity(&self) -> usize {
+        self.k.dim(2).unwrap_or(0)
+    }
+
+    /// The cached positions, as views of the buffers.
+    fn view(&self) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.k.narrow(2, 0, self.len)?,
+            self.v.narrow(2, 0, self.len)?,
+        ))
+    }
+
+    /// Writes `k` and `v` (B, n_kv, T, hd) after the cached positions, growing the buffers
+    /// when they are full.
+    fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<()> {
+        let t = k.dim(2)?;
+        if self.len + t > self.capacity() {
+            let (pk, pv) = self.view()?;
+            let extra = (self.len + t).max(HEADROOM);
+            *self = Self::holding(&pk, &pv, extra)?;
+        }
+        self.k.slice_set(&k.contiguous()?, 2, self.len)?;
+        self.v.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len += t;
+        Ok(())
+    }
+}
+
+impl Layer {
+    /// A copy with buffers of its own: in-place writes to one never show in the other.
+    fn try_clone(&self) -> Result<Self> {
+        let (k, v) = self.view()?;
+        Self::holding(&k, &v, self.capacity() - self.len)
+    }
+}
+
+/// Per-layer cache of keys and values, each (B, n_kv, S, hd). Not `Clone`: a copy needs buffers
+/// of its own ([`KvCache::try_clone`]), since steps write into them in place.
+#[derive(Debug, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<Layer>>,
 }
 
 impl KvCache {
     pub fn new(n_layers: usize) -> Self {
         Self {
-            layers: vec![None; n_layers],
+            layers: (0..n_layers).map(|_| None).collect(),
         }
+    }
+
+    /// A copy with buffers of its own.
+    pub fn try_clone(&self) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.as_ref().map(Layer::try_clone).transpose())
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
     }
 
     /// Number of layers the cache was made for.
@@ -33,12 +114,7 @@ impl KvCache {
 
     /// Number of cached positions.
     pub fn seq_len(&self) -> usize {
-        self.layers
-            .iter()
-            .flatten()
-            .next()
-            .and_then(|(k, _)| k.dim(2).ok())
-            .unwrap_or(0)
+        self.layers.iter().flatten().next().map_or(0, |l| l.len)
     }
 
     /// Number of batch rows held (0 for an empty cache).
@@ -47,31 +123,40 @@ impl KvCache {
             .iter()
             .flatten()
             .next()
-            .and_then(|(k, _)| k.dim(0).ok())
+            .and_then(|l| l.k.dim(0).ok())
             .unwrap_or(0)
     }
 
-    /// Appends this step's keys and values to layer `i` and returns the full ones.
+    /// Appends this step's keys and values to layer `i` and returns the full ones (views of
+    /// the layer's buffers, valid until the next change to the cache).
     pub fn append(&mut self, i: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         if i >= self.layers.len() {
-            self.layers.resize(i + 1, None);
+            self.layers.resize_with(i + 1, || None);
         }
-        let kv = match &self.layers[i] {
-            None => (k.clone(), v.clone()),
-            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
-        };
-        self.layers[i] = Some(kv.clone());
-        Ok(kv)
+        match &mut self.layers[i] {
+            Some(layer) => layer.append(k, v)?,
+            slot @ None => *slot = Some(Layer::holding(k, v, HEADROOM)?),
+        }
+        match &self.layers[i] {
+            Some(layer) => layer.view(),
+            None => candle_core::bail!("kv cache: layer {i} was not filled"),
+        }
+    }
+
+    /// Applies `f` to every filled layer's cached keys and values, and keeps the results
+    /// (with fresh headroom).
+    fn rebuild(&mut self, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<()> {
+        for layer in self.layers.iter_mut().flatten() {
+            let (k, v) = layer.view()?;
+            *layer = Layer::holding(&f(&k)?, &f(&v)?, HEADROOM)?;
+        }
+        Ok(())
     }
 
     /// Keeps the batch rows listed in `rows` (u32, in that order): drops the rows not listed,
     /// reorders, and forks a row into several when its index repeats (beam search).
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.index_select(rows, 0)?;
-            *v = v.index_select(rows, 0)?;
-        }
-        Ok(())
+        self.rebuild(|t| t.contiguous()?.index_select(rows, 0))
     }
 
     /// [`KvCache::select_rows`] with the row indices as a slice; an index past the batch is an
@@ -81,11 +166,17 @@ impl KvCache {
         if let Some(&r) = rows.iter().find(|&&r| r >= b) {
             candle_core::bail!("kv cache: row {r} selected from a batch of {b} rows");
         }
-        let Some(device) = self.layers.iter().flatten().next().map(|(k, _)| k.device()) else {
+        let Some(device) = self
+            .layers
+            .iter()
+            .flatten()
+            .next()
+            .map(|l| l.k.device().clone())
+        else {
             return Ok(());
         };
         let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let idx = Tensor::from_vec(idx, rows.len(), device)?;
+        let idx = Tensor::from_vec(idx, rows.len(), &device)?;
         self.select_rows(&idx)
     }
 
@@ -95,11 +186,7 @@ impl KvCache {
         if n == 0 {
             return Ok(());
         }
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.pad_with_zeros(2, n, 0)?;
-            *v = v.pad_with_zeros(2, n, 0)?;
-        }
-        Ok(())
+        self.rebuild(|t| t.pad_with_zeros(2, n, 0))
     }
 
     /// Drops the first `n` cached positions of every layer (positions that every row has as
@@ -112,11 +199,7 @@ impl KvCache {
         if n == 0 {
             return Ok(());
         }
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.narrow(2, n, s - n)?.contiguous()?;
-            *v = v.narrow(2, n, s - n)?.contiguous()?;
-        }
-        Ok(())
+        self.rebuild(|t| t.narrow(2, n, s - n))
     }
 
     /// Appends `other`'s rows after this cache's rows. The shorter of the two is left-padded
@@ -127,7 +210,7 @@ impl KvCache {
             return Ok(());
         }
         if self.is_empty() {
-            *self = other.clone();
+            *self = other.try_clone()?;
             return Ok(());
         }
         if self.layers.len() != other.layers.len() {
@@ -138,14 +221,18 @@ impl KvCache {
             );
         }
         let s = self.seq_len().max(other.seq_len());
-        let mut other = other.clone();
+        let mut other = other.try_clone()?;
         self.left_pad(s - self.seq_len())?;
         other.left_pad(s - other.seq_len())?;
         for (i, (mine, theirs)) in self.layers.iter_mut().zip(other.layers).enumerate() {
             match (mine.as_mut(), theirs) {
-                (Some((k, v)), Some((ok, ov))) => {
-                    *k = Tensor::cat(&[&*k, &ok], 0)?;
-                    *v = Tensor::cat(&[&*v, &ov], 0)?;
+                (Some(m), Some(t)) => {
+                    let ((mk, mv), (tk, tv)) = (m.view()?, t.view()?);
+                    *m = Layer::holding(
+                        &Tensor::cat(&[&mk, &tk], 0)?,
+                        &Tensor::cat(&[&mv, &tv], 0)?,
+                        HEADROOM,
+                    )?;
                 }
                 (None, None) => {}
                 _ => candle_core::bail!("kv cache: layer {i} is filled on one side only"),
@@ -176,8 +263,9 @@ mod tests {
         a.append_rows(&b)?;
         assert_eq!((a.batch_size(), a.seq_len()), (3, 3));
         let (k, _) = a.layers[0]
-            .clone()
-            .ok_or_else(|| candle_core::Error::msg("layer"))?;
+            .as_ref()
+            .ok_or_else(|| candle_core::Error::msg("layer"))?
+            .view()?;
         let rows = k.squeeze(1)?.to_vec3::<f32>()?;
         assert_eq!(rows[0], ka.squeeze(1)?.to_vec3::<f32>()?[0]);
         assert_eq!(
@@ -188,8 +276,9 @@ mod tests {
 
         a.select(&[2, 2, 0])?;
         let (k, _) = a.layers[0]
-            .clone()
-            .ok_or_else(|| candle_core::Error::msg("layer"))?;
+            .as_ref()
+            .ok_or_else(|| candle_core::Error::msg("layer"))?
+            .view()?;
         let rows = k.squeeze(1)?.to_vec3::<f32>()?;
         assert_eq!(rows[0], rows[1]);
         assert_eq!(rows[2][0], vec![1.0, 2.0]);
