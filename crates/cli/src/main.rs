@@ -72,16 +72,22 @@ fn main() -> ExitCode {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         let _ = rayon_init(n);
     }
-    let result = match cli.command {
-        Command::Pull(a) => cmd::pull::run(a),
-        Command::List => cmd::pull::list(),
-        Command::Generate(a) => cmd::generate::run(a),
-        Command::Chat(a) => cmd::chat::run(a),
-        Command::Train(a) => cmd::train::run(*a),
-        Command::Eval(a) => cmd::eval::run(a),
-        Command::Predict(a) => cmd::predict::run(a),
-        Command::Bench(b) => cmd::bench::run(b),
-        Command::Quickstart => cmd::quickstart::run(),
+    // The command runs on a worker of the pool, not on the main thread: a parallel op then
+    // splits its work between the thread that calls it and the other workers, instead of the
+    // main thread handing every op to the pool and sleeping until it finishes (a wake-up per
+    // op, hundreds per decoded token).
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .stack_size(WORKER_STACK_BYTES)
+        .build();
+    let result = match pool {
+        Ok(pool) => pool.install(|| run(cli.command)),
+        Err(_) => run(cli.command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +98,24 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Stack of the worker the command runs on: the main thread's usual 8 MiB and then some, for
+/// deep template and JSON recursion.
+const WORKER_STACK_BYTES: usize = 16 << 20;
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Pull(a) => cmd::pull::run(a),
+        Command::List => cmd::pull::list(),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Chat(a) => cmd::chat::run(a),
+        Command::Train(a) => cmd::train::run(*a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
+        Command::Bench(b) => cmd::bench::run(b),
+        Command::Quickstart => cmd::quickstart::run(),
     }
 }
 

@@ -73,19 +73,31 @@ impl Isa {
         }
     }
 
-    /// `sum_j w_j x_j` over the row, from the quantized forms.
-    #[inline]
-    pub fn dot(self, f: BlockFormat, w: &WeightRow, x: &ActRow) -> f32 {
-        let nb = blocks(f, w, x);
+    /// `out[i] = w . xs[i]` for every activation row: the weight row's scales are converted
+    /// (and its nibbles read) once for all of them.
+    pub fn dot_rows(self, f: BlockFormat, w: &WeightRow, xs: &[ActRow], out: &mut [f32]) {
+        let nb = xs.iter().map(|x| blocks(f, w, x)).min().unwrap_or(0);
+        let n = xs.len().min(out.len());
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::supported` checked the features; `blocks` bounds every read.
-            Isa::Avx512Vnni => unsafe { x86::dot_vnni(f, w, x, nb) },
+            // SAFETY: `Isa::supported` checked the features; `nb` bounds every read.
+            Isa::Avx512Vnni => unsafe { x86::dot_rows_vnni(f, w, &xs[..n], nb, &mut out[..n]) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { x86::dot_avx2(f, w, x, nb) },
-            _ => dot_generic(f, w, x, nb),
+            Isa::Avx2 => unsafe { x86::dot_rows_avx2(f, w, &xs[..n], nb, &mut out[..n]) },
+            _ => {
+                for (o, x) in out.iter_mut().zip(xs) {
+                    *o = dot_generic(f, w, x, nb);
+                }
+            }
         }
+    }
+
+    /// `sum_j w_j x_j` over the row, from the quantized forms.
+    pub fn dot(self, f: BlockFormat, w: &WeightRow, x: &ActRow) -> f32 {
+        let mut out = [0f32];
+        self.dot_rows(f, w, std::slice::from_ref(x), &mut out);
+        out[0]
     }
 }
 
@@ -250,85 +262,123 @@ mod x86 {
         _mm256_set_m128i(hi, lo)
     }
 
-    /// The row loop for one instruction set, `$idot(u8 x32, i8 x32) -> i32 x8`. Per segment of
-    /// blocks: the weight scales converted and multiplied by the activation scales in vectors,
-    /// the Q4 offset terms as one vector dot product, then the integer dots into two
-    /// accumulators (even and odd blocks) so consecutive blocks do not wait on each other.
-    macro_rules! dot_body {
-        ($f:expr, $w:expr, $x:expr, $nb:expr, |$a:ident, $c:ident| $idot:expr) => {{
-            let (f, w, x, nb): (BlockFormat, &WeightRow, &ActRow, usize) = ($f, $w, $x, $nb);
-            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            let mut off = 0f32;
-            let (wq, xq) = (w.quants.as_ptr(), x.quants.as_ptr());
+    /// The block loop for one instruction set, `$idot(u8 x32, i8 x32) -> i32 x8`, for one
+    /// weight row and several activation rows. Per segment of blocks: the weight scales
+    /// converted in vectors and the Q4 nibbles widened, once; then for each activation row the
+    /// scales multiplied in vectors, the Q4 offset terms as one vector dot product, and the
+    /// integer dots into two accumulators (even and odd blocks) so consecutive blocks do not
+    /// wait on each other.
+    macro_rules! dot_rows_body {
+        ($f:expr, $w:expr, $xs:expr, $nb:expr, $out:expr, |$a:ident, $c:ident| $idot:expr) => {{
+            let (f, w, xs, nb, out): (BlockFormat, &WeightRow, &[ActRow], usize, &mut [f32]) =
+                ($f, $w, $xs, $nb, $out);
+            out.iter_mut().for_each(|o| *o = 0.0);
+            let wq = w.quants.as_ptr();
             let mut dw = [0f32; SEG];
             let mut m = [0f32; SEG];
+            let mut cs = [0f32; SEG];
+            // Q4 nibbles widened to bytes once per segment (32 per block).
+            let mut wide = [_mm256_setzero_si256(); SEG];
             let mut seg = 0;
             while seg < nb {
                 let len = SEG.min(nb - seg);
                 halves(&w.scales[seg..seg + len], &mut dw[..len]);
-                match f {
-                    BlockFormat::Q8_0 => {}
-                    BlockFormat::Q4_0 => {
-                        off -= 8.0 * dot_f32(&dw[..len], &x.scaled_sums[seg..seg + len])
-                    }
-                    BlockFormat::Q4_1 => {
-                        halves(&w.offsets[seg..seg + len], &mut m[..len]);
-                        off += dot_f32(&m[..len], &x.scaled_sums[seg..seg + len]);
-                    }
+                if f == BlockFormat::Q4_1 {
+                    halves(&w.offsets[seg..seg + len], &mut m[..len]);
                 }
-                for (d, &s) in dw[..len].iter_mut().zip(&x.scales[seg..seg + len]) {
-                    *d *= s;
+                for (j, v) in wide[..len].iter_mut().enumerate() {
+                    // SAFETY: seg + j < nb blocks, in bounds of the weight row (`blocks`).
+                    *v = unsafe {
+                        match f {
+                            BlockFormat::Q8_0 => _mm256_loadu_si256(wq.add((seg + j) * 32).cast()),
+                            _ => nibbles(wq.add((seg + j) * 16)),
+                        }
+                    };
                 }
-                let block = |b: usize| -> __m256i {
-                    // SAFETY: b < nb, and `nb` blocks are in bounds of both rows (`blocks`).
-                    unsafe {
-                        let xv = _mm256_loadu_si256(xq.add(b * 32).cast());
+                for (x, o) in xs.iter().zip(out.iter_mut()) {
+                    let xq = x.quants.as_ptr();
+                    let sums = &x.scaled_sums[seg..seg + len];
+                    let off = match f {
+                        BlockFormat::Q8_0 => 0.0,
+                        BlockFormat::Q4_0 => -8.0 * dot_f32(&dw[..len], sums),
+                        BlockFormat::Q4_1 => dot_f32(&m[..len], sums),
+                    };
+                    for ((c, &d), &s) in cs[..len]
+                        .iter_mut()
+                        .zip(&dw[..len])
+                        .zip(&x.scales[seg..seg + len])
+                    {
+                        *c = d * s;
+                    }
+                    let block = |j: usize| -> __m256i {
+                        // SAFETY: seg + j < nb blocks, in bounds of the activation row.
+                        let xv = unsafe { _mm256_loadu_si256(xq.add((seg + j) * 32).cast()) };
+                        let wv = wide[j];
                         match f {
                             BlockFormat::Q8_0 => {
-                                let wv = _mm256_loadu_si256(wq.add(b * 32).cast());
                                 let ($a, $c) = (_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
                                 $idot
                             }
-                            BlockFormat::Q4_0 | BlockFormat::Q4_1 => {
-                                let ($a, $c) = (nibbles(wq.add(b * 16)), xv);
+                            _ => {
+                                let ($a, $c) = (wv, xv);
                                 $idot
                             }
                         }
+                    };
+                    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+                    let mut j = 0;
+                    while j + 2 <= len {
+                        let (p0, p1) = (block(j), block(j + 1));
+                        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(cs[j]), _mm256_cvtepi32_ps(p0), acc0);
+                        acc1 = _mm256_fmadd_ps(
+                            _mm256_set1_ps(cs[j + 1]),
+                            _mm256_cvtepi32_ps(p1),
+                            acc1,
+                        );
+                        j += 2;
                     }
-                };
-                let mut j = 0;
-                while j + 2 <= len {
-                    let (p0, p1) = (block(seg + j), block(seg + j + 1));
-                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[j]), _mm256_cvtepi32_ps(p0), acc0);
-                    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dw[j + 1]), _mm256_cvtepi32_ps(p1), acc1);
-                    j += 2;
-                }
-                if j < len {
-                    let p0 = block(seg + j);
-                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw[j]), _mm256_cvtepi32_ps(p0), acc0);
+                    if j < len {
+                        acc0 = _mm256_fmadd_ps(
+                            _mm256_set1_ps(cs[j]),
+                            _mm256_cvtepi32_ps(block(j)),
+                            acc0,
+                        );
+                    }
+                    *o += hsum(_mm256_add_ps(acc0, acc1)) + off;
                 }
                 seg += len;
             }
-            hsum(_mm256_add_ps(acc0, acc1)) + off
         }};
     }
 
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `nb` blocks must be in bounds of both rows.
+    /// The CPU must have AVX2, FMA and F16C; `nb` blocks must be in bounds of every row.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_avx2(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
+    pub unsafe fn dot_rows_avx2(
+        f: BlockFormat,
+        w: &WeightRow,
+        xs: &[ActRow],
+        nb: usize,
+        out: &mut [f32],
+    ) {
         let ones = _mm256_set1_epi16(1);
-        dot_body!(f, w, x, nb, |a, c| _mm256_madd_epi16(
+        dot_rows_body!(f, w, xs, nb, out, |a, c| _mm256_madd_epi16(
             _mm256_maddubs_epi16(a, c),
             ones
         ))
     }
 
     /// # Safety
-    /// The CPU must have AVX2, FMA, F16C, AVX-512 VL and VNNI; `nb` blocks must be in bounds.
+    /// As [`dot_rows_avx2`], and the CPU must have AVX-512 VL and VNNI.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub unsafe fn dot_vnni(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
+    pub unsafe fn dot_rows_vnni(
+        f: BlockFormat,
+        w: &WeightRow,
+        xs: &[ActRow],
+        nb: usize,
+        out: &mut [f32],
+    ) {
         let zero = _mm256_setzero_si256();
-        dot_body!(f, w, x, nb, |a, c| _mm256_dpbusd_epi32(zero, a, c))
+        dot_rows_body!(f, w, xs, nb, out, |a, c| _mm256_dpbusd_epi32(zero, a, c))
     }
 }

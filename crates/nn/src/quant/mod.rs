@@ -260,11 +260,14 @@ pub fn matmul_rows(x: &[f32], k: usize, mats: &[&BlockQuantized]) -> Result<Vec<
         .par_iter()
         .map(|&(mi, start, end, _)| {
             let m = mats[mi];
-            let mut out = vec![0f32; n * (end - start)];
+            let len = end - start;
+            let rows: Vec<kernels::ActRow> = (0..n).map(|i| xq.row(i)).collect();
+            let mut col = vec![0f32; n];
+            let mut out = vec![0f32; n * len];
             for r in start..end {
-                let w = m.row(r);
-                for i in 0..n {
-                    out[i * (end - start) + r - start] = isa.dot(m.format, &w, &xq.row(i));
+                isa.dot_rows(m.format, &m.row(r), &rows, &mut col);
+                for (i, &v) in col.iter().enumerate() {
+                    out[i * len + r - start] = v;
                 }
             }
             out

@@ -48,6 +48,14 @@ fn every_instruction_set_gives_the_plain_dot_product() {
             for i in 0..3 {
                 let plain = Isa::Generic.dot(f, &m.row(r), &xq.row(i));
                 for isa in Isa::supported() {
+                    let rows: Vec<_> = (0..3).map(|i| xq.row(i)).collect();
+                    let mut all = [0f32; 3];
+                    isa.dot_rows(f, &m.row(r), &rows, &mut all);
+                    assert!(
+                        (all[i] - plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                        "{f:?} {isa:?} rows, row {r}: {} vs {plain}",
+                        all[i]
+                    );
                     let got = isa.dot(f, &m.row(r), &xq.row(i));
                     assert!(
                         (got - plain).abs() <= 1e-4 * plain.abs().max(1.0),
