@@ -18,7 +18,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-TARGETS=(gguf safetensors tokenizer_json chat_template jsonl tsv conll squad)
+TARGETS=(gguf gguf_tokenizer safetensors tokenizer_json chat_template jsonl tsv conll squad)
 models=${TASKLM_HOME:-$HOME/.cache/tasklm}
 data=${TASKLM_DATA:-$root/../shared/data}
 timeout=${FUZZ_TIMEOUT:-25}
@@ -36,7 +36,7 @@ usage() {
 # Largest input per target: big enough for the seeds that matter, small enough to stay fast.
 max_len() {
     case $1 in
-        gguf) echo 262144 ;;
+        gguf | gguf_tokenizer) echo 65536 ;;
         safetensors | tokenizer_json) echo 131072 ;;
         squad) echo 65536 ;;
         *) echo 16384 ;;
@@ -82,11 +82,12 @@ prepare() {
     mkdir -p "$dir" "fuzz/artifacts/$t"
     add "$dir" fuzz/seeds/"$t"/*
     case $t in
-        gguf)
+        gguf | gguf_tokenizer)
+            add "$dir" fuzz/seeds/gguf/*
             local n=0
             while IFS= read -r f; do
                 n=$((n + 1))
-                add_head "$dir" "$f" 262144 "cached_head_$n.gguf"
+                add_head "$dir" "$f" 65536 "cached_head_$n.gguf"
             done < <(find "$models" -name '*.gguf' 2>/dev/null | sort | head -n 4)
             ;;
         safetensors)

@@ -4,6 +4,9 @@
 //! prompt, and derives the training loss mask with a small byte-level tokenizer.
 #![no_main]
 
+#[path = "common/caught_panics.rs"]
+mod caught_panics;
+
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use tasklm_text::{render_for_training, ChatMessage, ChatTemplate, GgufVocab, TextTokenizer};
@@ -56,25 +59,8 @@ fn messages(text: &str) -> Vec<ChatMessage> {
         .collect()
 }
 
-/// Panics inside minijinja are caught by `ChatTemplate::render` and returned as errors; only
-/// those are let through here: any other panic still reaches libFuzzer's hook and aborts.
-fn let_caught_engine_panics_through() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        let abort = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_engine = info
-                .location()
-                .is_some_and(|l| l.file().contains("/minijinja-"));
-            if !in_engine {
-                abort(info);
-            }
-        }));
-    });
-}
-
 fuzz_target!(|data: &[u8]| {
-    let_caught_engine_panics_through();
+    caught_panics::let_through_panics_in(&["/minijinja-"]);
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -3,6 +3,9 @@
 //! tokenizer then encodes, decodes and spells a few texts.
 #![no_main]
 
+#[path = "common/caught_panics.rs"]
+mod caught_panics;
+
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use tasklm_text::{TextTokenizer, TokenizerFiles};
@@ -14,25 +17,8 @@ const TEXTS: [&str; 4] = [
     "",
 ];
 
-/// Panics inside the tokenizers crate are caught by tasklm's own entry points and returned as errors;
-/// only those are let through here: any other panic still reaches libFuzzer's hook and aborts.
-fn let_caught_dependency_panics_through() {
-    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let abort = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let caught = info
-                .location()
-                .is_some_and(|l| ["/tokenizers-"].iter().any(|c| l.file().contains(c)));
-            if !caught {
-                abort(info);
-            }
-        }));
-    });
-}
-
 fuzz_target!(|data: &[u8]| {
-    let_caught_dependency_panics_through();
+    caught_panics::let_through_panics_in(&["/tokenizers-"]);
     let mut parts = data.splitn(3, |&b| b == 0);
     let json = parts.next().unwrap_or_default();
     let config = parts.next().and_then(|p| std::str::from_utf8(p).ok());

@@ -269,7 +269,10 @@ mod x86 {
     /// integer dots into two accumulators (even and odd blocks) so consecutive blocks do not
     /// wait on each other.
     macro_rules! dot_rows_body {
-        ($f:expr, $w:expr, $xs:expr, $nb:expr, $out:expr, |$a:ident, $c:ident| $idot:expr) => {{
+        ($f:expr, $w:expr, $xs:expr, $nb:expr, $out:expr, $q8_biased:expr, |$a:ident, $c:ident| $idot:expr) => {{
+            // With `$q8_biased` (an instruction without i16 saturation), Q8_0 weights enter as
+            // unsigned `q + 128`, one instruction per pair; else as `|q|` against `sign(x, q)`.
+            let biased: bool = $q8_biased;
             let (f, w, xs, nb, out): (BlockFormat, &WeightRow, &[ActRow], usize, &mut [f32]) =
                 ($f, $w, $xs, $nb, $out);
             out.iter_mut().for_each(|o| *o = 0.0);
@@ -290,6 +293,11 @@ mod x86 {
                     // SAFETY: seg + j < nb blocks, in bounds of the weight row (`blocks`).
                     *v = unsafe {
                         match f {
+                            // q + 128 as unsigned bytes: the offset is taken back below.
+                            BlockFormat::Q8_0 if biased => _mm256_xor_si256(
+                                _mm256_loadu_si256(wq.add((seg + j) * 32).cast()),
+                                _mm256_set1_epi8(-128),
+                            ),
                             BlockFormat::Q8_0 => _mm256_loadu_si256(wq.add((seg + j) * 32).cast()),
                             _ => nibbles(wq.add((seg + j) * 16)),
                         }
@@ -298,7 +306,10 @@ mod x86 {
                 for (x, o) in xs.iter().zip(out.iter_mut()) {
                     let xq = x.quants.as_ptr();
                     let sums = &x.scaled_sums[seg..seg + len];
+                    // The weights went in with an offset (128 for Q8_0's bytes, 8 for Q4_0's
+                    // nibbles): `d_w d_x sum((q_w + o) q_x) - o d_w (d_x sum q_x)`.
                     let off = match f {
+                        BlockFormat::Q8_0 if biased => -128.0 * dot_f32(&dw[..len], sums),
                         BlockFormat::Q8_0 => 0.0,
                         BlockFormat::Q4_0 => -8.0 * dot_f32(&dw[..len], sums),
                         BlockFormat::Q4_1 => dot_f32(&m[..len], sums),
@@ -313,17 +324,14 @@ mod x86 {
                     let block = |j: usize| -> __m256i {
                         // SAFETY: seg + j < nb blocks, in bounds of the activation row.
                         let xv = unsafe { _mm256_loadu_si256(xq.add((seg + j) * 32).cast()) };
-                        let wv = wide[j];
-                        match f {
-                            BlockFormat::Q8_0 => {
-                                let ($a, $c) = (_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
-                                $idot
+                        let ($a, $c) = match f {
+                            BlockFormat::Q8_0 if !biased => {
+                                let wv = wide[j];
+                                (_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
                             }
-                            _ => {
-                                let ($a, $c) = (wv, xv);
-                                $idot
-                            }
-                        }
+                            _ => (wide[j], xv),
+                        };
+                        $idot
                     };
                     let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
                     let mut j = 0;
@@ -362,7 +370,7 @@ mod x86 {
         out: &mut [f32],
     ) {
         let ones = _mm256_set1_epi16(1);
-        dot_rows_body!(f, w, xs, nb, out, |a, c| _mm256_madd_epi16(
+        dot_rows_body!(f, w, xs, nb, out, false, |a, c| _mm256_madd_epi16(
             _mm256_maddubs_epi16(a, c),
             ones
         ))
@@ -379,6 +387,8 @@ mod x86 {
         out: &mut [f32],
     ) {
         let zero = _mm256_setzero_si256();
-        dot_rows_body!(f, w, xs, nb, out, |a, c| _mm256_dpbusd_epi32(zero, a, c))
+        dot_rows_body!(f, w, xs, nb, out, true, |a, c| _mm256_dpbusd_epi32(
+            zero, a, c
+        ))
     }
 }
