@@ -161,6 +161,48 @@ pub fn to_storage<T: WithDType>(v: Vec<T>) -> CpuStorage {
     T::to_cpu_storage_owned(v)
 }
 
+/// Output rows of one matrix that one parallel task computes (the row products below).
+const ROWS_PER_TASK: usize = 64;
+
+/// The products of `n` input rows with several matrices of `outs[m]` rows each, side by side:
+/// (n, sum outs), row-major. Every matrix's rows are cut into tasks of [`ROWS_PER_TASK`], all
+/// shared out over the threads in one parallel pass; `block(m, rows, out)` fills `out`
+/// (n, rows.len()) with the inputs' products with those rows of matrix `m`.
+pub(crate) fn side_by_side_rows(
+    n: usize,
+    outs: &[usize],
+    block: impl Fn(usize, std::ops::Range<usize>, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let total: usize = outs.iter().sum();
+    // (matrix, its rows, column of the output) for each task.
+    let mut tasks = Vec::new();
+    let mut col = 0;
+    for (m, &out) in outs.iter().enumerate() {
+        for start in (0..out).step_by(ROWS_PER_TASK) {
+            tasks.push((m, start..(start + ROWS_PER_TASK).min(out), col + start));
+        }
+        col += out;
+    }
+    let blocks: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|(m, rows, _)| {
+            let mut out = vec![0f32; n * rows.len()];
+            block(*m, rows.clone(), &mut out);
+            out
+        })
+        .collect();
+    let mut y = vec![0f32; n * total];
+    for ((_, rows, col), block) in tasks.iter().zip(&blocks) {
+        let len = rows.len();
+        for i in 0..n {
+            y[i * total + col..i * total + col + len]
+                .copy_from_slice(&block[i * len..(i + 1) * len]);
+        }
+    }
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use super::exp_f32;

@@ -3,9 +3,8 @@
 //! matrix on every call, which for one row costs as much as the product itself. With a
 //! backward pass, so it is safe on any path.
 
-use super::kernel::contiguous_slice;
+use super::kernel::{contiguous_slice, side_by_side_rows};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Storage, Tensor};
-use rayon::prelude::*;
 
 /// Rows of `x` up to which [`linear_rows`] beats gemm.
 pub const MATVEC_MAX_ROWS: usize = 64;
@@ -81,9 +80,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     dot_generic(a, b)
 }
-
-/// Output rows of one matrix that one parallel task computes.
-const ROWS_PER_TASK: usize = 64;
 
 /// `out[i * len + j] = x_i . w_j` for `x` (n, k) and `w` (len, k), both row-major.
 ///
@@ -177,34 +173,9 @@ fn rows_product(x: &[f32], k: usize, mats: &[&[f32]]) -> Vec<f32> {
         .iter()
         .map(|w| w.len().checked_div(k).unwrap_or(0))
         .collect();
-    let total: usize = outs.iter().sum();
-    let mut tasks = Vec::new();
-    let mut col = 0;
-    for (mi, &out) in outs.iter().enumerate() {
-        for start in (0..out).step_by(ROWS_PER_TASK) {
-            tasks.push((mi, start, (start + ROWS_PER_TASK).min(out), col + start));
-        }
-        col += out;
-    }
-    let blocks: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|&(mi, start, end, _)| {
-            let w = mats[mi];
-            let len = end - start;
-            let mut out = vec![0f32; n * len];
-            block_product(x, n, k, &w[start * k..end * k], &mut out);
-            out
-        })
-        .collect();
-    let mut y = vec![0f32; n * total];
-    for (&(_, start, end, col), block) in tasks.iter().zip(&blocks) {
-        let len = end - start;
-        for i in 0..n {
-            y[i * total + col..i * total + col + len]
-                .copy_from_slice(&block[i * len..(i + 1) * len]);
-        }
-    }
-    y
+    side_by_side_rows(n, &outs, |m, rows, out| {
+        block_product(x, n, k, &mats[m][rows.start * k..rows.end * k], out)
+    })
 }
 
 impl CustomOp2 for MatVec {

@@ -20,7 +20,7 @@ pub use bias::add_bias;
 pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
 pub use dropout_mask::dropout_mask;
 pub use gelu::gelu_erf;
-pub(crate) use kernel::{contiguous_slice, simd};
+pub(crate) use kernel::{contiguous_slice, side_by_side_rows, simd};
 pub use layer_norm::layer_norm;
 pub use matvec::{linear_rows, linear_rows_group, MATVEC_MAX_ROWS};
 pub use rms_norm::rms_norm;

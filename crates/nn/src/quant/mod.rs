@@ -12,7 +12,6 @@ mod kernels;
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 pub use kernels::Isa;
 
@@ -229,9 +228,6 @@ impl QuantizedRows {
     }
 }
 
-/// Output rows of one matrix that one parallel task computes.
-const ROWS_PER_TASK: usize = 64;
-
 /// `x [W_0; W_1; ...]^T` for f32 rows `x` (n, k) and matrices all of `k` columns: returns the
 /// (n, sum of rows) products side by side, row-major.
 pub fn matmul_rows(x: &[f32], k: usize, mats: &[&BlockQuantized]) -> Result<Vec<f32>> {
@@ -244,43 +240,19 @@ pub fn matmul_rows(x: &[f32], k: usize, mats: &[&BlockQuantized]) -> Result<Vec<
     }
     let xq = QuantizedRows::new(x, k)?;
     let n = xq.rows();
-    let total: usize = mats.iter().map(|m| m.rows).sum();
-    // (matrix, first row, last row, column of the output) for each task.
-    let mut tasks = Vec::new();
-    let mut col = 0;
-    for (mi, m) in mats.iter().enumerate() {
-        for start in (0..m.rows).step_by(ROWS_PER_TASK) {
-            let end = (start + ROWS_PER_TASK).min(m.rows);
-            tasks.push((mi, start, end, col + start));
-        }
-        col += m.rows;
-    }
+    let outs: Vec<usize> = mats.iter().map(|m| m.rows).collect();
     let isa = Isa::detect();
-    let blocks: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|&(mi, start, end, _)| {
-            let m = mats[mi];
-            let len = end - start;
-            let rows: Vec<kernels::ActRow> = (0..n).map(|i| xq.row(i)).collect();
-            let mut col = vec![0f32; n];
-            let mut out = vec![0f32; n * len];
-            for r in start..end {
-                isa.dot_rows(m.format, &m.row(r), &rows, &mut col);
-                for (i, &v) in col.iter().enumerate() {
-                    out[i * len + r - start] = v;
-                }
+    let rows: Vec<kernels::ActRow> = (0..n).map(|i| xq.row(i)).collect();
+    let y = crate::ops::side_by_side_rows(n, &outs, |mi, range, out| {
+        let (m, len) = (mats[mi], range.len());
+        let mut col = vec![0f32; n];
+        for (j, r) in range.enumerate() {
+            isa.dot_rows(m.format, &m.row(r), &rows, &mut col);
+            for (i, &v) in col.iter().enumerate() {
+                out[i * len + j] = v;
             }
-            out
-        })
-        .collect();
-    let mut y = vec![0f32; n * total];
-    for (&(_, start, end, col), block) in tasks.iter().zip(&blocks) {
-        let len = end - start;
-        for i in 0..n {
-            y[i * total + col..i * total + col + len]
-                .copy_from_slice(&block[i * len..(i + 1) * len]);
         }
-    }
+    });
     Ok(y)
 }
 
