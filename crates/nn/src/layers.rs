@@ -25,8 +25,8 @@ pub type QuantizedWeights = HashMap<String, Arc<QTensor>>;
 ///   quantized matrices are found today; the base keeps its own name, so saving the adapter
 ///   alone (PEFT's `base_model.model.{name}.lora_A.weight`) or merged stays a rename.
 /// - A fused projection (q/k/v or gate/up as one matmul) is [`Linear::forward_fused`] over the
-///   parts, each still loaded and saved under its own name: for few rows (decoding) with
-///   block-quantized weights, or dense weights that track no gradient, the parts run as one
+///   parts, each still loaded and saved under its own name: with block-quantized weights, or
+///   with few rows (decoding) of dense weights that track no gradient, the parts run as one
 ///   product (the input read and quantized once, one parallel pass over all their rows);
 ///   otherwise part by part, so training and every other path keep their gradients.
 ///
