@@ -38,6 +38,8 @@ enum Command {
     Eval(cmd::eval::EvalCmd),
     /// Answer JSONL records with a trained model (classify, nli): one JSON line each.
     Predict(cmd::predict::PredictCmd),
+    /// Serve models over HTTP: OpenAI-compatible endpoints and task endpoints.
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Measure speed, side by side with a peer.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -85,9 +87,12 @@ fn main() -> ExitCode {
         .num_threads(threads)
         .stack_size(WORKER_STACK_BYTES)
         .build();
-    let result = match pool {
-        Ok(pool) => pool.install(|| run(cli.command)),
-        Err(_) => run(cli.command),
+    let result = match (pool, cli.command) {
+        // The server's HTTP threads must not hold a worker of the pool: its engines hand their
+        // tensor math to the pool instead.
+        (pool, Command::Serve(a)) => cmd::serve::run(*a, pool.ok().map(std::sync::Arc::new)),
+        (Ok(pool), command) => pool.install(|| run(command)),
+        (Err(_), command) => run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,6 +121,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Predict(a) => cmd::predict::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Quickstart => cmd::quickstart::run(),
+        Command::Serve(a) => cmd::serve::run(*a, None),
     }
 }
 

@@ -3,11 +3,9 @@
 //! batch.
 
 use crate::decoder_steps::DecoderSteps;
-use crate::processors::{pick, pipeline, LogitsProcessor};
-use crate::steps::{log_sum_exp, RowBatch, RowInput, StepModel};
-use crate::{GenerateError, IncrementalDecoder, Result, SamplingParams, StopChecker};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use crate::row_sampler::RowSampler;
+use crate::steps::{RowBatch, RowInput, StepModel};
+use crate::{GenerateError, Result, SamplingParams};
 use serde::Serialize;
 use tasklm_models::CausalLm;
 use tasklm_text::TextTokenizer;
@@ -62,95 +60,6 @@ pub struct Timing {
     pub decode: std::time::Duration,
 }
 
-struct Row {
-    rng: StdRng,
-    decoder: IncrementalDecoder,
-    stop: StopChecker,
-    history: Vec<u32>,
-    generated: Vec<u32>,
-    logprobs: Vec<TokenLogprob>,
-    limit: usize,
-    finish: Option<FinishReason>,
-}
-
-/// What one row's sampling needs besides its own state.
-struct Sampler<'a> {
-    tok: &'a TextTokenizer,
-    params: &'a SamplingParams,
-    processors: Vec<Box<dyn LogitsProcessor + Send + Sync>>,
-    want_logprobs: bool,
-}
-
-impl Row {
-    /// Picks this row's next token from its raw logits, records it, streams the text that became
-    /// final to `on_text(index, ..)`, and sets `finish` when the row ends.
-    fn accept(
-        &mut self,
-        raw: &[f32],
-        s: &Sampler,
-        index: usize,
-        on_text: &mut dyn FnMut(usize, &str),
-    ) -> Result<u32> {
-        let mut l = raw.to_vec();
-        for p in &s.processors {
-            p.process(&mut l, &self.history);
-        }
-        let id = pick(&l, s.params.temperature, self.rng.random::<f32>());
-        if s.want_logprobs {
-            self.logprobs
-                .push(logprob_entry(raw, id, s.params.top_logprobs, s.tok));
-        }
-        self.generated.push(id);
-        self.history.push(id);
-        if s.tok.is_eos(id) && !s.params.ignore_eos {
-            self.finish = Some(FinishReason::Stop);
-        } else if let Some(delta) = self.decoder.push(s.tok, id)? {
-            let out = self.stop.push(&delta);
-            if !out.is_empty() {
-                on_text(index, &out);
-            }
-            if self.stop.stopped() {
-                self.finish = Some(FinishReason::Stop);
-            }
-        }
-        if self.finish.is_none() && self.generated.len() >= self.limit {
-            self.finish = Some(FinishReason::Length);
-        }
-        if self.finish.is_some() && !self.stop.stopped() {
-            let rest = self.stop.flush();
-            if !rest.is_empty() {
-                on_text(index, &rest);
-            }
-        }
-        Ok(id)
-    }
-}
-
-fn logprob_entry(raw: &[f32], id: u32, top_n: usize, tok: &TextTokenizer) -> TokenLogprob {
-    let lse = log_sum_exp(raw);
-    let entry = |i: u32| TopLogprob {
-        token: tok.decode(&[i], false).unwrap_or_default(),
-        id: i,
-        logprob: raw[i as usize] - lse,
-        bytes: tok.token_bytes(i),
-    };
-    let mut order: Vec<u32> = (0..raw.len() as u32).collect();
-    let n = top_n.min(order.len());
-    if n > 0 {
-        order.select_nth_unstable_by(n - 1, |&a, &b| raw[b as usize].total_cmp(&raw[a as usize]));
-        order.truncate(n);
-        order.sort_by(|&a, &b| raw[b as usize].total_cmp(&raw[a as usize]));
-    }
-    let me = entry(id);
-    TokenLogprob {
-        token: me.token,
-        id,
-        logprob: me.logprob,
-        bytes: me.bytes,
-        top_logprobs: order.iter().take(n).map(|&i| entry(i)).collect(),
-    }
-}
-
 /// Generates a continuation for each prompt (token ids) of a decoder. `on_text(row, delta)`
 /// receives each row's text as soon as it is final (UTF-8 complete, not part of a stop string).
 ///
@@ -196,34 +105,22 @@ pub fn sample<M: StepModel + ?Sized>(
             });
         }
     }
-    let sampler = Sampler {
-        tok,
-        params,
-        processors: pipeline(params),
-        want_logprobs: params.logprobs || params.top_logprobs > 0,
-    };
-    let mut rows: Vec<Row> = prompts
+    let mut rows: Vec<RowSampler> = prompts
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let limit = params.max_new_tokens.min(model.max_new_tokens(p.ids.len()));
-            Row {
-                rng: StdRng::seed_from_u64(params.seed.wrapping_add(i as u64)),
-                decoder: IncrementalDecoder::new(),
-                stop: StopChecker::new(&params.stop),
-                history: p.ids.clone(),
-                generated: Vec::new(),
-                logprobs: Vec::new(),
-                limit,
-                finish: (limit == 0).then_some(FinishReason::Length),
-            }
+            let row_params = SamplingParams {
+                seed: params.seed.wrapping_add(i as u64),
+                ..params.clone()
+            };
+            RowSampler::new(row_params, &p.ids, model.max_new_tokens(p.ids.len()))
         })
         .collect();
 
     let mut timing = Timing::default();
     // Batch index -> row, for the rows still generating.
     let mut live: Vec<usize> = (0..prompts.len())
-        .filter(|&i| rows[i].finish.is_none())
+        .filter(|&i| !rows[i].is_finished())
         .collect();
     if !live.is_empty() {
         let inputs: Vec<RowInput> = live.iter().map(|&i| prompts[i].clone()).collect();
@@ -236,10 +133,14 @@ pub fn sample<M: StepModel + ?Sized>(
             let all = logits.to_vec2::<f32>()?;
             let mut next = Vec::with_capacity(live.len());
             for (bi, &ri) in live.iter().enumerate() {
-                next.push(rows[ri].accept(&all[bi], &sampler, ri, on_text)?);
+                let a = rows[ri].accept(&all[bi], tok)?;
+                if !a.text.is_empty() {
+                    on_text(ri, &a.text);
+                }
+                next.push(a.id);
             }
             let keep: Vec<usize> = (0..live.len())
-                .filter(|&bi| rows[live[bi]].finish.is_none())
+                .filter(|&bi| !rows[live[bi]].is_finished())
                 .collect();
             if keep.is_empty() {
                 break;
@@ -254,15 +155,15 @@ pub fn sample<M: StepModel + ?Sized>(
         }
         timing.decode = decode_start.elapsed();
     }
+    let want_logprobs = params.logprobs || params.top_logprobs > 0;
     Ok(rows
         .into_iter()
-        .zip(prompts)
-        .map(|(r, p)| Generation {
-            text: r.stop.text().to_string(),
-            token_ids: r.generated,
-            finish_reason: r.finish.unwrap_or(FinishReason::Length),
-            prompt_tokens: p.ids.len(),
-            logprobs: sampler.want_logprobs.then_some(r.logprobs),
+        .map(|r| Generation {
+            text: r.text().to_string(),
+            token_ids: r.generated().to_vec(),
+            finish_reason: r.finish_reason().unwrap_or(FinishReason::Length),
+            prompt_tokens: r.prompt_tokens(),
+            logprobs: want_logprobs.then(|| r.logprobs().to_vec()),
             timing,
         })
         .collect())

@@ -18,6 +18,7 @@ mod generator;
 pub mod label_scoring;
 mod params;
 pub mod processors;
+mod row_sampler;
 pub mod steps;
 mod stop;
 
@@ -27,5 +28,6 @@ pub use error::{GenerateError, Result};
 pub use generator::{generate, sample, FinishReason, Generation, Timing, TokenLogprob, TopLogprob};
 pub use label_scoring::{label_logprobs, label_logprobs_batch, label_probabilities, LabelNorm};
 pub use params::SamplingParams;
+pub use row_sampler::{Accepted, RowSampler};
 pub use steps::{log_softmax_rows, RowBatch, RowInput, StepModel};
 pub use stop::StopChecker;

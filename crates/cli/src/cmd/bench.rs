@@ -17,6 +17,9 @@ pub enum BenchCommand {
     Train(super::bench_train::BenchTrainArgs),
     /// Encoder classification: training tokens/s and inference sentences/s on a fixed batch.
     Encoder(super::bench_encoder::BenchEncoderArgs),
+    /// Load on a running server: requests/s, output tokens/s, time to first token and
+    /// inter-token latency at each concurrency level.
+    Serve(super::bench_serve::BenchServeArgs),
     /// Internal: measures one configuration in this process and prints a JSON line (`bench
     /// generate --peer llama.cpp` runs one per configuration, so peak RSS is its own).
     #[command(hide = true)]
@@ -165,6 +168,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Generate(a) => a,
         BenchCommand::Train(a) => return super::bench_train::run(a),
         BenchCommand::Encoder(a) => return super::bench_encoder::run(a),
+        BenchCommand::Serve(a) => return super::bench_serve::run(a),
         BenchCommand::GenerateOne(a) => return generate_one(a),
     };
     if a.runs == 0 || a.new_tokens < 2 || a.prompt_tokens == 0 {

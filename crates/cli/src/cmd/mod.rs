@@ -1,6 +1,7 @@
 pub mod bench;
 pub mod bench_encoder;
 pub mod bench_llama;
+pub mod bench_serve;
 pub mod bench_table;
 pub mod bench_train;
 pub mod chat;
@@ -9,4 +10,5 @@ pub mod generate;
 pub mod predict;
 pub mod pull;
 pub mod quickstart;
+pub mod serve;
 pub mod train;
