@@ -15,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -43,6 +44,9 @@ def start(args):
     if port is None:
         proc.kill()
         sys.exit("tasklm serve did not say where it listens")
+    # Keep reading the server's messages so that its stderr pipe never fills.
+    threading.Thread(target=lambda: [sys.stderr.write("  server: " + l) for l in proc.stderr],
+                     daemon=True).start()
     base = f"http://127.0.0.1:{port}"
     while time.time() < deadline:
         try:

@@ -276,8 +276,27 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Response {
-    axum::Json(crate::openapi::document()).into_response()
+async fn openapi(State(app): State<Arc<AppState>>) -> Response {
+    let models = app.models().unwrap_or(&[]);
+    let named = |f: fn(&ServedModel) -> bool| -> Vec<String> {
+        models
+            .iter()
+            .filter(|m| f(m))
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    let mut tasks: Vec<String> = models
+        .iter()
+        .filter_map(|m| m.task.as_ref().map(|t| t.task.to_string()))
+        .collect();
+    tasks.dedup();
+    let doc = crate::openapi::document(
+        &named(|m| m.generator.is_some()),
+        &named(|m| m.embedder.is_some()),
+        &tasks,
+        app.limits.max_tokens,
+    );
+    axum::Json(doc).into_response()
 }
 
 async fn not_found() -> Response {

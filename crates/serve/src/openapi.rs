@@ -24,11 +24,11 @@ fn post(summary: &str, schema: &str) -> Value {
     }})
 }
 
-fn sampling_properties() -> Value {
+fn sampling_properties(model: &Value, max_tokens: usize) -> Value {
     json!({
-        "model": {"type": "string"},
-        "max_tokens": {"type": "integer", "minimum": 1},
-        "max_completion_tokens": {"type": "integer", "minimum": 1},
+        "model": model,
+        "max_tokens": {"type": "integer", "minimum": 1, "maximum": max_tokens},
+        "max_completion_tokens": {"type": "integer", "minimum": 1, "maximum": max_tokens},
         "temperature": {"type": "number", "minimum": 0, "maximum": 2},
         "top_p": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1},
         "top_k": {"type": "integer", "minimum": -1},
@@ -55,13 +55,27 @@ fn with(mut base: Value, extra: Value) -> Value {
     base
 }
 
-/// The document.
-pub fn document() -> Value {
+/// The document; `models` are the names requests may give (each endpoint's own), `tasks` the
+/// task names the task endpoint answers, `max_tokens` the server's cap.
+pub fn document(
+    generators: &[String],
+    embedders: &[String],
+    tasks: &[String],
+    max_tokens: usize,
+) -> Value {
+    let names = |n: &[String]| {
+        if n.is_empty() {
+            json!({"type": "string"})
+        } else {
+            json!({"type": "string", "enum": n})
+        }
+    };
+    let (gen_model, emb_model) = (names(generators), names(embedders));
     let mut get_responses = error_responses();
     get_responses["200"] = ok("The answer");
     let get = |summary: &str| json!({"get": {"summary": summary, "responses": get_responses}});
     let chat = with(
-        sampling_properties(),
+        sampling_properties(&gen_model, max_tokens),
         json!({
             "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"}},
             "logprobs": {"type": "boolean"},
@@ -69,7 +83,7 @@ pub fn document() -> Value {
         }),
     );
     let completion = with(
-        sampling_properties(),
+        sampling_properties(&gen_model, max_tokens),
         json!({
             "prompt": {"oneOf": [
                 {"type": "string"},
@@ -88,7 +102,7 @@ pub fn document() -> Value {
         "TaskRequest",
     );
     task_path["post"]["parameters"] =
-        json!([{"name": "task", "in": "path", "required": true, "schema": {"type": "string"}}]);
+        json!([{"name": "task", "in": "path", "required": true, "schema": names(tasks)}]);
     json!({
         "openapi": "3.0.3",
         "info": {"title": "tasklm serve", "version": env!("CARGO_PKG_VERSION"),
@@ -118,7 +132,7 @@ pub fn document() -> Value {
             "ChatRequest": {"type": "object", "required": ["messages"], "properties": chat},
             "CompletionRequest": {"type": "object", "required": ["prompt"], "properties": completion},
             "EmbeddingRequest": {"type": "object", "required": ["input"], "properties": {
-                "model": {"type": "string"},
+                "model": emb_model,
                 "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
                 "encoding_format": {"type": "string", "enum": ["float", "base64"]},
                 "dimensions": {"type": "integer", "minimum": 1},

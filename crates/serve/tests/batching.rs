@@ -35,8 +35,11 @@ fn ids_of(mut rx: UnboundedReceiver<(usize, Event)>, n: usize) -> Vec<Vec<u32>> 
     out
 }
 
-fn engine(max_batch: usize, max_queue: usize) -> (Engine, Arc<tasklm_serve::metrics::Metrics>) {
-    let decoder = tasklm_hub::load_decoder(&fixture("tiny_decoder"), false).unwrap();
+fn engine_for(
+    decoder: tasklm_hub::LoadedDecoder,
+    max_batch: usize,
+    max_queue: usize,
+) -> (Engine, Arc<tasklm_serve::metrics::Metrics>) {
     let metrics = Arc::new(tasklm_serve::metrics::Metrics::default());
     let e = Engine::start(
         Arc::new(decoder),
@@ -51,6 +54,46 @@ fn engine(max_batch: usize, max_queue: usize) -> (Engine, Arc<tasklm_serve::metr
     (e, metrics)
 }
 
+fn engine(max_batch: usize, max_queue: usize) -> (Engine, Arc<tasklm_serve::metrics::Metrics>) {
+    let decoder = tasklm_hub::load_decoder(&fixture("tiny_decoder"), false).unwrap();
+    engine_for(decoder, max_batch, max_queue)
+}
+
+/// Each prompt decoded alone, then the first two started together and the others joining them
+/// mid-decode: the same greedy ids.
+fn alone_equals_joined(e: &Engine, prompts: &[Vec<u32>], tokens: usize) {
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            let (jobs, rx) = Job::choices(p, &greedy(tokens), 1);
+            e.submit(jobs).unwrap();
+            ids_of(rx, 1).remove(0)
+        })
+        .collect();
+    let (first, mut rx_a) = Job::batch(&prompts[..2], &greedy(tokens), 1);
+    e.submit(first).unwrap();
+    let mut early = vec![Vec::new(); 2];
+    let mut seen = 0;
+    while seen < 4 {
+        if let (i, Event::Token(a)) = rx_a.blocking_recv().unwrap() {
+            early[i].push(a.id);
+            seen += 1;
+        }
+    }
+    let (second, rx_b) = Job::batch(&prompts[2..], &greedy(tokens), 1);
+    e.submit(second).unwrap();
+    let rest_a = ids_of(rx_a, 2);
+    let joined = ids_of(rx_b, prompts.len() - 2);
+    for i in 0..2 {
+        let mut all = early[i].clone();
+        all.extend(&rest_a[i]);
+        assert_eq!(all, alone[i], "row {i} started in the batch");
+    }
+    for (i, j) in joined.iter().enumerate() {
+        assert_eq!(j, &alone[i + 2], "row {} joined mid-decode", i + 2);
+    }
+}
+
 #[test]
 fn greedy_output_is_the_same_alone_and_joining_a_running_batch() {
     let (e, _) = engine(8, 16);
@@ -60,36 +103,27 @@ fn greedy_output_is_the_same_alone_and_joining_a_running_batch() {
         vec![20],
         vec![30, 31, 32, 33],
     ];
-    let alone: Vec<Vec<u32>> = prompts
+    alone_equals_joined(&e, &prompts, 24);
+}
+
+#[test]
+fn smollm2_greedy_output_is_the_same_alone_and_in_a_batch() {
+    let Some(path) = tasklm_hub::testing::catalog_model("smollm2-135m-instruct").unwrap() else {
+        return;
+    };
+    let decoder = tasklm_hub::load_decoder(path.to_str().unwrap(), false).unwrap();
+    let texts = [
+        "The capital of France is",
+        "def fibonacci(n):",
+        "Once upon a time, in a small village by the sea, there lived",
+        "1, 2, 3, 4,",
+    ];
+    let prompts: Vec<Vec<u32>> = texts
         .iter()
-        .map(|p| {
-            let (jobs, rx) = Job::choices(p, &greedy(24), 1);
-            e.submit(jobs).unwrap();
-            ids_of(rx, 1).remove(0)
-        })
+        .map(|t| decoder.tokenizer.encode(t, false).unwrap())
         .collect();
-    // Two rows start; once they are decoding, two more join the running batch.
-    let (first, rx_a) = Job::batch(&prompts[..2], &greedy(24), 1);
-    e.submit(first).unwrap();
-    let mut rx_a = rx_a;
-    let mut early = vec![Vec::new(); 2];
-    let mut seen = 0;
-    while seen < 4 {
-        if let (i, Event::Token(a)) = rx_a.blocking_recv().unwrap() {
-            early[i].push(a.id);
-            seen += 1;
-        }
-    }
-    let (second, rx_b) = Job::batch(&prompts[2..], &greedy(24), 1);
-    e.submit(second).unwrap();
-    let rest_a = ids_of(rx_a, 2);
-    let joined = ids_of(rx_b, 2);
-    for i in 0..2 {
-        let mut all = early[i].clone();
-        all.extend(&rest_a[i]);
-        assert_eq!(all, alone[i], "row {i} started in the batch");
-        assert_eq!(joined[i], alone[i + 2], "row {} joined mid-decode", i + 2);
-    }
+    let (e, _) = engine_for(decoder, 8, 16);
+    alone_equals_joined(&e, &prompts, 12);
 }
 
 #[test]
