@@ -42,6 +42,9 @@ pub struct LoadReport {
     pub ttft_p99_ms: f64,
     pub itl_p50_ms: f64,
     pub itl_p99_ms: f64,
+    /// `GET /health` answered during the load (one probe every 100 ms): slowest, in ms.
+    pub health_max_ms: f64,
+    pub health_probes: usize,
 }
 
 #[derive(Default)]
@@ -133,6 +136,23 @@ async fn one_request(
     Ok((status, first, gaps, tokens))
 }
 
+/// The time `GET /health` takes on a fresh connection.
+async fn probe_health(addr: &str) -> Option<Duration> {
+    let started = Instant::now();
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let req = Request::get("/health")
+        .header("host", addr)
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let resp = sender.send_request(req).await.ok()?;
+    let _ = resp.into_body().collect().await.ok()?;
+    Some(started.elapsed())
+}
+
 /// Runs one load and measures it.
 pub async fn run(spec: LoadSpec) -> LoadReport {
     let next = Arc::new(AtomicUsize::new(0));
@@ -164,10 +184,26 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
             }
         }));
     }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let (done, addr) = (done.clone(), spec.addr.clone());
+        tokio::spawn(async move {
+            let mut times = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                if let Some(t) = probe_health(&addr).await {
+                    times.push(t);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            times
+        })
+    };
     for w in workers {
         let _ = w.await;
     }
     let wall = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let health = prober.await.unwrap_or_default();
     let mut s = samples.lock().unwrap_or_else(|p| p.into_inner());
     let s = &mut *s;
     LoadReport {
@@ -183,5 +219,7 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
         ttft_p99_ms: percentile(&mut s.ttft, 0.99),
         itl_p50_ms: percentile(&mut s.itl, 0.5),
         itl_p99_ms: percentile(&mut s.itl, 0.99),
+        health_max_ms: health.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        health_probes: health.len(),
     }
 }

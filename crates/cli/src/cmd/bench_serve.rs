@@ -41,7 +41,7 @@ pub struct BenchServeArgs {
 fn print_row(r: &LoadReport) {
     let errors: Vec<String> = r.errors.iter().map(|(s, n)| format!("{s}: {n}")).collect();
     println!(
-        "{:>6} {:>8} {:>5} {:>8.2} {:>10.1} {:>9.0} {:>9.0} {:>8.1} {:>8.1}  {}",
+        "{:>6} {:>8} {:>5} {:>8.2} {:>10.1} {:>9.0} {:>9.0} {:>8.1} {:>8.1} {:>10.1}  {}",
         r.concurrency,
         r.requests,
         r.ok,
@@ -51,6 +51,7 @@ fn print_row(r: &LoadReport) {
         r.ttft_p99_ms,
         r.itl_p50_ms,
         r.itl_p99_ms,
+        r.health_max_ms,
         if errors.is_empty() {
             "none".to_string()
         } else {
@@ -100,7 +101,10 @@ pub fn run(a: BenchServeArgs) -> Result<()> {
         print_row(&r);
         rows.push(r);
     }
-    println!("(latencies in ms; ttft: time to first token; itl: between streamed chunks)");
+    println!(
+        "(latencies in ms; ttft: time to first token; itl: between streamed chunks; health max: \
+         the slowest GET /health, probed every 100 ms during the load)"
+    );
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&rows)?)
             .with_context(|| format!("--json {}", p.display()))?;
