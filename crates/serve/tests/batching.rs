@@ -200,3 +200,26 @@ async fn a_full_queue_is_a_429_at_once() {
             .unwrap();
     assert_eq!((a[0].len(), b[0].len()), (8, 8));
 }
+
+#[test]
+fn a_row_may_join_a_batch_whose_cache_outgrows_the_context() {
+    // The tiny decoder's context is 512: a long-running row's cache plus a long new prompt pass
+    // it, while each row's own positions stay inside.
+    let (e, _) = engine(4, 4);
+    let long_prompt: Vec<u32> = (0..300).map(|i| 3 + (i * 7) % 90).collect();
+    let (jobs, rx) = Job::choices(&long_prompt, &greedy(100), 1);
+    e.submit(jobs).unwrap();
+    let alone = ids_of(rx, 1).remove(0);
+    let (jobs, mut rx_a) = Job::choices(&[5, 6, 7], &greedy(480), 1);
+    e.submit(jobs).unwrap();
+    let mut seen = 0;
+    while seen < 300 {
+        if let (_, Event::Token(_)) = rx_a.blocking_recv().unwrap() {
+            seen += 1;
+        }
+    }
+    let (jobs, rx_b) = Job::choices(&long_prompt, &greedy(100), 1);
+    e.submit(jobs).unwrap();
+    assert_eq!(ids_of(rx_b, 1).remove(0), alone);
+    assert_eq!(ids_of(rx_a, 1)[0].len(), 480 - 300);
+}
