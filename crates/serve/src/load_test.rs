@@ -42,6 +42,8 @@ pub struct LoadReport {
     pub ttft_p99_ms: f64,
     pub itl_p50_ms: f64,
     pub itl_p99_ms: f64,
+    /// The slowest refused request (any status but 200), in ms: how fast a 429 comes.
+    pub refused_max_ms: f64,
     /// `GET /health` answered during the load (one probe every 100 ms): slowest, in ms.
     pub health_max_ms: f64,
     pub health_probes: usize,
@@ -54,6 +56,7 @@ struct Samples {
     tokens: usize,
     ok: usize,
     errors: BTreeMap<u16, usize>,
+    refused: Vec<Duration>,
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> f64 {
@@ -102,7 +105,7 @@ async fn one_request(
     let mut body = resp.into_body();
     let (mut first, mut last) = (None, None::<Instant>);
     let mut gaps = Vec::new();
-    let mut tokens = 0;
+    let (mut tokens, mut chunks) = (None, 0);
     let mut pending = String::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| e.to_string())?;
@@ -120,10 +123,11 @@ async fn one_request(
             }
             let v: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
             if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
-                tokens = n as usize;
+                tokens = Some(n as usize);
             }
             let content = v["choices"][0]["delta"]["content"].as_str().unwrap_or("");
             if !content.is_empty() {
+                chunks += 1;
                 let now = Instant::now();
                 match last {
                     None => first = Some(now - started),
@@ -133,7 +137,8 @@ async fn one_request(
             }
         }
     }
-    Ok((status, first, gaps, tokens))
+    // Servers that send no usage chunk stream one token per chunk.
+    Ok((status, first, gaps, tokens.unwrap_or(chunks)))
 }
 
 /// The time `GET /health` takes on a fresh connection.
@@ -169,7 +174,9 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
                     break;
                 }
                 let prompt = &spec.prompts[i % spec.prompts.len().max(1)];
+                let sent = Instant::now();
                 let r = one_request(&spec, prompt).await;
+                let took = sent.elapsed();
                 let mut s = samples.lock().unwrap_or_else(|p| p.into_inner());
                 match r {
                     Ok((200, first, gaps, tokens)) => {
@@ -178,7 +185,10 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
                         s.ttft.extend(first);
                         s.itl.extend(gaps);
                     }
-                    Ok((status, ..)) => *s.errors.entry(status).or_insert(0) += 1,
+                    Ok((status, ..)) => {
+                        *s.errors.entry(status).or_insert(0) += 1;
+                        s.refused.push(took);
+                    }
                     Err(_) => *s.errors.entry(0).or_insert(0) += 1,
                 }
             }
@@ -219,6 +229,11 @@ pub async fn run(spec: LoadSpec) -> LoadReport {
         ttft_p99_ms: percentile(&mut s.ttft, 0.99),
         itl_p50_ms: percentile(&mut s.itl, 0.5),
         itl_p99_ms: percentile(&mut s.itl, 0.99),
+        refused_max_ms: s
+            .refused
+            .iter()
+            .max()
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3),
         health_max_ms: health.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1e3),
         health_probes: health.len(),
     }

@@ -60,4 +60,5 @@ async fn refusals_are_counted_by_status() {
     let r = load_test::run(s).await;
     assert_eq!(r.ok, 0);
     assert_eq!(r.errors.get(&404), Some(&6), "{r:?}");
+    assert!(r.refused_max_ms > 0.0 && r.refused_max_ms < 1000.0, "{r:?}");
 }

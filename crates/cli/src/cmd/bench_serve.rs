@@ -39,7 +39,10 @@ pub struct BenchServeArgs {
 }
 
 fn print_row(r: &LoadReport) {
-    let errors: Vec<String> = r.errors.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    let mut errors: Vec<String> = r.errors.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    if !errors.is_empty() {
+        errors.push(format!("slowest {:.1} ms", r.refused_max_ms));
+    }
     println!(
         "{:>6} {:>8} {:>5} {:>8.2} {:>10.1} {:>9.0} {:>9.0} {:>8.1} {:>8.1} {:>10.1}  {}",
         r.concurrency,

@@ -83,38 +83,39 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// `out[i * len + j] = x_i . w_j` for `x` (n, k) and `w` (len, k), both row-major.
 ///
-/// With AVX-512, tiles of 4 weight rows by 6 input rows keep 24 sums in registers, so each
-/// loaded vector feeds 4 or 6 multiply-adds instead of one; the rest one dot at a time.
+/// With AVX-512, tiles of 4 weight rows by 6 input rows keep 24 sums in registers, and with
+/// AVX2 tiles of 4 by 3 keep 12 (all 16 registers with the loaded vectors), so each loaded
+/// vector feeds several multiply-adds instead of one; the rest one dot at a time.
 fn block_product(x: &[f32], n: usize, k: usize, w: &[f32], out: &mut [f32]) {
     let len = w.len().checked_div(k).unwrap_or(0);
     let mut j0 = 0;
     #[cfg(target_arch = "x86_64")]
-    if n >= 2 && std::is_x86_feature_detected!("avx512f") {
-        while j0 + TILE_W <= len {
-            let mut i0 = 0;
-            while i0 < n {
-                let rows = TILE_X.min(n - i0);
-                let xs = &x[i0 * k..(i0 + rows) * k];
-                let ws = &w[j0 * k..(j0 + TILE_W) * k];
+    if n >= 2 {
+        if std::is_x86_feature_detected!("avx512f") {
+            j0 = tiled(x, n, k, w, out, TILE_X, |rows, xs, ws| {
                 // SAFETY: the CPU has AVX-512F; `xs` holds `rows` rows and `ws` 4 rows of k.
-                let t = unsafe {
+                unsafe {
                     match rows {
-                        6 => tile_avx512::<6>(xs, ws, k).map(|r| r.to_vec()),
-                        5 => tile_avx512::<5>(xs, ws, k).map(|r| r.to_vec()),
-                        4 => tile_avx512::<4>(xs, ws, k).map(|r| r.to_vec()),
-                        3 => tile_avx512::<3>(xs, ws, k).map(|r| r.to_vec()),
-                        2 => tile_avx512::<2>(xs, ws, k).map(|r| r.to_vec()),
-                        _ => tile_avx512::<1>(xs, ws, k).map(|r| r.to_vec()),
-                    }
-                };
-                for (dj, col) in t.iter().enumerate() {
-                    for (di, &v) in col.iter().enumerate() {
-                        out[(i0 + di) * len + j0 + dj] = v;
+                        6 => pad(tile_avx512::<6>(xs, ws, k)),
+                        5 => pad(tile_avx512::<5>(xs, ws, k)),
+                        4 => pad(tile_avx512::<4>(xs, ws, k)),
+                        3 => pad(tile_avx512::<3>(xs, ws, k)),
+                        2 => pad(tile_avx512::<2>(xs, ws, k)),
+                        _ => pad(tile_avx512::<1>(xs, ws, k)),
                     }
                 }
-                i0 += rows;
-            }
-            j0 += TILE_W;
+            });
+        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            j0 = tiled(x, n, k, w, out, TILE_X_AVX2, |rows, xs, ws| {
+                // SAFETY: the CPU has AVX2 and FMA; `xs` holds `rows` rows and `ws` 4 of k.
+                unsafe {
+                    match rows {
+                        3 => pad(tile_avx2::<3>(xs, ws, k)),
+                        2 => pad(tile_avx2::<2>(xs, ws, k)),
+                        _ => pad(tile_avx2::<1>(xs, ws, k)),
+                    }
+                }
+            });
         }
     }
     // Weight rows the tiles did not cover.
@@ -126,9 +127,51 @@ fn block_product(x: &[f32], n: usize, k: usize, w: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Weight rows and input rows of one register tile.
+/// Covers the weight rows of `w` in groups of [`TILE_W`], each against the rows of `x` in groups
+/// of up to `tx`, with `tile(rows, xs, ws)`; returns the first weight row not covered.
+fn tiled(
+    x: &[f32],
+    n: usize,
+    k: usize,
+    w: &[f32],
+    out: &mut [f32],
+    tx: usize,
+    tile: impl Fn(usize, &[f32], &[f32]) -> [[f32; TILE_X]; TILE_W],
+) -> usize {
+    let len = w.len().checked_div(k).unwrap_or(0);
+    let mut j0 = 0;
+    while j0 + TILE_W <= len {
+        let ws = &w[j0 * k..(j0 + TILE_W) * k];
+        let mut i0 = 0;
+        while i0 < n {
+            let rows = tx.min(n - i0);
+            let t = tile(rows, &x[i0 * k..(i0 + rows) * k], ws);
+            for (dj, col) in t.iter().enumerate() {
+                for (di, &v) in col[..rows].iter().enumerate() {
+                    out[(i0 + di) * len + j0 + dj] = v;
+                }
+            }
+            i0 += rows;
+        }
+        j0 += TILE_W;
+    }
+    j0
+}
+
+/// A tile of `TX` input rows in the widest tile's array.
+#[inline(always)]
+fn pad<const TX: usize>(t: [[f32; TX]; TILE_W]) -> [[f32; TILE_X]; TILE_W] {
+    let mut out = [[0f32; TILE_X]; TILE_W];
+    for (o, r) in out.iter_mut().zip(&t) {
+        o[..TX].copy_from_slice(r);
+    }
+    out
+}
+
+/// Weight rows and input rows of one register tile (AVX-512; AVX2 takes fewer input rows).
 const TILE_W: usize = 4;
 const TILE_X: usize = 6;
+const TILE_X_AVX2: usize = 3;
 
 /// A 4 x `TX` tile: `t[dj][di] = w_{dj} . x_{di}`.
 ///
@@ -159,6 +202,53 @@ unsafe fn tile_avx512<const TX: usize>(x: &[f32], w: &[f32], k: usize) -> [[f32;
         for di in 0..TX {
             let tail: f32 = (c..k).map(|cc| x[di * k + cc] * w[dj * k + cc]).sum();
             t[dj][di] = _mm512_reduce_add_ps(acc[dj][di]) + tail;
+        }
+    }
+    t
+}
+
+/// The sum of a vector's eight lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn sum_avx2(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+}
+
+/// [`tile_avx512`] with 8-lane vectors: 4 x `TX` sums, `TX` <= 3 so that the 12 sums, `TX`
+/// input vectors and one weight vector fit the 16 registers.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `x` holds `TX` rows of `k` and `w` 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2<const TX: usize>(x: &[f32], w: &[f32], k: usize) -> [[f32; TX]; TILE_W] {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); TX]; TILE_W];
+    let (px, pw) = (x.as_ptr(), w.as_ptr());
+    let mut c = 0;
+    while c + 8 <= k {
+        // SAFETY: c + 8 <= k, within every row the caller guarantees.
+        let xv: [__m256; TX] =
+            std::array::from_fn(|di| unsafe { _mm256_loadu_ps(px.add(di * k + c)) });
+        for (dj, row) in acc.iter_mut().enumerate() {
+            // SAFETY: as above.
+            let wv = unsafe { _mm256_loadu_ps(pw.add(dj * k + c)) };
+            for (a, &xv) in row.iter_mut().zip(&xv) {
+                *a = _mm256_fmadd_ps(wv, xv, *a);
+            }
+        }
+        c += 8;
+    }
+    let mut t = [[0f32; TX]; TILE_W];
+    for dj in 0..TILE_W {
+        for di in 0..TX {
+            let tail: f32 = (c..k).map(|cc| x[di * k + cc] * w[dj * k + cc]).sum();
+            // SAFETY: the CPU has AVX2 (this function's own requirement).
+            t[dj][di] = unsafe { sum_avx2(acc[dj][di]) } + tail;
         }
     }
     t
@@ -297,6 +387,34 @@ mod tests {
                 (f64::from(dot(&a, &b)) - want).abs() < tol,
                 "dispatched {n}"
             );
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_tiles_give_every_dot_product() {
+        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        // 7 input rows (two tiles of 3 and one left), 8 weight rows, 29 columns (a tail of 5).
+        let (n, len, k) = (7, 8, 29);
+        let x: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.29).sin()).collect();
+        let w: Vec<f32> = (0..len * k).map(|i| (i as f32 * 0.13).cos()).collect();
+        let mut out = vec![0f32; n * len];
+        let covered = tiled(&x, n, k, &w, &mut out, TILE_X_AVX2, |rows, xs, ws| unsafe {
+            match rows {
+                3 => pad(tile_avx2::<3>(xs, ws, k)),
+                2 => pad(tile_avx2::<2>(xs, ws, k)),
+                _ => pad(tile_avx2::<1>(xs, ws, k)),
+            }
+        });
+        assert_eq!(covered, len);
+        for i in 0..n {
+            for j in 0..len {
+                let want = dot_generic(&x[i * k..(i + 1) * k], &w[j * k..(j + 1) * k]);
+                let got = out[i * len + j];
+                assert!((got - want).abs() < 1e-4, "({i}, {j}): {got} vs {want}");
+            }
         }
     }
 
