@@ -97,23 +97,10 @@ fn json_in(body: &str) -> Value {
     serde_json::from_str(&body[start..=end]).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-const REVIEWS: [(&str, &str); 8] = [
-    ("a wonderful, moving film", "1"),
-    ("a dull and boring movie", "0"),
-    ("the best movie in years, truly great", "1"),
-    ("terrible acting and a bad script", "0"),
-    ("i loved every minute of it", "1"),
-    ("an awful mess, i hated it", "0"),
-    ("a charming and funny ride", "1"),
-    ("a tedious, lifeless film", "0"),
-];
-
 #[test]
 fn a_trained_classifier_answers_its_task_endpoint() {
     let d = scratch("serve-classify");
-    let tsv: String = std::iter::once("sentence\tlabel\n".to_string())
-        .chain(REVIEWS.iter().map(|(t, l)| format!("{t}\t{l}\n")))
-        .collect();
+    let tsv = reviews_tsv();
     let data = write(&d, "train.tsv", &tsv);
     let out = train(
         "classify",

@@ -164,17 +164,6 @@ fn chat_trains_on_assistant_turns_and_answers_as_json() {
     assert!(r["dropped_exchanges"].is_u64() && r["seed"].is_u64(), "{r}");
 }
 
-const REVIEWS: [(&str, &str); 8] = [
-    ("a wonderful, moving film", "1"),
-    ("a dull and boring movie", "0"),
-    ("the best movie in years, truly great", "1"),
-    ("terrible acting and a bad script", "0"),
-    ("i loved every minute of it", "1"),
-    ("an awful mess, i hated it", "0"),
-    ("a charming and funny ride", "1"),
-    ("a tedious, lifeless film", "0"),
-];
-
 fn check_label_predictions(preds: &[Value], labels: &[&str]) {
     for p in preds {
         let l = string(&p["label"], "label");
@@ -189,9 +178,7 @@ fn check_label_predictions(preds: &[Value], labels: &[&str]) {
 #[test]
 fn classify_with_the_encoder_head_and_with_decoder_label_words() {
     let d = scratch("classify");
-    let tsv: String = std::iter::once("sentence\tlabel\n".to_string())
-        .chain(REVIEWS.iter().map(|(t, l)| format!("{t}\t{l}\n")))
-        .collect();
+    let tsv = reviews_tsv();
     let data_tsv = write(&d, "train.tsv", &tsv);
     let data_jsonl = write(
         &d,

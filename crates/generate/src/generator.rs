@@ -155,7 +155,6 @@ pub fn sample<M: StepModel + ?Sized>(
         }
         timing.decode = decode_start.elapsed();
     }
-    let want_logprobs = params.logprobs || params.top_logprobs > 0;
     Ok(rows
         .into_iter()
         .map(|r| Generation {
@@ -163,7 +162,7 @@ pub fn sample<M: StepModel + ?Sized>(
             token_ids: r.generated().to_vec(),
             finish_reason: r.finish_reason().unwrap_or(FinishReason::Length),
             prompt_tokens: r.prompt_tokens(),
-            logprobs: want_logprobs.then(|| r.logprobs().to_vec()),
+            logprobs: r.wants_logprobs().then(|| r.logprobs().to_vec()),
             timing,
         })
         .collect())

@@ -131,7 +131,6 @@ impl Embedder {
             return Err(EmbedError::Invalid("not an encoder".into()));
         };
         let pad = self.checkpoint.tokenizer.pad_id();
-        let mut out = Vec::with_capacity(inputs.len());
         let mut tokens = 0;
         // Batches of similar length waste less on padding: sort by length, answer in order.
         let mut order: Vec<usize> = (0..inputs.len()).collect();
@@ -162,9 +161,10 @@ impl Embedder {
                 vectors[i] = Some(v);
             }
         }
-        for v in vectors {
-            out.push(v.ok_or_else(|| EmbedError::Invalid("an input got no vector".into()))?);
-        }
+        let out = vectors
+            .into_iter()
+            .map(|v| v.ok_or_else(|| EmbedError::Invalid("an input got no vector".into())))
+            .collect::<Result<_, _>>()?;
         Ok((out, tokens))
     }
 }

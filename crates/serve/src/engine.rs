@@ -58,7 +58,7 @@ impl Job {
         params: &SamplingParams,
         n: usize,
     ) -> (Vec<Self>, UnboundedReceiver<(usize, Event)>) {
-        Self::batch(std::slice::from_ref(&prompt.to_vec()), params, n)
+        Self::batch(&[prompt.to_vec()], params, n)
     }
 
     /// `n` choices for each prompt: choice `p * n + j` continues prompt `p`, seeded with
@@ -97,6 +97,16 @@ pub struct EngineOptions {
     pub max_batch: usize,
     /// Requests waiting for a row; past it, submissions get 429 at once.
     pub max_queue: usize,
+}
+
+impl Default for EngineOptions {
+    /// `tasklm serve`'s defaults.
+    fn default() -> Self {
+        Self {
+            max_batch: 32,
+            max_queue: 256,
+        }
+    }
 }
 
 struct Queue {
@@ -215,6 +225,7 @@ struct Row {
     arrived: Instant,
     last_token: Option<Instant>,
     last_id: u32,
+    failed: bool,
 }
 
 impl Row {
@@ -226,6 +237,7 @@ impl Row {
             arrived: job.arrived,
             last_token: None,
             last_id: 0,
+            failed: false,
         }
     }
 
@@ -259,13 +271,21 @@ impl Row {
         let _ = self
             .events
             .send((self.index, Event::Failed(message.to_string())));
-        self.events = tokio::sync::mpsc::unbounded_channel().0; // closed: the row is dropped
+        self.failed = true;
     }
 
     /// Still generating for a client that is still there.
     fn alive(&self) -> bool {
-        !self.sampler.is_finished() && !self.events.is_closed()
+        !self.failed && !self.sampler.is_finished() && !self.events.is_closed()
     }
+}
+
+/// Fails every row with `e`: after an error the batch may be inconsistent, so the caller starts
+/// a new one.
+fn fail_all(rows: &mut Vec<Row>, e: &dyn std::fmt::Display) {
+    let message = format!("generation failed: {e}");
+    rows.iter_mut().for_each(|r| r.fail(&message));
+    rows.clear();
 }
 
 fn on_pool<T: Send>(pool: Option<&ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
@@ -287,6 +307,13 @@ fn run(shared: &Shared, model: &LoadedDecoder, pool: Option<&ThreadPool>) {
                 .iter()
                 .map(|j| RowInput::from_ids(j.prompt.clone()))
                 .collect();
+            let mut joining: Vec<Row> = jobs
+                .into_iter()
+                .map(|j| {
+                    let limit = steps.max_new_tokens(j.prompt.len());
+                    Row::new(j, limit)
+                })
+                .collect();
             let logits = on_pool(pool, || {
                 steps
                     .prefill(&mut batch, &inputs)
@@ -294,21 +321,14 @@ fn run(shared: &Shared, model: &LoadedDecoder, pool: Option<&ThreadPool>) {
             });
             match logits {
                 Ok(logits) => {
-                    for (job, raw) in jobs.into_iter().zip(logits) {
-                        let limit = steps.max_new_tokens(job.prompt.len());
-                        let mut row = Row::new(job, limit);
+                    for (row, raw) in joining.iter_mut().zip(logits) {
                         row.accept(&raw, model, metrics);
-                        rows.push(row);
                     }
+                    rows.append(&mut joining);
                 }
                 Err(e) => {
-                    // The batch may be inconsistent after an error: every row fails with it.
-                    let message = format!("generation failed: {e}");
-                    for j in jobs {
-                        let _ = j.events.send((j.index, Event::Failed(message.clone())));
-                    }
-                    rows.iter_mut().for_each(|r| r.fail(&message));
-                    rows.clear();
+                    rows.append(&mut joining);
+                    fail_all(&mut rows, &e);
                     batch = steps.new_batch();
                     metrics.running.store(0, Ordering::Relaxed);
                     continue;
@@ -328,9 +348,7 @@ fn run(shared: &Shared, model: &LoadedDecoder, pool: Option<&ThreadPool>) {
                 let mut old: Vec<Option<Row>> = rows.drain(..).map(Some).collect();
                 rows = keep.iter().filter_map(|&i| old[i].take()).collect();
                 if let Err(e) = kept {
-                    let message = format!("generation failed: {e}");
-                    rows.iter_mut().for_each(|r| r.fail(&message));
-                    rows.clear();
+                    fail_all(&mut rows, &e);
                     batch = steps.new_batch();
                 }
             }
@@ -352,9 +370,7 @@ fn run(shared: &Shared, model: &LoadedDecoder, pool: Option<&ThreadPool>) {
                 }
             }
             Err(e) => {
-                let message = format!("generation failed: {e}");
-                rows.iter_mut().for_each(|r| r.fail(&message));
-                rows.clear();
+                fail_all(&mut rows, &e);
                 batch = steps.new_batch();
             }
         }

@@ -35,7 +35,7 @@ pub struct ServeOptions {
     pub models: Vec<ModelSpec>,
     pub api_keys: Vec<String>,
     pub limits: Limits,
-    pub engine: EngineOptions,
+    /// How models load, their engines' limits included.
     pub load: LoadSettings,
 }
 
@@ -45,8 +45,7 @@ fn load_models(
     metrics: &Arc<metrics::Metrics>,
     pool: Option<&Arc<ThreadPool>>,
 ) -> Result<Vec<ServedModel>> {
-    let mut settings = options.load.clone();
-    settings.engine = Some(options.engine);
+    let settings = &options.load;
     let mut out: Vec<ServedModel> = Vec::new();
     for m in &options.models {
         if out.iter().any(|o| o.name == m.name) {
@@ -56,7 +55,7 @@ fn load_models(
             )));
         }
         eprintln!("tasklm serve: loading `{}` from {}", m.name, m.spec);
-        let loaded = served::load(m, &settings, metrics, pool)?;
+        let loaded = served::load(m, settings, metrics, pool)?;
         eprintln!(
             "tasklm serve: `{}` serves {}",
             loaded.name,

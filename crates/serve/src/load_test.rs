@@ -5,6 +5,7 @@
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
@@ -68,6 +69,19 @@ fn percentile(v: &mut [Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1e3
 }
 
+/// A fresh HTTP/1.1 connection to `addr`, its driver spawned.
+async fn connect(addr: &str) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
 /// One streaming request: (status, time to first token, gaps between content chunks, output
 /// tokens from the usage chunk).
 async fn one_request(
@@ -75,14 +89,7 @@ async fn one_request(
     prompt: &str,
 ) -> Result<(u16, Option<Duration>, Vec<Duration>, usize), String> {
     let started = Instant::now();
-    let stream = tokio::net::TcpStream::connect(&spec.addr)
-        .await
-        .map_err(|e| format!("connecting to {}: {e}", spec.addr))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let mut sender = connect(&spec.addr).await?;
     let body = json!({
         "model": spec.model,
         "messages": [{"role": "user", "content": prompt}],
@@ -144,11 +151,7 @@ async fn one_request(
 /// The time `GET /health` takes on a fresh connection.
 async fn probe_health(addr: &str) -> Option<Duration> {
     let started = Instant::now();
-    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
+    let mut sender = connect(addr).await.ok()?;
     let req = Request::get("/health")
         .header("host", addr)
         .body(Full::new(Bytes::new()))

@@ -16,16 +16,13 @@ const BUCKETS: &[f64] = &[
 /// A cumulative histogram with Prometheus' buckets, sum and count.
 #[derive(Default)]
 pub struct Histogram {
-    counts: Mutex<(Vec<u64>, f64, u64)>,
+    counts: Mutex<([u64; BUCKETS.len()], f64, u64)>,
 }
 
 impl Histogram {
     pub fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
         let mut g = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0.is_empty() {
-            g.0 = vec![0; BUCKETS.len()];
-        }
         for (i, &b) in BUCKETS.iter().enumerate() {
             if s <= b {
                 g.0[i] += 1;
@@ -38,8 +35,7 @@ impl Histogram {
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let g = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let c = g.0.get(i).copied().unwrap_or(0);
+        for (b, c) in BUCKETS.iter().zip(&g.0) {
             let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
         }
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", g.2);

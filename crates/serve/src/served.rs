@@ -5,7 +5,7 @@
 
 use crate::embed::Embedder;
 use crate::engine::{Engine, EngineOptions};
-use crate::error::{Result, ServeError};
+use crate::error::{ApiError, Result, ServeError};
 use crate::metrics::Metrics;
 use rayon::ThreadPool;
 use std::str::FromStr;
@@ -51,7 +51,7 @@ pub struct LoadSettings {
     pub template: Option<String>,
     /// Run GGUF models' quantized matrices as stored.
     pub quantized: bool,
-    pub engine: Option<EngineOptions>,
+    pub engine: EngineOptions,
     pub progress: bool,
 }
 
@@ -101,6 +101,32 @@ impl ServedModel {
         }
         out
     }
+
+    /// The 400 for a request this model cannot answer: "`name` {why}; it serves ...".
+    pub fn cannot(&self, why: &str) -> ApiError {
+        ApiError::invalid(
+            "model",
+            format!(
+                "`{}` {why}; it serves {}",
+                self.name,
+                self.capabilities().join(", ")
+            ),
+        )
+    }
+
+    /// The generator, or the 400 for a model that is not generative.
+    pub fn as_generator(&self) -> Result<&Generator, ApiError> {
+        self.generator
+            .as_ref()
+            .ok_or_else(|| self.cannot("is not a generative model"))
+    }
+
+    /// The embedder, or the 400 for a model that is not an encoder.
+    pub fn as_embedder(&self) -> Result<&Embedder, ApiError> {
+        self.embedder
+            .as_ref()
+            .ok_or_else(|| self.cannot("is not an embedding model"))
+    }
 }
 
 fn model_error(m: &ModelSpec, e: impl std::error::Error + Send + Sync + 'static) -> ServeError {
@@ -113,9 +139,8 @@ fn model_error(m: &ModelSpec, e: impl std::error::Error + Send + Sync + 'static)
 
 /// The task a tasklm-trained directory was trained for, when `predict` serves it (sft and chat
 /// models are served by the generation endpoints instead).
-fn trained_task(source: &ModelSource) -> Option<TaskKind> {
-    let meta = tasklm_tasks::common::tasklm_json::model_meta(source)?;
-    let task = TaskKind::from_str(meta.get("task")?.as_str()?).ok()?;
+fn trained_task(meta: Option<&serde_json::Value>) -> Option<TaskKind> {
+    let task = TaskKind::from_str(meta?.get("task")?.as_str()?).ok()?;
     (!matches!(task, TaskKind::Sft | TaskKind::Chat)).then_some(task)
 }
 
@@ -128,7 +153,8 @@ pub fn load(
 ) -> Result<ServedModel> {
     let source = tasklm_hub::resolve(&m.spec, settings.progress).map_err(|e| model_error(m, e))?;
     let kind = tasklm_hub::model_kind(&source).map_err(|e| model_error(m, e))?;
-    let task = match trained_task(&source) {
+    let meta = tasklm_tasks::common::tasklm_json::model_meta(&source);
+    let task = match trained_task(meta.as_ref()) {
         Some(task) => {
             let predictor = tasklm_tasks::predictor(&PredictJob::new(task, &m.spec))
                 .map_err(|e| model_error(m, e))?;
@@ -146,7 +172,6 @@ pub fn load(
             let spec = source.path().to_string_lossy().to_string();
             let mut decoder = tasklm_hub::load_decoder_with(&spec, opts, settings.progress)
                 .map_err(|e| model_error(m, e))?;
-            let meta = tasklm_tasks::common::tasklm_json::model_meta(&source);
             let template = tasklm_tasks::chat::resolve_template(
                 &mut decoder.tokenizer,
                 settings.template.as_deref(),
@@ -159,10 +184,7 @@ pub fn load(
             let decoder = Arc::new(decoder);
             let engine = Engine::start(
                 decoder.clone(),
-                settings.engine.unwrap_or(EngineOptions {
-                    max_batch: 32,
-                    max_queue: 256,
-                }),
+                settings.engine,
                 metrics.clone(),
                 pool.cloned(),
             )
@@ -180,13 +202,10 @@ pub fn load(
             embedder = Some(Embedder::load(&source).map_err(|e| model_error(m, e))?);
         }
     }
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     Ok(ServedModel {
         name: m.name.clone(),
         spec: m.spec.clone(),
-        created,
+        created: crate::openai::unix_secs(),
         generator,
         embedder,
         task,

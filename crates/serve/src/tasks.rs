@@ -22,30 +22,16 @@ pub async fn handle(
     State(app): State<Arc<AppState>>,
     Path(task): Path<String>,
     JsonBody(body): JsonBody,
-) -> Response {
-    match answer(&app, &task, &body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn answer(app: &Arc<AppState>, task: &str, body: &Value) -> ApiResult<Response> {
-    let kind = TaskKind::from_str(task).map_err(|e| ApiError::not_found(e.to_string()))?;
-    let mut f = Fields::new(body)?;
+) -> ApiResult<Response> {
+    let kind = TaskKind::from_str(&task).map_err(|e| ApiError::not_found(e.to_string()))?;
+    let mut f = Fields::new(&body)?;
     let model = match f.string("model")? {
         Some(name) => app.model(name)?,
         None => app.only_model_for_task(kind)?,
     };
     let served = model.task.as_ref().map(|t| t.task);
     if served != Some(kind) {
-        return Err(ApiError::invalid(
-            "model",
-            format!(
-                "`{}` does not answer the {kind} task; it serves {}",
-                model.name,
-                model.capabilities().join(", ")
-            ),
-        ));
+        return Err(model.cannot(&format!("does not answer the {kind} task")));
     }
     let input = f.required("input")?.clone();
     f.finish()?;

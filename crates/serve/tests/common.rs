@@ -30,7 +30,7 @@ pub fn state_on(
     let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     let state = Arc::new(AppState::new(limits, &keys, metrics.clone(), pool.clone()));
     let settings = LoadSettings {
-        engine: Some(engine),
+        engine,
         ..LoadSettings::default()
     };
     let models = ["tiny", "enc"]

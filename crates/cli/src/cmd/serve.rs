@@ -78,14 +78,13 @@ pub fn run(a: ServeArgs, pool: Option<Arc<ThreadPool>>) -> Result<()> {
             max_tokens: a.max_tokens,
             max_queue: a.max_queue,
         },
-        engine: EngineOptions {
-            max_batch: a.max_batch,
-            max_queue: a.max_queue,
-        },
         load: LoadSettings {
             template: a.template,
             quantized: a.quantized,
-            engine: None,
+            engine: EngineOptions {
+                max_batch: a.max_batch,
+                max_queue: a.max_queue,
+            },
             progress: true,
         },
     };

@@ -177,3 +177,22 @@ pub fn string<'a>(v: &'a Value, what: &str) -> &'a str {
     v.as_str()
         .unwrap_or_else(|| panic!("{what}: {v} is not a string"))
 }
+
+/// Eight short movie reviews with SST-2 labels (1 positive, 0 negative).
+pub const REVIEWS: [(&str, &str); 8] = [
+    ("a wonderful, moving film", "1"),
+    ("a dull and boring movie", "0"),
+    ("the best movie in years, truly great", "1"),
+    ("terrible acting and a bad script", "0"),
+    ("i loved every minute of it", "1"),
+    ("an awful mess, i hated it", "0"),
+    ("a charming and funny ride", "1"),
+    ("a tedious, lifeless film", "0"),
+];
+
+/// [`REVIEWS`] as an SST-2 TSV file's text.
+pub fn reviews_tsv() -> String {
+    std::iter::once("sentence\tlabel\n".to_string())
+        .chain(REVIEWS.iter().map(|(t, l)| format!("{t}\t{l}\n")))
+        .collect()
+}

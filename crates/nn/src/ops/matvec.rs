@@ -92,29 +92,14 @@ fn block_product(x: &[f32], n: usize, k: usize, w: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if n >= 2 {
         if std::is_x86_feature_detected!("avx512f") {
-            j0 = tiled(x, n, k, w, out, TILE_X, |rows, xs, ws| {
-                // SAFETY: the CPU has AVX-512F; `xs` holds `rows` rows and `ws` 4 rows of k.
-                unsafe {
-                    match rows {
-                        6 => pad(tile_avx512::<6>(xs, ws, k)),
-                        5 => pad(tile_avx512::<5>(xs, ws, k)),
-                        4 => pad(tile_avx512::<4>(xs, ws, k)),
-                        3 => pad(tile_avx512::<3>(xs, ws, k)),
-                        2 => pad(tile_avx512::<2>(xs, ws, k)),
-                        _ => pad(tile_avx512::<1>(xs, ws, k)),
-                    }
-                }
+            // SAFETY: the CPU has AVX-512F; `tiled` passes `rows` rows and 4 weight rows of k.
+            j0 = tiled(x, n, k, w, out, TILE_X, |rows, xs, ws| unsafe {
+                avx512_tile(rows, xs, ws, k)
             });
         } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            j0 = tiled(x, n, k, w, out, TILE_X_AVX2, |rows, xs, ws| {
-                // SAFETY: the CPU has AVX2 and FMA; `xs` holds `rows` rows and `ws` 4 of k.
-                unsafe {
-                    match rows {
-                        3 => pad(tile_avx2::<3>(xs, ws, k)),
-                        2 => pad(tile_avx2::<2>(xs, ws, k)),
-                        _ => pad(tile_avx2::<1>(xs, ws, k)),
-                    }
-                }
+            // SAFETY: the CPU has AVX2 and FMA; `tiled` passes `rows` rows and 4 weight rows.
+            j0 = tiled(x, n, k, w, out, TILE_X_AVX2, |rows, xs, ws| unsafe {
+                avx2_tile(rows, xs, ws, k)
             });
         }
     }
@@ -205,6 +190,41 @@ unsafe fn tile_avx512<const TX: usize>(x: &[f32], w: &[f32], k: usize) -> [[f32;
         }
     }
     t
+}
+
+/// [`tile_avx512`] for `rows` (1..=6) input rows.
+///
+/// # Safety
+/// As [`tile_avx512`], with `x` holding `rows` rows.
+#[cfg(target_arch = "x86_64")]
+unsafe fn avx512_tile(rows: usize, x: &[f32], w: &[f32], k: usize) -> [[f32; TILE_X]; TILE_W] {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match rows {
+            6 => pad(tile_avx512::<6>(x, w, k)),
+            5 => pad(tile_avx512::<5>(x, w, k)),
+            4 => pad(tile_avx512::<4>(x, w, k)),
+            3 => pad(tile_avx512::<3>(x, w, k)),
+            2 => pad(tile_avx512::<2>(x, w, k)),
+            _ => pad(tile_avx512::<1>(x, w, k)),
+        }
+    }
+}
+
+/// [`tile_avx2`] for `rows` (1..=3) input rows.
+///
+/// # Safety
+/// As [`tile_avx2`], with `x` holding `rows` rows.
+#[cfg(target_arch = "x86_64")]
+unsafe fn avx2_tile(rows: usize, x: &[f32], w: &[f32], k: usize) -> [[f32; TILE_X]; TILE_W] {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        match rows {
+            3 => pad(tile_avx2::<3>(x, w, k)),
+            2 => pad(tile_avx2::<2>(x, w, k)),
+            _ => pad(tile_avx2::<1>(x, w, k)),
+        }
+    }
 }
 
 /// The sum of a vector's eight lanes.
@@ -401,12 +421,9 @@ mod tests {
         let x: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.29).sin()).collect();
         let w: Vec<f32> = (0..len * k).map(|i| (i as f32 * 0.13).cos()).collect();
         let mut out = vec![0f32; n * len];
+        // SAFETY: AVX2 and FMA were detected above.
         let covered = tiled(&x, n, k, &w, &mut out, TILE_X_AVX2, |rows, xs, ws| unsafe {
-            match rows {
-                3 => pad(tile_avx2::<3>(xs, ws, k)),
-                2 => pad(tile_avx2::<2>(xs, ws, k)),
-                _ => pad(tile_avx2::<1>(xs, ws, k)),
-            }
+            avx2_tile(rows, xs, ws, k)
         });
         assert_eq!(covered, len);
         for i in 0..n {

@@ -170,26 +170,13 @@ fn plain_text_only(f: &mut Fields) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn handle(State(app): State<Arc<AppState>>, JsonBody(body): JsonBody) -> Response {
-    match answer(&app, &body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn answer(app: &Arc<AppState>, body: &Value) -> ApiResult<Response> {
-    let mut f = Fields::new(body)?;
+pub async fn handle(
+    State(app): State<Arc<AppState>>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let mut f = Fields::new(&body)?;
     let model = app.model_for(&mut f)?;
-    let generator = model.generator.as_ref().ok_or_else(|| {
-        ApiError::invalid(
-            "model",
-            format!(
-                "`{}` is not a generative model; it serves {}",
-                model.name,
-                model.capabilities().join(", ")
-            ),
-        )
-    })?;
+    let generator = model.as_generator()?;
     let messages = read_messages(f.required("messages")?)?;
     let g = sampling::read(&mut f, LogprobsField::Chat)?;
     plain_text_only(&mut f)?;

@@ -2,7 +2,7 @@
 //! generation options as chat, and the legacy answer shape (`text`, integer `logprobs` with
 //! `tokens`, `token_logprobs`, `top_logprobs`, `text_offset`).
 
-use super::fields::{is_false, is_one, ApiResult, Fields};
+use super::fields::{is_false, is_one, token_sequences, ApiResult, Fields};
 use super::respond::{self, finish_name, Choice, Meta, Shape};
 use super::sampling::{self, LogprobsField};
 use crate::app::{AppState, JsonBody};
@@ -19,64 +19,12 @@ use tasklm_text::TextTokenizer;
 /// The most prompts one request may carry.
 const MAX_PROMPTS: usize = 64;
 
-/// The prompts of a request as token ids: a string, an array of strings, an array of token
-/// ids, or an array of such arrays.
+/// The prompts of a request as token ids (see [`token_sequences`]), none of them empty.
 pub fn read_prompts(v: &Value, tok: &TextTokenizer) -> ApiResult<Vec<Vec<u32>>> {
-    let vocab = tok.vocab_size() as u64;
-    let ids = |arr: &[Value], at: &str| -> ApiResult<Vec<u32>> {
-        arr.iter()
-            .enumerate()
-            .map(|(i, x)| match x.as_u64() {
-                Some(id) if id < vocab => Ok(id as u32),
-                _ => Err(ApiError::invalid(
-                    &format!("{at}[{i}]"),
-                    format!("`{at}[{i}]` must be a token id below {vocab}"),
-                )),
-            })
-            .collect()
-    };
-    let text = |s: &str| {
+    let prompts = token_sequences(v, "prompt", tok.vocab_size(), MAX_PROMPTS, |s| {
         tok.encode(s, false)
             .map_err(|e| ApiError::invalid("prompt", e.to_string()))
-    };
-    let prompts = match v {
-        Value::String(s) => vec![text(s)?],
-        Value::Array(a) if a.is_empty() => {
-            return Err(ApiError::invalid("prompt", "`prompt` must not be empty"))
-        }
-        Value::Array(a) if a.iter().all(Value::is_number) => vec![ids(a, "prompt")?],
-        Value::Array(a) => {
-            let mut out = Vec::with_capacity(a.len());
-            for (i, p) in a.iter().enumerate() {
-                out.push(match p {
-                    Value::String(s) => text(s)?,
-                    Value::Array(inner) => ids(inner, &format!("prompt[{i}]"))?,
-                    _ => {
-                        return Err(ApiError::invalid(
-                            &format!("prompt[{i}]"),
-                            format!("`prompt[{i}]` must be a string or an array of token ids"),
-                        ))
-                    }
-                });
-            }
-            out
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "prompt",
-                "`prompt` must be a string, an array of strings, or token ids",
-            ))
-        }
-    };
-    if prompts.len() > MAX_PROMPTS {
-        return Err(ApiError::invalid(
-            "prompt",
-            format!(
-                "at most {MAX_PROMPTS} prompts per request, got {}",
-                prompts.len()
-            ),
-        ));
-    }
+    })?;
     if let Some(i) = prompts.iter().position(Vec::is_empty) {
         return Err(ApiError::invalid(
             "prompt",
@@ -148,26 +96,13 @@ impl Shape for CompletionShape {
     }
 }
 
-pub async fn handle(State(app): State<Arc<AppState>>, JsonBody(body): JsonBody) -> Response {
-    match answer(&app, &body).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn answer(app: &Arc<AppState>, body: &Value) -> ApiResult<Response> {
-    let mut f = Fields::new(body)?;
+pub async fn handle(
+    State(app): State<Arc<AppState>>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let mut f = Fields::new(&body)?;
     let model = app.model_for(&mut f)?;
-    let generator = model.generator.as_ref().ok_or_else(|| {
-        ApiError::invalid(
-            "model",
-            format!(
-                "`{}` is not a generative model; it serves {}",
-                model.name,
-                model.capabilities().join(", ")
-            ),
-        )
-    })?;
+    let generator = model.as_generator()?;
     let prompts = read_prompts(f.required("prompt")?, &generator.decoder.tokenizer)?;
     let mut g = sampling::read(&mut f, LogprobsField::Legacy)?;
     // The legacy endpoint's default length is OpenAI's 16 tokens.

@@ -189,6 +189,65 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A field that holds token sequences as OpenAI's prompt and embedding input do: a string, an
+/// array of strings, an array of token ids, or an array of such arrays. Strings go through
+/// `tokenize`; ids must be below `vocab`; at most `max` sequences.
+pub fn token_sequences(
+    v: &Value,
+    field: &str,
+    vocab: usize,
+    max: usize,
+    tokenize: impl Fn(&str) -> ApiResult<Vec<u32>>,
+) -> ApiResult<Vec<Vec<u32>>> {
+    let ids = |arr: &[Value], at: &str| -> ApiResult<Vec<u32>> {
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| match x.as_u64() {
+                Some(id) if id < vocab as u64 => Ok(id as u32),
+                _ => Err(ApiError::invalid(
+                    &format!("{at}[{i}]"),
+                    format!("`{at}[{i}]` must be a token id below {vocab}"),
+                )),
+            })
+            .collect()
+    };
+    let out = match v {
+        Value::String(s) => vec![tokenize(s)?],
+        Value::Array(a) if a.is_empty() => {
+            return Err(ApiError::invalid(
+                field,
+                format!("`{field}` must not be empty"),
+            ))
+        }
+        Value::Array(a) if a.iter().all(Value::is_number) => vec![ids(a, field)?],
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, x)| match x {
+                Value::String(s) => tokenize(s),
+                Value::Array(inner) => ids(inner, &format!("{field}[{i}]")),
+                _ => Err(ApiError::invalid(
+                    &format!("{field}[{i}]"),
+                    format!("`{field}[{i}]` must be a string or an array of token ids"),
+                )),
+            })
+            .collect::<ApiResult<Vec<_>>>()?,
+        _ => {
+            return Err(ApiError::invalid(
+                field,
+                format!("`{field}` must be a string, an array of strings, or token ids"),
+            ))
+        }
+    };
+    if out.len() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {max} {field}s per request, got {}", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
 pub fn is_zero(v: &Value) -> bool {
     v.as_f64() == Some(0.0)
 }

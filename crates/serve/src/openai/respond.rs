@@ -60,24 +60,14 @@ pub struct Meta {
 
 impl Meta {
     pub fn new<S: Shape>(model: &str, prompt_tokens: usize) -> Self {
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         Self {
-            id: format!("{}{}", S::ID_PREFIX, random_hex()),
-            created,
+            id: format!("{}{:016x}", S::ID_PREFIX, super::fresh_u64()),
+            created: super::unix_secs(),
             model: model.to_string(),
             prompt_tokens,
             started: Instant::now(),
         }
     }
-}
-
-fn random_hex() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    format!("{:016x}", h.finish())
 }
 
 pub fn finish_name(f: FinishReason) -> &'static str {
@@ -165,7 +155,8 @@ struct StreamState<S: Shape> {
 }
 
 impl<S: Shape> StreamState<S> {
-    fn chunk(&self, choices: Vec<Value>) -> SseEvent {
+    /// A chunk with these choices; with `include_usage`, its `usage` (null but in the last).
+    fn chunk_with(&self, choices: Vec<Value>, usage: Value) -> SseEvent {
         let mut v = json!({
             "id": self.meta.id,
             "object": S::CHUNK_OBJECT,
@@ -175,9 +166,13 @@ impl<S: Shape> StreamState<S> {
             "choices": choices,
         });
         if self.include_usage {
-            v["usage"] = Value::Null;
+            v["usage"] = usage;
         }
         SseEvent::default().data(v.to_string())
+    }
+
+    fn chunk(&self, choices: Vec<Value>) -> SseEvent {
+        self.chunk_with(choices, Value::Null)
     }
 
     fn on_event(&mut self, i: usize, event: Event) {
@@ -217,16 +212,9 @@ impl<S: Shape> StreamState<S> {
         if self.open == 0 && !self.finished {
             self.finished = true;
             if self.include_usage {
-                let mut v = json!({
-                    "id": self.meta.id,
-                    "object": S::CHUNK_OBJECT,
-                    "created": self.meta.created,
-                    "model": self.meta.model,
-                    "system_fingerprint": fingerprint(),
-                    "choices": [],
-                });
-                v["usage"] = usage(self.meta.prompt_tokens, self.completion_tokens);
-                self.out.push_back(SseEvent::default().data(v.to_string()));
+                let u = usage(self.meta.prompt_tokens, self.completion_tokens);
+                let c = self.chunk_with(Vec::new(), u);
+                self.out.push_back(c);
             }
             self.out.push_back(SseEvent::default().data("[DONE]"));
             self.metrics

@@ -39,7 +39,7 @@ pub fn read(f: &mut Fields, logprobs: LogprobsField) -> ApiResult<Generation> {
         top_p: 1.0,
         min_p: 0.0,
         repetition_penalty: 1.0,
-        seed: fresh_seed(),
+        seed: super::fresh_u64(),
         ..SamplingParams::default()
     };
     if let Some(t) = f.number("temperature", 0.0, 2.0)? {
@@ -152,18 +152,6 @@ pub fn read(f: &mut Fields, logprobs: LogprobsField) -> ApiResult<Generation> {
         stream,
         include_usage,
     })
-}
-
-/// A seed for a request that gives none.
-fn fresh_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
 }
 
 /// The tokens a request may generate: `max_tokens` if it fits the context and the server's cap,
