@@ -13,6 +13,7 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
+use tasklm_models::seq2seq::T5;
 use tasklm_models::{
     gguf, weights, Bert, CausalLm, Model, ModelArchitecture, ModelConfig, ModelKind, BERT_PREFIX,
 };
@@ -65,7 +66,7 @@ impl Checkpoint {
     pub fn decoder(&self) -> Option<&(dyn CausalLm + Send + Sync)> {
         match &self.model {
             Model::Decoder(m) => Some(m.as_ref()),
-            Model::Encoder(_) => None,
+            Model::Encoder(_) | Model::Seq2Seq(_) => None,
         }
     }
 
@@ -73,7 +74,15 @@ impl Checkpoint {
     pub fn encoder(&self) -> Option<&Bert> {
         match &self.model {
             Model::Encoder(m) => Some(m.as_ref()),
-            Model::Decoder(_) => None,
+            Model::Decoder(_) | Model::Seq2Seq(_) => None,
+        }
+    }
+
+    /// The encoder-decoder, when this is one.
+    pub fn seq2seq(&self) -> Option<&T5> {
+        match &self.model {
+            Model::Seq2Seq(m) => Some(m.as_ref()),
+            Model::Decoder(_) | Model::Encoder(_) => None,
         }
     }
 
@@ -203,7 +212,7 @@ pub(crate) fn read_files(
             let mut tensors = weights::load_safetensors_dir(dir, opts.dtype, device)?;
             let tokenizer = TextTokenizer::from_dir(dir)?;
             let encoder_specials = match architecture.kind() {
-                ModelKind::Decoder => None,
+                ModelKind::Decoder | ModelKind::Seq2Seq => None,
                 ModelKind::Encoder => {
                     tensors = bert_names(tensors, dir)?;
                     Some(EncoderSpecials {

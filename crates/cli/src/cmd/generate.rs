@@ -7,7 +7,7 @@ use tasklm_generate::{beam_search, generate, BeamHypothesis, DecoderSteps, Gener
 use tasklm_generate::{FinishReason, SamplingParams};
 use tasklm_hub::catalog::DEFAULT_MODEL;
 use tasklm_hub::{load_decoder_with, LoadOptions, LoadedDecoder};
-use tasklm_text::ChatMessage;
+use tasklm_text::{ChatMessage, TextTokenizer};
 
 #[derive(Args, Clone)]
 pub struct GenerateArgs {
@@ -138,6 +138,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     };
     let params = a.sampling.params(a.json && a.sampling.top_logprobs > 0);
     params.validate()?;
+    let source = tasklm_hub::resolve(&a.model, true)
+        .with_context(|| format!("resolving model `{}`", a.model))?;
+    if tasklm_hub::model_kind(&source)? == tasklm_hub::ModelKind::Seq2Seq {
+        return super::generate_seq2seq::run(&a, &source, &prompt, &params);
+    }
     let opts = LoadOptions {
         quantized: a.quantized,
         ..LoadOptions::default()
@@ -158,7 +163,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             &[RowInput::from_ids(ids.clone())],
             &beam,
         )?;
-        return print_beams(&m, &hyps[0], ids.len(), a.json);
+        return print_beams(&m.tokenizer, &hyps[0], ids.len(), a.json);
     }
     let mut out = std::io::stdout().lock();
     let stream = !a.json;
@@ -184,8 +189,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 }
 
 /// Prints beam search's best hypothesis (with --json, every returned one, best first).
-fn print_beams(
-    m: &LoadedDecoder,
+pub fn print_beams(
+    tok: &TextTokenizer,
     hyps: &[BeamHypothesis],
     prompt_tokens: usize,
     json: bool,
@@ -193,7 +198,7 @@ fn print_beams(
     let mut out = std::io::stdout().lock();
     let mut rows = Vec::new();
     for h in hyps {
-        let text = m.tokenizer.decode(&h.token_ids, true)?;
+        let text = tok.decode(&h.token_ids, true)?;
         let finish = if h.ended_with_eos {
             FinishReason::Stop
         } else {

@@ -8,6 +8,7 @@ pub mod bench_train;
 pub mod chat;
 pub mod eval;
 pub mod generate;
+pub mod generate_seq2seq;
 pub mod predict;
 pub mod pull;
 pub mod quickstart;
