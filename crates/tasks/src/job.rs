@@ -89,6 +89,8 @@ pub struct GenerationOptions {
     pub predictions: Option<PathBuf>,
     /// code: the Python that runs the tests.
     pub python: String,
+    /// Beam search instead of sampling (its `max_new_tokens` is replaced by the task's).
+    pub beam: Option<tasklm_generate::BeamParams>,
 }
 
 impl Default for GenerationOptions {
@@ -100,6 +102,7 @@ impl Default for GenerationOptions {
             samples: 1,
             predictions: None,
             python: "python3".into(),
+            beam: None,
         }
     }
 }

@@ -70,10 +70,18 @@ pub struct EvalCmd {
     /// Print one JSON object on stdout: the metrics under their reference names, and `n`.
     #[arg(long)]
     pub json: bool,
+    /// Generative tasks: beam search instead of sampling.
+    #[command(flatten)]
+    pub beams: super::beam_args::BeamArgs,
 }
 
 pub fn run(c: EvalCmd) -> Result<()> {
     let notice = |m: &str| eprintln!("{m}");
+    // A model directory's generation_config.json gives the beam defaults, as for `generate`.
+    let model_dir = std::path::Path::new(&c.model);
+    let beam = c
+        .beams
+        .resolve(model_dir.is_dir().then_some(model_dir), 0)?;
     let job = EvalJob {
         task: c.task,
         model: c.model,
@@ -92,6 +100,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
             samples: c.samples,
             predictions: c.predictions,
             python: c.python,
+            beam,
         },
         progress: true,
         options: TaskOptions {
