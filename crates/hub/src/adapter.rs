@@ -200,6 +200,16 @@ pub fn read_adapter(dir: &Path, device: &Device) -> Result<Adapter> {
     Ok(Adapter { config, tensors })
 }
 
+/// Is `name` (`score.weight`) a parameter of a module the config saves whole?
+fn saved_whole(config: &AdapterConfig, name: &str) -> bool {
+    let module = name.rsplit_once('.').map_or(name, |(m, _)| m);
+    let last = module.rsplit('.').next().unwrap_or(module);
+    config
+        .modules_to_save
+        .iter()
+        .any(|m| m == module || m == last)
+}
+
 /// One adapted layer's A and B, by the layer's name; and the modules saved whole.
 struct Parts {
     layers: Vec<(String, Tensor, Tensor)>,
@@ -221,8 +231,9 @@ fn parts(adapter: &Adapter, file: &Path, has: &dyn Fn(&str) -> bool) -> Result<P
             a_of.insert(layer.to_string(), t.clone());
         } else if let Some(layer) = name.strip_suffix(&format!(".{LORA_B}")) {
             b_of.insert(layer.to_string(), t.clone());
-        } else if has(name) || name == "lm_head.weight" {
-            // A saved head replaces the base's, even a head the base ties to its embeddings.
+        } else if has(name) || saved_whole(&adapter.config, name) {
+            // A module saved whole replaces the base's, or is one the base lacks (the fresh
+            // head of a bare `BertModel`, a head the base ties to its embeddings).
             whole.push((name.to_string(), t.clone()));
         } else {
             return Err(bad(format!(
