@@ -12,13 +12,12 @@ use candle_core::{Device, Tensor};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+pub use tasklm_nn::lora::PEFT_PREFIX;
 use tasklm_nn::lora::{LORA_A, LORA_B};
 use tasklm_nn::{LoraSpec, QuantizedWeights};
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
-/// What PEFT puts before a base model's own parameter names.
-pub const PEFT_PREFIX: &str = "base_model.model.";
 
 /// `adapter_config.json`, the fields tasklm reads and writes.
 #[derive(Clone, Debug, PartialEq)]

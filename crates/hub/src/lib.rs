@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod encoder;
 mod error;
 pub mod load;
+pub mod merge;
 pub mod pull;
 pub mod resolve;
 pub mod save;
@@ -27,5 +28,6 @@ pub use load::{
     load_checkpoint, load_checkpoint_with, load_decoder, load_decoder_with, DecoderCheckpoint,
     LoadOptions, LoadedDecoder,
 };
+pub use merge::write_merged;
 pub use resolve::{resolve, resolve_adapter, ModelSource};
-pub use save::{hf_config, write_model_files};
+pub use save::{hf_config, write_model_files, write_tokenizer_files};

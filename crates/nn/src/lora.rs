@@ -17,6 +17,8 @@ use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// What PEFT puts before a base model's own parameter names in `adapter_model.safetensors`.
+pub const PEFT_PREFIX: &str = "base_model.model.";
 /// The adapter's down projection beside `{prefix}.weight`.
 pub const LORA_A: &str = "lora_A.weight";
 /// The adapter's up projection.

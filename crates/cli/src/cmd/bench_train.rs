@@ -78,6 +78,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         eval: Vec::new(),
         pad_id: 0,
         eval_batch_size: a.batch_size,
+        weights_file: "model.safetensors",
         files: Box::new(|_| Ok(())),
     };
     let mut opt = AdamW::new(params, AdamWConfig::default())?;

@@ -107,6 +107,13 @@ pub fn fit_encoder<T: EncoderTask>(
     eval: Vec<T::EvalRecord>,
     (max_seq_len, extra): (usize, Value),
 ) -> Result<TrainOutcome> {
+    if job.options.lora.is_some() {
+        return Err(TaskError::Invalid(format!(
+            "--lora trains decoder models in this version; {} on an encoder trains every weight \
+             (drop --lora)",
+            job.task
+        )));
+    }
     let provenance = encoder_provenance(job, max_seq_len, (data.records, eval.len()), extra)?;
     let train = EncodedStats {
         records: data.records,
