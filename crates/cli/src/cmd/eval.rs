@@ -10,9 +10,12 @@ use tasklm_tasks::{EvalJob, GenerationOptions, TaskKind, TaskOptions};
 pub struct EvalCmd {
     #[arg(long, value_parser = parse_task, help = task_help())]
     pub task: TaskKind,
-    /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
-    #[arg(long)]
-    pub model: String,
+    /// Model: a trained directory (a LoRA adapter's too), catalog name, Hugging Face directory,
+    /// .gguf file or hub id.
+    #[arg(long, required_unless_present = "adapter")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub adapter: super::lora::AdapterFlags,
     /// Evaluation data (JSONL).
     #[arg(long)]
     pub data: PathBuf,
@@ -74,9 +77,10 @@ pub struct EvalCmd {
 
 pub fn run(c: EvalCmd) -> Result<()> {
     let notice = |m: &str| eprintln!("{m}");
+    let (model, _view) = c.adapter.model_spec(c.model.as_deref(), None)?;
     let job = EvalJob {
         task: c.task,
-        model: c.model,
+        model,
         data: c.data,
         max_seq_len: c.max_seq_len,
         truncation: c.truncation.into(),

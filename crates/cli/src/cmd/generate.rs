@@ -9,9 +9,12 @@ use tasklm_text::ChatMessage;
 
 #[derive(Args, Clone)]
 pub struct GenerateArgs {
-    /// Model: a catalog name, a Hugging Face directory, a .gguf file or a hub id.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    pub model: String,
+    /// Model: a catalog name, a Hugging Face or LoRA adapter directory, a .gguf file or a hub
+    /// id [default: smollm2-135m-instruct].
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub adapter: super::lora::AdapterFlags,
     /// The prompt; `-` reads it from stdin.
     #[arg(long)]
     pub prompt: String,
@@ -138,8 +141,11 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         quantized: a.quantized,
         ..LoadOptions::default()
     };
-    let mut m = load_decoder_with(&a.model, opts, true)
-        .with_context(|| format!("loading model `{}`", a.model))?;
+    let (model, _view) = a
+        .adapter
+        .model_spec(a.model.as_deref(), Some(DEFAULT_MODEL))?;
+    let mut m = load_decoder_with(&model, opts, true)
+        .with_context(|| format!("loading model `{model}`"))?;
     let text = render_prompt(&mut m, &prompt, a.chat, a.system.as_deref())?;
     let ids = m.tokenizer.encode(&text, true)?;
     let mut out = std::io::stdout().lock();

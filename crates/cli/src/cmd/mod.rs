@@ -7,6 +7,7 @@ pub mod bench_train;
 pub mod chat;
 pub mod eval;
 pub mod generate;
+pub mod lora;
 pub mod predict;
 pub mod pull;
 pub mod quickstart;
