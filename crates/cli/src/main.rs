@@ -42,6 +42,9 @@ enum Command {
     Predict(cmd::predict::PredictCmd),
     /// Serve models over HTTP: OpenAI-compatible endpoints and task endpoints.
     Serve(Box<cmd::serve::ServeArgs>),
+    /// Train a tokenizer (BPE or Unigram) on text files.
+    #[command(subcommand)]
+    Tokenizer(cmd::tokenizer::TokenizerCommand),
     /// Measure speed, side by side with a peer.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -123,6 +126,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Merge(a) => cmd::lora::merge(a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Bench(b) => cmd::bench::run(b),
+        Command::Tokenizer(t) => cmd::tokenizer::run(t),
         Command::Quickstart => cmd::quickstart::run(),
         Command::Serve(a) => cmd::serve::run(*a, None),
     }

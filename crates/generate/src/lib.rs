@@ -2,7 +2,8 @@
 //!
 //! Generation is written against a step contract ([`steps::StepModel`]: prefill rows, advance
 //! every row by one token, add, drop, reorder and fork rows) that every decoder serves through
-//! [`DecoderSteps`]; [`sample`] (behind [`generate`]) is one strategy over it.
+//! [`DecoderSteps`]; [`sample`] (behind [`generate`]) is one strategy over it, [`beam_search`]
+//! (transformers' semantics) another.
 //!
 //! Logits processors (repetition penalty, temperature, top-k, top-p, min-p), a seeded sampler,
 //! stop criteria (EOS, stop strings, length), incremental UTF-8-safe detokenizing, and
@@ -11,6 +12,8 @@
 // Library code returns errors: no unwrap/expect outside tests (tests may use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod beam;
+pub mod beam_params;
 mod decoder_steps;
 mod detok;
 mod error;
@@ -22,6 +25,8 @@ mod row_sampler;
 pub mod steps;
 mod stop;
 
+pub use beam::{beam_search, BeamHypothesis};
+pub use beam_params::{BeamParams, EarlyStopping};
 pub use decoder_steps::{DecoderBatch, DecoderSteps};
 pub use detok::IncrementalDecoder;
 pub use error::{GenerateError, Result};

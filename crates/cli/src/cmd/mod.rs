@@ -1,3 +1,4 @@
+pub mod beam_args;
 pub mod bench;
 pub mod bench_encoder;
 pub mod bench_llama;
@@ -12,4 +13,5 @@ pub mod predict;
 pub mod pull;
 pub mod quickstart;
 pub mod serve;
+pub mod tokenizer;
 pub mod train;
