@@ -152,9 +152,17 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         .with_context(|| format!("loading model `{model}`"))?;
     let text = render_prompt(&mut m, &prompt, a.chat, a.system.as_deref())?;
     let ids = m.tokenizer.encode(&text, true)?;
+    // generation_config.json: an adapter's own (tasklm writes one), else its base's.
     let dir = match &m.source {
-        tasklm_hub::ModelSource::HfDir(d) => Some(d.as_path()),
-        tasklm_hub::ModelSource::Gguf(_) => None,
+        tasklm_hub::ModelSource::Adapter { dir, .. }
+            if dir.join("generation_config.json").is_file() =>
+        {
+            Some(dir.as_path())
+        }
+        s => match s.base() {
+            tasklm_hub::ModelSource::HfDir(d) => Some(d.as_path()),
+            _ => None,
+        },
     };
     if let Some(beam) = a.beams.resolve(dir, a.sampling.max_new_tokens)? {
         let steps = DecoderSteps::new(m.model.as_ref(), m.tokenizer.pad_id());
