@@ -188,6 +188,10 @@ pub(crate) fn read_files(
             if dir.join("tokenizer.json").is_file() {
                 files.tokenizer = TextTokenizer::from_dir(dir)?;
             }
+            // A trained encoder adapter keeps its head's labels in its own config.json.
+            if files.config_json.is_some() && dir.join("config.json").is_file() {
+                files.config_json = Some(read_json(&dir.join("config.json"))?);
+            }
             files.source = source.clone();
             Ok(files)
         }

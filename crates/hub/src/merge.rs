@@ -21,6 +21,10 @@ pub fn write_merged(source: &ModelSource, out: &Path) -> Result<()> {
     };
     let device = Device::Cpu;
     let mut files = read_files(base, LoadOptions::default(), &device)?;
+    // A trained encoder adapter's config.json (its head's labels) wins over the base's.
+    if files.config_json.is_some() && dir.join("config.json").is_file() {
+        files.config_json = Some(crate::checkpoint::read_json(&dir.join("config.json"))?);
+    }
     let adapter = read_adapter(dir, &device)?;
     merge_adapter(&mut files.tensors, &adapter, &dir.join(ADAPTER_WEIGHTS))?;
     std::fs::create_dir_all(out).map_err(|e| HubError::file(out, e))?;

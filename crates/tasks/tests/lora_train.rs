@@ -238,3 +238,61 @@ fn targets_that_match_nothing_and_rank_zero_are_refused() -> Result<()> {
     assert!(err.contains("rank r must be at least 1"), "{err}");
     Ok(())
 }
+
+#[test]
+fn lora_on_an_encoder_trains_the_head_in_full_and_writes_seq_cls() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let rows = [
+        ("a wonderful, moving film with a great cast", "positive"),
+        ("a dull and boring movie, the worst of the year", "negative"),
+        ("i loved every minute of this beautiful picture", "positive"),
+        ("an awful mess, i hated it and left early", "negative"),
+    ];
+    let body: Vec<String> = rows
+        .iter()
+        .map(|(t, l)| serde_json::json!({"text": t, "label": l}).to_string())
+        .collect();
+    let data = tmp.path().join("train.jsonl");
+    std::fs::write(&data, body.join("\n") + "\n")?;
+    let out = tmp.path().join("clf");
+    let mut j = job(&data, &out, 80, lora(&[], 4));
+    j.args.lr = 5e-2;
+    j.task = TaskKind::Classify;
+    j.model = fixture("tiny_encoder").to_string_lossy().into_owned();
+    j.args.batch_size = 4;
+    let report = tasklm_tasks::train(&j, &|_| {})?;
+    let (first, last) = (report.losses[0], report.losses[report.losses.len() - 1]);
+    assert!(last < 0.5 * first, "loss {first} -> {last}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join(ADAPTER_CONFIG))?)?;
+    assert_eq!(cfg["task_type"], "SEQ_CLS");
+    assert_eq!(cfg["target_modules"], serde_json::json!(["query", "value"]));
+    assert_eq!(cfg["modules_to_save"], serde_json::json!(["classifier"]));
+    let saved = candle_core::safetensors::load(out.join(ADAPTER_WEIGHTS), &Device::Cpu)?;
+    // 2 layers x (query, value) x (A, B), and the fresh head saved whole.
+    assert_eq!(saved.len(), 10);
+    assert!(saved.contains_key("base_model.model.classifier.weight"));
+    assert!(saved
+        .contains_key("base_model.model.bert.encoder.layer.1.attention.self.value.lora_B.weight"));
+    // The adapter directory evaluates by itself (labels from its config.json), as its merge.
+    let acc = |model: &Path| -> Result<f64> {
+        let r = tasklm_tasks::evaluate(
+            &EvalJob {
+                batch_size: 4,
+                ..EvalJob::new(
+                    TaskKind::Classify,
+                    model.to_str().unwrap_or_default(),
+                    data.clone(),
+                )
+            },
+            &|_: &str| {},
+        )?;
+        r.metric_f64("accuracy").context("accuracy")
+    };
+    let adapted = acc(&out)?;
+    assert_eq!(Some(adapted), report.metric_f64("accuracy"));
+    let merged = tmp.path().join("merged");
+    tasklm_hub::write_merged(&resolve(out.to_str().context("path")?, false)?, &merged)?;
+    assert_eq!(acc(&merged)?, adapted);
+    Ok(())
+}

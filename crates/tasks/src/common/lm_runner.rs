@@ -146,7 +146,7 @@ pub fn fit_lm(
         Some(lora) => {
             let lora = lora_settings(lora, ModelKind::Decoder, job.args.seed);
             let (model, p) = trainable_decoder_lora(arch, &cfg, ck.tensors, &lora)?;
-            let adapter = adapter_config(&lora, &p.layers, "CAUSAL_LM", &ck.source);
+            let adapter = adapter_config(&lora, &p.layers, "CAUSAL_LM", ck.source.path());
             (model, p.params, ADAPTER_WEIGHTS, Some(adapter))
         }
     };
