@@ -220,7 +220,7 @@ pub fn beam_search<M: StepModel + ?Sized>(
         .collect();
     let mut searches: Vec<Search> = prompts
         .iter()
-        .map(|p| Search::new(p.ids.clone(), beams))
+        .map(|p| Search::new(model.decoder_prompt(p), beams))
         .collect();
     // Prompts with no room to generate have nothing to search.
     let mut live: Vec<usize> = (0..prompts.len()).filter(|&i| max_new[i] > 0).collect();

@@ -22,6 +22,7 @@ pub mod label_scoring;
 mod params;
 pub mod processors;
 mod row_sampler;
+pub mod seq2seq_steps;
 pub mod steps;
 mod stop;
 
@@ -34,5 +35,6 @@ pub use generator::{generate, sample, FinishReason, Generation, Timing, TokenLog
 pub use label_scoring::{label_logprobs, label_logprobs_batch, label_probabilities, LabelNorm};
 pub use params::SamplingParams;
 pub use row_sampler::{Accepted, RowSampler};
+pub use seq2seq_steps::{Seq2SeqBatch, T5Steps};
 pub use steps::{log_softmax_rows, RowBatch, RowInput, StepModel};
 pub use stop::StopChecker;
