@@ -118,7 +118,7 @@ pub(crate) fn wrong_kind(path: &Path, want: ModelKind, got: ModelKind) -> HubErr
 /// (`config.json` `architectures` / `model_type`, or GGUF `general.architecture`), an unknown
 /// one being an error that lists the supported ones. `opts.quantized` needs a GGUF file.
 pub fn load_model(source: &ModelSource, opts: LoadOptions, device: &Device) -> Result<Checkpoint> {
-    if opts.quantized && !matches!(source, ModelSource::Gguf(_)) {
+    if opts.quantized && !source.is_gguf() {
         return Err(HubError::file(
             source.path(),
             "--quantized needs a GGUF model",
@@ -173,6 +173,7 @@ pub(crate) fn read_json(path: &Path) -> Result<Value> {
 /// only, so their header is not read here.
 pub(crate) fn kind_of(source: &ModelSource) -> Result<ModelKind> {
     match source {
+        ModelSource::Adapter { base, .. } => kind_of(base),
         ModelSource::Gguf(_) => Ok(ModelKind::Decoder),
         ModelSource::HfDir(dir) => {
             let path = dir.join("config.json");
@@ -188,6 +189,21 @@ pub(crate) fn read_files(
     device: &Device,
 ) -> Result<Files> {
     match source {
+        ModelSource::Adapter { dir, base } => {
+            let mut files = read_files(base, opts, device)?;
+            let adapter = crate::adapter::read_adapter(dir, device)?;
+            let file = dir.join(crate::adapter::ADAPTER_WEIGHTS);
+            crate::adapter::apply_adapter(&mut files.tensors, &files.quantized, &adapter, &file)?;
+            if dir.join("tokenizer.json").is_file() {
+                files.tokenizer = TextTokenizer::from_dir(dir)?;
+            }
+            // A trained encoder adapter keeps its head's labels in its own config.json.
+            if files.config_json.is_some() && dir.join("config.json").is_file() {
+                files.config_json = Some(read_json(&dir.join("config.json"))?);
+            }
+            files.source = source.clone();
+            Ok(files)
+        }
         ModelSource::Gguf(path) => {
             let ck = gguf::load_with(path, opts.dtype, device, opts.quantized)?;
             let vocab = vocab_from_gguf(&ck.metadata)?;

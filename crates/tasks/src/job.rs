@@ -31,6 +31,9 @@ pub struct TaskOptions {
     pub doc_stride: Option<usize>,
     /// translate: source and target language codes (the suffixes of line-aligned files).
     pub langs: Option<(String, String)>,
+    /// Train a LoRA adapter instead of every weight (`--lora`); empty targets take the
+    /// architecture's defaults ([`crate::common::lora_out::default_targets`]).
+    pub lora: Option<tasklm_train::LoraTraining>,
 }
 
 /// One `tasklm train` run.

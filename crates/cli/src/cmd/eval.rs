@@ -10,9 +10,12 @@ use tasklm_tasks::{EvalJob, GenerationOptions, TaskKind, TaskOptions};
 pub struct EvalCmd {
     #[arg(long, value_parser = parse_task, help = task_help())]
     pub task: TaskKind,
-    /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
-    #[arg(long)]
-    pub model: String,
+    /// Model: a trained directory (a LoRA adapter's too), catalog name, Hugging Face directory,
+    /// .gguf file or hub id.
+    #[arg(long, required_unless_present = "adapter")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub adapter: super::lora::AdapterFlags,
     /// Evaluation data (JSONL).
     #[arg(long)]
     pub data: PathBuf,
@@ -77,14 +80,15 @@ pub struct EvalCmd {
 
 pub fn run(c: EvalCmd) -> Result<()> {
     let notice = |m: &str| eprintln!("{m}");
+    let (model, _view) = c.adapter.model_spec(c.model.as_deref(), None)?;
     // A model directory's generation_config.json gives the beam defaults, as for `generate`.
-    let model_dir = std::path::Path::new(&c.model);
+    let model_dir = std::path::Path::new(&model);
     let beam = c
         .beams
         .resolve(model_dir.is_dir().then_some(model_dir), 0)?;
     let job = EvalJob {
         task: c.task,
-        model: c.model,
+        model,
         data: c.data,
         max_seq_len: c.max_seq_len,
         truncation: c.truncation.into(),

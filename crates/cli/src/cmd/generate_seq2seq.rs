@@ -11,26 +11,27 @@ use tasklm_hub::{LoadOptions, ModelSource};
 
 pub fn run(
     a: &GenerateArgs,
+    name: &str,
     source: &ModelSource,
     prompt: &str,
     params: &SamplingParams,
 ) -> Result<()> {
     if a.chat {
-        bail!("--chat: `{}` is an encoder-decoder, which takes its prompt as the source, with no chat template", a.model);
+        bail!("--chat: `{name}` is an encoder-decoder, which takes its prompt as the source, with no chat template");
     }
     if a.quantized {
         bail!("--quantized needs a GGUF decoder");
     }
     let ck = tasklm_hub::load_model(source, LoadOptions::default(), &Device::Cpu)
-        .with_context(|| format!("loading model `{}`", a.model))?;
+        .with_context(|| format!("loading model `{name}`"))?;
     let model = ck.seq2seq().context("an encoder-decoder checkpoint")?;
     let tok = &ck.tokenizer;
     let ids = tok.encode(prompt, true)?;
     let steps = T5Steps::new(model);
     let rows = [RowInput::from_ids(ids.clone())];
-    let dir = match source {
+    let dir = match source.base() {
         ModelSource::HfDir(d) => Some(d.as_path()),
-        ModelSource::Gguf(_) => None,
+        _ => None,
     };
     if let Some(beam) = a.beams.resolve(dir, a.sampling.max_new_tokens)? {
         let eos: Vec<u32> = tok.eos_ids.clone();

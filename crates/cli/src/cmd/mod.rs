@@ -9,6 +9,7 @@ pub mod chat;
 pub mod eval;
 pub mod generate;
 pub mod generate_seq2seq;
+pub mod lora;
 pub mod predict;
 pub mod pull;
 pub mod quickstart;
