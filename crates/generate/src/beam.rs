@@ -12,7 +12,7 @@
 
 use crate::beam_params::{process_beam_row, BeamParams, EarlyStopping};
 use crate::steps::{log_softmax_rows, RowInput, StepModel};
-use crate::{GenerateError, Result};
+use crate::Result;
 
 /// transformers' stand-in for minus infinity in beam scores.
 const NEG: f32 = -1.0e9;
@@ -201,19 +201,7 @@ pub fn beam_search<M: StepModel + ?Sized>(
 ) -> Result<Vec<Vec<BeamHypothesis>>> {
     params.validate()?;
     let beams = params.num_beams;
-    let max_prompt = model.max_prompt_tokens();
-    for (i, p) in prompts.iter().enumerate() {
-        if p.ids.is_empty() {
-            return Err(GenerateError::EmptyPrompt(i));
-        }
-        if p.ids.len() > max_prompt {
-            return Err(GenerateError::PromptTooLong {
-                row: i,
-                tokens: p.ids.len(),
-                context: max_prompt,
-            });
-        }
-    }
+    crate::steps::check_prompts(model, prompts)?;
     let max_new: Vec<usize> = prompts
         .iter()
         .map(|p| params.max_new_tokens.min(model.max_new_tokens(p.ids.len())))

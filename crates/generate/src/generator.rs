@@ -5,7 +5,7 @@
 use crate::decoder_steps::DecoderSteps;
 use crate::row_sampler::RowSampler;
 use crate::steps::{RowBatch, RowInput, StepModel};
-use crate::{GenerateError, Result, SamplingParams};
+use crate::{Result, SamplingParams};
 use serde::Serialize;
 use tasklm_models::CausalLm;
 use tasklm_text::TextTokenizer;
@@ -92,19 +92,7 @@ pub fn sample<M: StepModel + ?Sized>(
     on_text: &mut dyn FnMut(usize, &str),
 ) -> Result<Vec<Generation>> {
     params.validate()?;
-    let max_prompt = model.max_prompt_tokens();
-    for (i, p) in prompts.iter().enumerate() {
-        if p.ids.is_empty() {
-            return Err(GenerateError::EmptyPrompt(i));
-        }
-        if p.ids.len() > max_prompt {
-            return Err(GenerateError::PromptTooLong {
-                row: i,
-                tokens: p.ids.len(),
-                context: max_prompt,
-            });
-        }
-    }
+    crate::steps::check_prompts(model, prompts)?;
     let mut rows: Vec<RowSampler> = prompts
         .iter()
         .enumerate()

@@ -107,6 +107,24 @@ pub trait StepModel {
     fn device(&self) -> &Device;
 }
 
+/// Every prompt has at least one token and fits the model's longest prompt.
+pub(crate) fn check_prompts<M: StepModel + ?Sized>(model: &M, prompts: &[RowInput]) -> Result<()> {
+    let max_prompt = model.max_prompt_tokens();
+    for (i, p) in prompts.iter().enumerate() {
+        if p.ids.is_empty() {
+            return Err(crate::GenerateError::EmptyPrompt(i));
+        }
+        if p.ids.len() > max_prompt {
+            return Err(crate::GenerateError::PromptTooLong {
+                row: i,
+                tokens: p.ids.len(),
+                context: max_prompt,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `log(sum(exp(raw)))`, computed as the sampler's logprobs are.
 pub(crate) fn log_sum_exp(raw: &[f32]) -> f32 {
     let max = raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -4,20 +4,18 @@
 //! for every returned hypothesis, and sequence scores within 1e-4 (f32 log-softmax sums over up
 //! to 16 steps, computed in another order).
 
+mod common;
+
 use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
+use common::{beam_params, fixture, ids};
 use serde_json::Value;
-use std::path::PathBuf;
-use tasklm_generate::{beam_search, BeamParams, DecoderSteps, EarlyStopping, RowInput};
+use tasklm_generate::{beam_search, BeamParams, DecoderSteps, RowInput};
 use tasklm_models::{weights, Architecture, DecoderModel, LlamaConfig};
 
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
 fn tiny_beam() -> Result<DecoderModel> {
-    let dir = fixtures().join("tiny_beam");
+    let dir = fixture("tiny_beam");
     let cfg: LlamaConfig =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let arch = Architecture::from_hf(&cfg.architectures[0]).context("architecture")?;
@@ -26,43 +24,17 @@ fn tiny_beam() -> Result<DecoderModel> {
     Ok(arch.build(&cfg, vb)?)
 }
 
-fn params(s: &Value) -> Result<BeamParams> {
-    let num = |k: &str| s.get(k).and_then(Value::as_u64).map(|x| x as usize);
-    let mut p = BeamParams::new(
-        num("num_beams").context("num_beams")?,
-        num("max_new_tokens").context("max_new_tokens")?,
-    );
-    if let Some(lp) = s.get("length_penalty").and_then(Value::as_f64) {
-        p.length_penalty = lp as f32;
-    }
-    p.early_stopping = match s.get("early_stopping") {
-        Some(Value::Bool(true)) => EarlyStopping::Done,
-        Some(Value::String(n)) if n == "never" => EarlyStopping::Never,
-        _ => EarlyStopping::Heuristic,
-    };
-    p.no_repeat_ngram_size = num("no_repeat_ngram_size").unwrap_or(0);
-    p.min_new_tokens = num("min_new_tokens").unwrap_or(0);
-    p.num_return_sequences = num("num_return_sequences").unwrap_or(1);
-    p.forced_eos_token_id = num("forced_eos_token_id").map(|t| t as u32);
-    Ok(p)
-}
-
-fn ids(v: &Value) -> Result<Vec<u32>> {
-    Ok(serde_json::from_value(v.clone())?)
-}
-
 #[test]
 fn beam_search_matches_transformers() -> Result<()> {
-    let golden: Value = serde_json::from_str(&std::fs::read_to_string(
-        fixtures().join("beam_golden.json"),
-    )?)?;
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("beam_golden.json"))?)?;
     let model = tiny_beam()?;
     let steps = DecoderSteps::new(model.as_ref(), 0);
     let cases = golden["cases"].as_array().context("cases")?;
     assert!(cases.len() >= 18);
     for case in cases {
         let s = &case["settings"];
-        let p = params(s)?;
+        let p = beam_params(s)?;
         let eos = ids(&s["eos"])?;
         let prompt = ids(&case["prompt"])?;
         let got = beam_search(&steps, &eos, &[RowInput::from_ids(prompt.clone())], &p)?;
@@ -87,16 +59,15 @@ fn beam_search_matches_transformers() -> Result<()> {
 
 #[test]
 fn prompts_searched_together_match_each_alone() -> Result<()> {
-    let golden: Value = serde_json::from_str(&std::fs::read_to_string(
-        fixtures().join("beam_golden.json"),
-    )?)?;
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("beam_golden.json"))?)?;
     let model = tiny_beam()?;
     let steps = DecoderSteps::new(model.as_ref(), 0);
     // The first setting's three prompts in one batch (rows of different lengths).
     let cases: Vec<&Value> = golden["cases"].as_array().context("cases")?[..3]
         .iter()
         .collect();
-    let p = params(&cases[0]["settings"])?;
+    let p = beam_params(&cases[0]["settings"])?;
     let eos = ids(&cases[0]["settings"]["eos"])?;
     let prompts: Vec<RowInput> = cases
         .iter()

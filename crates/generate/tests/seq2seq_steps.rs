@@ -4,19 +4,15 @@
 //! different lengths searched together give each one's result alone; greedy sampling over the
 //! cached steps equals argmax over full teacher-forced passes.
 
+mod common;
+
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use common::{beam_params, fixture, ids};
 use serde_json::Value;
-use std::path::PathBuf;
-use tasklm_generate::{beam_search, BeamParams, RowInput, StepModel, T5Steps};
+use tasklm_generate::{beam_search, RowInput, StepModel, T5Steps};
 use tasklm_models::seq2seq::{T5Config, T5};
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
 
 fn load(name: &str) -> Result<T5> {
     let dir = fixture(name);
@@ -24,24 +20,6 @@ fn load(name: &str) -> Result<T5> {
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     Ok(T5::new(&cfg, vb)?)
-}
-
-fn ids(v: &Value) -> Result<Vec<u32>> {
-    Ok(serde_json::from_value(v.clone())?)
-}
-
-fn params(s: &Value) -> Result<BeamParams> {
-    let num = |k: &str| s.get(k).and_then(Value::as_u64).map(|x| x as usize);
-    let mut p = BeamParams::new(
-        num("num_beams").context("num_beams")?,
-        num("max_new_tokens").context("max_new_tokens")?,
-    );
-    if let Some(lp) = s.get("length_penalty").and_then(Value::as_f64) {
-        p.length_penalty = lp as f32;
-    }
-    p.no_repeat_ngram_size = num("no_repeat_ngram_size").unwrap_or(0);
-    p.num_return_sequences = num("num_return_sequences").unwrap_or(1);
-    Ok(p)
 }
 
 #[test]
@@ -53,7 +31,7 @@ fn t5_beam_search_matches_transformers() -> Result<()> {
             serde_json::from_str(&std::fs::read_to_string(fixture(name).join("beam.json"))?)?;
         let eos = [model.config().eos_token_id.context("eos")?];
         for case in golden["cases"].as_array().context("cases")? {
-            let p = params(&case["settings"])?;
+            let p = beam_params(&case["settings"])?;
             let source = RowInput::from_ids(ids(&case["source"])?);
             let got = beam_search(&steps, &eos, &[source], &p)?;
             let want = case["hypotheses"].as_array().context("hypotheses")?;
@@ -79,7 +57,7 @@ fn t5_beam_search_matches_transformers() -> Result<()> {
             .iter()
             .map(|c| ids(&c["source"]).map(RowInput::from_ids))
             .collect::<Result<_>>()?;
-        let together = beam_search(&steps, &eos, &sources, &params(&cases[0]["settings"])?)?;
+        let together = beam_search(&steps, &eos, &sources, &beam_params(&cases[0]["settings"])?)?;
         for (i, c) in cases.iter().enumerate() {
             assert_eq!(
                 together[i][0].token_ids,

@@ -1,7 +1,8 @@
-//! `tasklm generate` on the tiny T5s: the prompt goes to the encoder as given and beam search
-//! prints transformers' `generate(num_beams=4)` tokens and text (`text_case` in each fixture's
-//! beam.json, from scripts/golden/seq2seq_t5.py); a tokenizer train -> generate round trip on
-//! the command line; clear errors for what an encoder-decoder cannot do.
+//! Seq2seq and beam search from the command line: `tasklm generate` on the tiny T5s feeds the
+//! prompt to the encoder as given and its beam search prints transformers'
+//! `generate(num_beams=4)` tokens and text (`text_case` in each fixture's beam.json, from
+//! scripts/golden/seq2seq_t5.py); `tasklm tokenizer train` writes its directory and names bad
+//! files; `tasklm eval` runs beam search; clear errors for what an encoder-decoder cannot do.
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -115,5 +116,63 @@ fn tokenizer_train_writes_a_directory_and_names_bad_files() -> Result<()> {
         out.to_str().context("path")?,
     ])?;
     assert!(!ok && err.contains("/nonexistent/corpus.txt"), "{err}");
+    Ok(())
+}
+
+/// `tasklm eval` of a generative task with beam search on the tiny decoder: the run scores
+/// every record and writes a prediction for each; beam search with several samples is refused.
+#[test]
+fn generative_eval_runs_beam_search() -> Result<()> {
+    let model = fixture("tiny_decoder");
+    let model = model.to_str().context("path")?;
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("qa.jsonl");
+    std::fs::write(
+        &data,
+        "{\"question\": \"what is two plus two?\", \"answer\": \"four\"}\n{\"question\": \"capital of france?\", \"answer\": \"paris\"}\n",
+    )?;
+    let preds = tmp.path().join("preds.jsonl");
+    let data_s = data.to_str().context("path")?;
+    let (ok, out, err) = tasklm(&[
+        "eval",
+        "--task",
+        "genqa",
+        "--model",
+        model,
+        "--data",
+        data_s,
+        "--num-beams",
+        "3",
+        "--max-new-tokens",
+        "6",
+        "--predictions",
+        preds.to_str().context("path")?,
+        "--json",
+    ])?;
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(out.trim())?;
+    assert_eq!(report["n"], 2, "{report}");
+    assert!(report["f1"].is_number(), "{report}");
+    let lines = std::fs::read_to_string(&preds)?;
+    assert_eq!(lines.lines().count(), 2);
+    let (ok, _, err) = tasklm(&[
+        "eval",
+        "--task",
+        "genqa",
+        "--model",
+        model,
+        "--data",
+        data_s,
+        "--num-beams",
+        "3",
+        "--samples",
+        "2",
+        "--temperature",
+        "0.7",
+    ])?;
+    assert!(
+        !ok && err.contains("beam search gives one sequence"),
+        "{err}"
+    );
     Ok(())
 }
