@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod checkpoint;
+pub mod embed;
 pub mod encoder;
 mod error;
 pub mod load;
@@ -19,6 +20,7 @@ pub mod testing;
 
 pub use catalog::{CatalogEntry, CATALOG};
 pub use checkpoint::{load_model, Checkpoint, EncoderSpecials};
+pub use embed::Embedder;
 pub use encoder::{load_encoder, model_kind, EncoderCheckpoint, ModelKind};
 pub use error::{HubError, Result};
 pub use load::{

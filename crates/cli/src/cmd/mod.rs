@@ -1,12 +1,16 @@
 pub mod bench;
+pub mod bench_embed;
 pub mod bench_encoder;
 pub mod bench_llama;
 pub mod bench_serve;
 pub mod bench_table;
 pub mod bench_train;
 pub mod chat;
+pub mod embed;
 pub mod eval;
 pub mod generate;
+pub mod index;
+pub mod input;
 pub mod predict;
 pub mod pull;
 pub mod quickstart;
