@@ -148,6 +148,8 @@ fn sigkill_mid_build_or_add_leaves_the_previous_index() {
         "small document number 2",
         "-k",
         "3",
+        "--mode",
+        "bm25",
     ]);
     let hits = json_lines(&out)[0]["hits"].as_array().unwrap().clone();
     assert_eq!(hits.len(), 3);

@@ -167,8 +167,13 @@ pub fn build(
     let max_tokens = model.embedder.max_len.saturating_sub(2);
     let chunking = opts.chunking.capped(max_tokens)?;
     let mut w = VersionWriter::create(out, model.embedder.dims)?;
-    ingest(&mut w, model, docs, chunking, opts.batch)?;
+    let read = ingest(&mut w, model, docs, chunking, opts.batch);
+    if let Err(e) = read {
+        w.abandon();
+        return Err(e);
+    }
     if w.rows() == 0 {
+        w.abandon();
         return Err(RagError::file(docs, "no documents"));
     }
     w.commit(Manifest {
@@ -203,7 +208,10 @@ pub fn add(root: &Path, model: &EmbeddingModel, docs: &Path, batch: usize) -> Re
     let index = Index::open(root)?;
     let mut w = VersionWriter::create(root, manifest.dims)?;
     copy(&index, &mut w, &|_| true)?;
-    ingest(&mut w, model, docs, manifest.chunking, batch)?;
+    if let Err(e) = ingest(&mut w, model, docs, manifest.chunking, batch) {
+        w.abandon();
+        return Err(e);
+    }
     w.commit(manifest)
 }
 

@@ -25,7 +25,7 @@ impl Default for HnswParams {
     fn default() -> Self {
         Self {
             m: 16,
-            ef_construction: 100,
+            ef_construction: 200,
             seed: 0x5eed,
         }
     }

@@ -1,12 +1,14 @@
 //! The index on disk: a directory holding versions, each complete in its own folder, and a
 //! `CURRENT` file naming the one to read.
 //!
-//!     INDEX/CURRENT                  "v0000000003"
-//!     INDEX/v0000000003/manifest.json  model, dims, chunking, counts, version
-//!     INDEX/v0000000003/chunks.jsonl   one chunk a line: doc id, title, character span, text
-//!     INDEX/v0000000003/vectors.f32    the chunks' vectors, row-major little-endian f32
-//!     INDEX/v0000000003/hnsw.bin       the HNSW graph, past `hnsw_min_chunks` chunks
-//!     INDEX/v0000000003/bm25/          tantivy's index of the chunk texts
+//! ```text
+//! INDEX/CURRENT                  "v0000000003"
+//! INDEX/v0000000003/manifest.json  model, dims, chunking, counts, version
+//! INDEX/v0000000003/chunks.jsonl   one chunk a line: doc id, title, character span, text
+//! INDEX/v0000000003/vectors.f32    the chunks' vectors, row-major little-endian f32
+//! INDEX/v0000000003/hnsw.bin       the HNSW graph, past `hnsw_min_chunks` chunks
+//! INDEX/v0000000003/bm25/          tantivy's index of the chunk texts
+//! ```
 //!
 //! A writer fills `INDEX/.tmp-PID-NANOS/`, syncs it, renames it to the next version, then
 //! replaces `CURRENT` by renaming a synced temporary file over it, and only then removes older
@@ -167,6 +169,13 @@ impl VersionWriter {
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// Gives the version up, removing what was written of it (the current one is untouched).
+    pub fn abandon(self) {
+        let tmp = self.tmp.clone();
+        drop(self);
+        let _ = std::fs::remove_dir_all(tmp);
     }
 
     /// Finishes the version (`manifest`'s counts, version and graph flag are filled here) and
