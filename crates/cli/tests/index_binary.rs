@@ -52,6 +52,14 @@ fn write_docs(path: &Path, n: usize, prefix: &str) {
     }
 }
 
+/// `tasklm index build` of `docs` into `index` with the tiny encoder.
+fn build_index(docs: &Path, index: &Path) {
+    let (docs, index, model) = (docs.to_str().unwrap(), index.to_str().unwrap(), tiny());
+    ok(&[
+        "index", "build", "--model", &model, "--data", docs, "--out", index,
+    ]);
+}
+
 fn stats(index: &Path) -> Value {
     serde_json::from_str(&ok(&["index", "stats", index.to_str().unwrap()])).unwrap()
 }
@@ -93,16 +101,7 @@ fn sigkill_mid_build_or_add_leaves_the_previous_index() {
     let index = dir.path().join("index");
     let idx = index.to_str().unwrap();
     let model = tiny();
-    ok(&[
-        "index",
-        "build",
-        "--model",
-        &model,
-        "--data",
-        small.to_str().unwrap(),
-        "--out",
-        idx,
-    ]);
+    build_index(&small, &index);
     assert_eq!(stats(&index)["version"], 1);
 
     let build = [
@@ -179,16 +178,7 @@ fn search_many_queries_and_embed() {
     let index = dir.path().join("index");
     let idx = index.to_str().unwrap();
     let model = tiny();
-    ok(&[
-        "index",
-        "build",
-        "--model",
-        &model,
-        "--data",
-        docs.to_str().unwrap(),
-        "--out",
-        idx,
-    ]);
+    build_index(&docs, &index);
     let queries = dir.path().join("queries.jsonl");
     std::fs::write(
         &queries,

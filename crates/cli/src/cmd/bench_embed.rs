@@ -149,8 +149,8 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
         a.batch_size,
         a.runs
     );
-    println!("{:<22} {:>12} {:>12}", "", "sentences/s", "peak RSS GB");
-    println!("{:<22} {ours:>12.1} {rss:>12.2}", "tasklm");
+    println!("{:<28} {:>12} {:>12}", "", "sentences/s", "peak RSS GB");
+    println!("{:<28} {ours:>12.1} {rss:>12.2}", "tasklm");
     let Some(py) = a.peer_python else {
         return Ok(());
     };
@@ -182,9 +182,9 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
         "sentence-transformers {}",
         v["sentence_transformers"].as_str().unwrap_or("?")
     );
-    println!("{name:<22} {theirs:>12.1} {their_rss:>12.2}");
+    println!("{name:<28} {theirs:>12.1} {their_rss:>12.2}");
     println!(
-        "{:<22} {:>11.2}x {:>11.2}x",
+        "{:<28} {:>11.2}x {:>11.2}x",
         "ratio",
         ours / theirs,
         rss / their_rss
