@@ -45,6 +45,9 @@ enum Command {
     Index(cmd::index::IndexCommand),
     /// Serve models over HTTP: OpenAI-compatible endpoints and task endpoints.
     Serve(Box<cmd::serve::ServeArgs>),
+    /// Train a tokenizer (BPE or Unigram) on text files.
+    #[command(subcommand)]
+    Tokenizer(cmd::tokenizer::TokenizerCommand),
     /// Measure speed, side by side with a peer.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -127,6 +130,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(b) => cmd::bench::run(b),
         Command::Embed(a) => cmd::embed::run(a),
         Command::Index(c) => cmd::index::run(c),
+        Command::Tokenizer(t) => cmd::tokenizer::run(t),
         Command::Quickstart => cmd::quickstart::run(),
         Command::Serve(a) => cmd::serve::run(*a, None),
     }

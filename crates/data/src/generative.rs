@@ -2,7 +2,8 @@
 //! is trained on, and the references its output is scored against.
 //!
 //! - `genqa`: SQuAD JSON or JSONL `{question, answer (string or list)[, context][, id]}`;
-//! - `summarize`: JSONL `{dialogue | document, summary}`;
+//! - `summarize`: JSONL `{dialogue | document, summary}`, or with several references
+//!   (`summary1`, `summary2`, ... as DialogSum's test file has, or a `summaries` list);
 //! - `translate`: line-aligned `PREFIX.SRC[.gz]` / `PREFIX.TGT[.gz]`, or JSONL `{source, target}`;
 //! - `code`: the HumanEval/MBXP layout `{task_id, prompt, canonical_solution, test, entry_point}`;
 //! - `reasoning`: GSM8K `{question, answer}` (the answer holds the worked solution and `#### N`).
@@ -42,7 +43,11 @@ fn str_field(v: &Value, keys: &[&str]) -> Option<String> {
 }
 
 fn record_id(v: &Value, line: usize) -> String {
-    match v.get("id").or_else(|| v.get("task_id")) {
+    match v
+        .get("id")
+        .or_else(|| v.get("task_id"))
+        .or_else(|| v.get("fname"))
+    {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         _ => line.to_string(),
@@ -122,15 +127,46 @@ fn summarize(path: &Path, text: &str) -> Result<Vec<GenRecord>> {
     jsonl_records(path, text, |v, line| {
         let doc = str_field(v, &["dialogue", "document"])
             .ok_or("expected a string `dialogue` or `document`")?;
-        let summary = str_field(v, &["summary"]).ok_or("expected a string `summary`")?;
+        let references = summaries(v)?;
         Ok(GenRecord {
             id: record_id(v, line),
             fields: vec![("document".into(), doc)],
-            target: summary.clone(),
-            references: vec![summary],
+            target: references[0].clone(),
+            references,
             test: None,
         })
     })
+}
+
+/// A summarize record's references: `summary`, then `summary1`, `summary2`, ... (DialogSum's
+/// test file has three), or a `summaries` list. The first is the training target.
+fn summaries(v: &Value) -> std::result::Result<Vec<String>, String> {
+    if let Some(list) = v.get("summaries") {
+        let refs: Option<Vec<String>> = list
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or(None);
+        return match refs {
+            Some(r) if !r.is_empty() => Ok(r),
+            _ => Err("expected `summaries`: a non-empty list of strings".into()),
+        };
+    }
+    let mut refs: Vec<String> = str_field(v, &["summary"]).into_iter().collect();
+    for n in 1.. {
+        let key = format!("summary{n}");
+        match v.get(&key) {
+            None => break,
+            Some(Value::String(s)) => refs.push(s.clone()),
+            Some(_) => return Err(format!("expected a string `{key}`")),
+        }
+    }
+    if refs.is_empty() {
+        return Err(
+            "expected a string `summary` (or `summary1`, `summary2`, ..., or a `summaries` list)"
+                .into(),
+        );
+    }
+    Ok(refs)
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>> {

@@ -56,3 +56,40 @@ fn tasklm_eval_free_final(answer: &str) -> bool {
         .rsplit_once("####")
         .is_some_and(|(_, n)| !n.trim().is_empty())
 }
+
+#[test]
+fn summaries_with_several_references() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let p = dir.path().join("test.jsonl");
+    std::fs::write(
+        &p,
+        concat!(
+            "{\"fname\": \"test_0_1\", \"dialogue\": \"A: hi\", \"summary1\": \"One.\", \"summary2\": \"Two.\", \"summary3\": \"Three.\"}\n",
+            "{\"document\": \"D\", \"summaries\": [\"S1\", \"S2\"]}\n",
+            "{\"document\": \"D\", \"summary\": \"S\", \"summary1\": \"S'\"}\n",
+        ),
+    )?;
+    let r = read_generative("summarize", &p)?;
+    assert_eq!(r[0].id, "test_0_1", "DialogSum's fname is the id");
+    assert_eq!(r[0].references, ["One.", "Two.", "Three."]);
+    assert_eq!(
+        r[0].target, "One.",
+        "the first reference is the training target"
+    );
+    assert_eq!(r[1].references, ["S1", "S2"]);
+    assert_eq!(r[2].references, ["S", "S'"]);
+    std::fs::write(&p, "{\"document\": \"D\", \"summaries\": []}\n")?;
+    let e = read_generative("summarize", &p)
+        .expect_err("empty list")
+        .to_string();
+    assert!(
+        e.contains("test.jsonl:1") && e.contains("`summaries`"),
+        "{e}"
+    );
+    std::fs::write(&p, "{\"document\": \"D\", \"summary1\": 3}\n")?;
+    let e = read_generative("summarize", &p)
+        .expect_err("a number")
+        .to_string();
+    assert!(e.contains("`summary1`"), "{e}");
+    Ok(())
+}

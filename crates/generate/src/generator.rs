@@ -113,7 +113,8 @@ pub fn sample<M: StepModel + ?Sized>(
                 seed: params.seed.wrapping_add(i as u64),
                 ..params.clone()
             };
-            RowSampler::new(row_params, &p.ids, model.max_new_tokens(p.ids.len()))
+            let start = model.decoder_prompt(p);
+            RowSampler::new(row_params, &start, model.max_new_tokens(p.ids.len()))
         })
         .collect();
 

@@ -88,6 +88,13 @@ pub trait StepModel {
         Ok(())
     }
 
+    /// The ids a row's generated tokens follow, as the sequence's start (for repetition
+    /// penalties, n-gram bans and lengths): the prompt itself for a decoder, the decoder start
+    /// token for an encoder-decoder (whose prompt is the encoder's source).
+    fn decoder_prompt(&self, row: &RowInput) -> Vec<u32> {
+        row.ids.clone()
+    }
+
     /// The longest prompt a row may have, in tokens.
     fn max_prompt_tokens(&self) -> usize;
 

@@ -12,6 +12,7 @@ mod error;
 pub mod gguf;
 pub mod heads;
 pub mod registry;
+pub mod seq2seq;
 pub mod weights;
 
 pub use decoder::llama::{Llama, LlamaConfig};
@@ -24,3 +25,4 @@ pub use registry::{
     Architecture, DecoderArchitecture, DecoderModel, EncoderArchitecture, Model, ModelArchitecture,
     ModelConfig, ModelKind,
 };
+pub use seq2seq::{T5Config, T5};

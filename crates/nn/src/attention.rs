@@ -31,6 +31,20 @@ pub fn scaled_dot_product_attention(
     mask: Option<&Tensor>,
     p: AttentionParams,
 ) -> Result<Tensor> {
+    biased_attention(q, k, v, None, mask, p)
+}
+
+/// [`scaled_dot_product_attention`] with an additive, differentiable score bias broadcast to
+/// (B, nh, T, S) (T5's relative position bias, one per head), added to `q k^T` before the scale
+/// and the mask.
+pub fn biased_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: Option<&Tensor>,
+    mask: Option<&Tensor>,
+    p: AttentionParams,
+) -> Result<Tensor> {
     let (b, nh, t, hd) = q.dims4()?;
     let (_, nkv, s, _) = k.dims4()?;
     if nh % nkv != 0 {
@@ -44,6 +58,10 @@ pub fn scaled_dot_product_attention(
     // The scores (B, nkv, rep*T, S) are (B, nh, T, S) in memory: head h*rep+r at rows
     // r*T..(r+1)*T of kv head h.
     let scores = qg.matmul(&k.t()?)?.reshape((b, nh, t, s))?;
+    let scores = match bias {
+        Some(bias) => scores.broadcast_add(bias)?,
+        None => scores,
+    };
     let mask = mask.map(|m| m.to_dtype(scores.dtype())).transpose()?;
     let probs = scaled_masked_softmax(&scores, mask.as_ref(), p.scale)?; // (B, nh, T, S)
     let probs = dropout(&probs, p.dropout, p.train)?.reshape((b, nkv, rep * t, s))?;

@@ -15,7 +15,7 @@ pub mod ops;
 pub mod quant;
 pub mod rotary;
 
-pub use attention::{scaled_dot_product_attention, AttentionParams};
+pub use attention::{biased_attention, scaled_dot_product_attention, AttentionParams};
 pub use kv_cache::KvCache;
 pub use layers::{dropout, Embedding, LayerNorm, Linear, LinearWeight, QuantizedWeights, RmsNorm};
 pub use mask::{attention_mask, positions_from_mask};

@@ -9,6 +9,7 @@ pub mod chat_mask;
 mod error;
 pub mod gguf_vocab;
 pub mod tokenizer;
+pub mod trainer;
 
 pub use chat::{BuiltinTemplate, ChatMessage, ChatTemplate};
 pub use chat_mask::{render_for_training, RenderedChat};

@@ -1,8 +1,10 @@
+use super::beam_args::BeamArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use std::io::{Read, Write};
-use tasklm_generate::{generate, Generation, SamplingParams};
+use tasklm_generate::{beam_search, generate, BeamHypothesis, DecoderSteps, Generation, RowInput};
+use tasklm_generate::{FinishReason, SamplingParams};
 use tasklm_hub::catalog::DEFAULT_MODEL;
 use tasklm_hub::{load_decoder_with, LoadOptions, LoadedDecoder};
 use tasklm_text::ChatMessage;
@@ -17,6 +19,8 @@ pub struct GenerateArgs {
     pub prompt: String,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub beams: BeamArgs,
     /// Wrap the prompt in the model's chat template as one user turn.
     #[arg(long)]
     pub chat: bool,
@@ -142,6 +146,20 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         .with_context(|| format!("loading model `{}`", a.model))?;
     let text = render_prompt(&mut m, &prompt, a.chat, a.system.as_deref())?;
     let ids = m.tokenizer.encode(&text, true)?;
+    let dir = match &m.source {
+        tasklm_hub::ModelSource::HfDir(d) => Some(d.as_path()),
+        tasklm_hub::ModelSource::Gguf(_) => None,
+    };
+    if let Some(beam) = a.beams.resolve(dir, a.sampling.max_new_tokens)? {
+        let steps = DecoderSteps::new(m.model.as_ref(), m.tokenizer.pad_id());
+        let hyps = beam_search(
+            &steps,
+            &m.tokenizer.eos_ids,
+            &[RowInput::from_ids(ids.clone())],
+            &beam,
+        )?;
+        return print_beams(&m, &hyps[0], ids.len(), a.json);
+    }
     let mut out = std::io::stdout().lock();
     let stream = !a.json;
     let gens = generate(
@@ -161,6 +179,41 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         writeln!(out, "{}", generation_json(g, params.seed))?;
     } else {
         writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Prints beam search's best hypothesis (with --json, every returned one, best first).
+fn print_beams(
+    m: &LoadedDecoder,
+    hyps: &[BeamHypothesis],
+    prompt_tokens: usize,
+    json: bool,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut rows = Vec::new();
+    for h in hyps {
+        let text = m.tokenizer.decode(&h.token_ids, true)?;
+        let finish = if h.ended_with_eos {
+            FinishReason::Stop
+        } else {
+            FinishReason::Length
+        };
+        rows.push(
+            json!({"text": text, "tokens": h.token_ids, "score": h.score, "finish_reason": finish}),
+        );
+    }
+    let best = rows.first().cloned().unwrap_or_default();
+    if json {
+        let completion = hyps.first().map_or(0, |h| h.token_ids.len());
+        let mut v = best;
+        v["usage"] = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion});
+        if rows.len() > 1 {
+            v["hypotheses"] = json!(rows);
+        }
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "{}", best["text"].as_str().unwrap_or_default())?;
     }
     Ok(())
 }

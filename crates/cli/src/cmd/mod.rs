@@ -1,3 +1,4 @@
+pub mod beam_args;
 pub mod bench;
 pub mod bench_embed;
 pub mod bench_encoder;
@@ -15,4 +16,5 @@ pub mod predict;
 pub mod pull;
 pub mod quickstart;
 pub mod serve;
+pub mod tokenizer;
 pub mod train;

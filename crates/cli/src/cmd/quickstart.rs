@@ -1,3 +1,4 @@
+use crate::cmd::beam_args::BeamArgs;
 use crate::cmd::generate::{self, GenerateArgs, SamplingArgs};
 use anyhow::Result;
 use tasklm_hub::catalog::DEFAULT_MODEL;
@@ -20,6 +21,10 @@ pub fn run() -> Result<()> {
             seed: Some(0),
             stop: vec![],
             top_logprobs: 0,
+        },
+        beams: BeamArgs {
+            num_beams: Some(1),
+            ..BeamArgs::default()
         },
         chat: true,
         system: None,
