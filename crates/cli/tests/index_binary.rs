@@ -74,22 +74,26 @@ fn kill_mid_write(args: &[&str], index: &Path) -> bool {
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(120) {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
+    let limit = Duration::from_secs(120);
+    let mut killed = false;
+    while t0.elapsed() < limit && child.try_wait().unwrap().is_none() {
         let writing = std::fs::read_dir(index).unwrap().flatten().any(|e| {
             e.file_name().to_string_lossy().starts_with(".tmp-")
                 && std::fs::metadata(e.path().join("chunks.jsonl")).is_ok_and(|m| m.len() > 0)
         });
         if writing {
             child.kill().unwrap(); // SIGKILL on Unix
-            child.wait().unwrap();
-            return true;
+            killed = true;
+            break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    panic!("the build never started writing");
+    if !killed {
+        let _ = child.kill();
+    }
+    child.wait().unwrap();
+    assert!(t0.elapsed() < limit, "the write never started");
+    killed
 }
 
 #[test]
