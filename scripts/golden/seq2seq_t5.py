@@ -5,10 +5,13 @@ that transformers builds from a config (no download):
   tiny_t5/         T5 (relu feed-forward, head tied to the shared embeddings)
   tiny_t5_gated/   T5 v1.1 / Flan-T5 style (gated-gelu, untied lm_head)
 
-Each holds config.json, model.safetensors, generation_config.json and golden.safetensors: a
+Each holds config.json, model.safetensors, generation_config.json, a 64-token Unigram
+tokenizer (tokenizer.json, tokenizer_config.json; T5's ids: <pad> 0, </s> 1, <unk> 2) and
+golden.safetensors: a
 padded source batch (ids, attention mask), labels with -100 (ragged targets), the encoder's last
 hidden states, the logits, the mean loss, and every parameter's gradient; plus beam.json:
-`generate(num_beams=4, ...)` token ids and sequences_scores for each source alone.
+`generate(num_beams=4, ...)` token ids and sequences_scores for each source alone, and for a
+text prompt encoded by the tokenizer (`text_case`, what `tasklm generate --prompt` must give).
 
 Dropout is off (eval mode). Norm weights are randomised so they are exercised.
 
@@ -17,12 +20,33 @@ Usage: python scripts/golden/seq2seq_t5.py
 import json, os
 import torch
 from safetensors.torch import save_file
-from transformers import T5Config, T5ForConditionalGeneration
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 from versions import print_versions
 
 v = print_versions("safetensors")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIX = os.path.join(ROOT, "tests", "fixtures")
+
+
+TEXT = ["a man is riding a bike in the park", "two dogs are playing with a ball",
+        "ein mann fährt fahrrad im park", "zwei hunde spielen mit einem ball"] * 20
+
+
+def tokenizer(out):
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(TEXT, trainers.UnigramTrainer(
+        vocab_size=64, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+    tok.save(os.path.join(out, "tokenizer.json"))
+    json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "</s>",
+               "pad_token": "<pad>", "unk_token": "<unk>"},
+              open(os.path.join(out, "tokenizer_config.json"), "w"), indent=1)
+    return AutoTokenizer.from_pretrained(out)
 
 
 def build(name, **kw):
@@ -44,6 +68,8 @@ def build(name, **kw):
     os.makedirs(out, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     model.generation_config.save_pretrained(out)
+    hf_tok = tokenizer(out)
+    assert len(hf_tok) <= 64, len(hf_tok)
     model.train(False)
 
     g = torch.Generator().manual_seed(1)
@@ -85,7 +111,17 @@ def build(name, **kw):
                                  "score": float(r.sequences_scores[i])})
                 beams.append({"source": src[0].tolist(), "settings": kw, "hypotheses": hyps})
                 print(name, src[0].tolist(), kw, [(h["ids"], round(h["score"], 4)) for h in hyps])
-    json.dump({"versions": v, "cases": beams}, open(os.path.join(out, "beam.json"), "w"), indent=1)
+    prompt = "a man is playing with two dogs"
+    src = torch.tensor([hf_tok(prompt).input_ids])
+    with torch.no_grad():
+        r = model.generate(src, attention_mask=torch.ones_like(src), do_sample=False,
+                           num_beams=4, max_new_tokens=8)
+    text_case = {"prompt": prompt, "source": src[0].tolist(), "num_beams": 4, "max_new_tokens": 8,
+                 "ids": [t for t in r[0, 1:].tolist()],
+                 "text": hf_tok.decode(r[0, 1:], skip_special_tokens=True)}
+    print(name, "text case", text_case)
+    json.dump({"versions": v, "cases": beams, "text_case": text_case},
+              open(os.path.join(out, "beam.json"), "w"), indent=1)
     print(name, "params", sum(p.numel() for p in model.parameters()), "loss", float(o.loss))
 
 

@@ -34,6 +34,8 @@ enum Command {
     Chat(cmd::chat::ChatArgs),
     /// Fine-tune a model for a task; writes a Hugging Face model directory.
     Train(Box<cmd::train::TrainCmd>),
+    /// Fold a LoRA adapter into its base model: a plain Hugging Face directory.
+    Merge(cmd::lora::MergeArgs),
     /// Score a model on a task's data with the task's standard metric.
     Eval(cmd::eval::EvalCmd),
     /// Answer JSONL records with a trained model (classify, nli): one JSON line each.
@@ -126,6 +128,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Chat(a) => cmd::chat::run(a),
         Command::Train(a) => cmd::train::run(*a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Merge(a) => cmd::lora::merge(a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Embed(a) => cmd::embed::run(a),

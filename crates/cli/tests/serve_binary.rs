@@ -208,3 +208,35 @@ fn sigterm_finishes_the_stream_in_flight_then_exits() {
         "still accepting"
     );
 }
+
+#[test]
+fn adapters_are_served_by_model_name() {
+    let (base, adapter) = (decoder(), fixture("lora_decoder"));
+    let (b, t) = (format!("base={base}"), format!("tuned={base}"));
+    let (ta, pa) = (format!("tuned={adapter}"), format!("peft={adapter}"));
+    let server = serve(&[
+        "--model",
+        &b,
+        "--model",
+        &t,
+        "--adapter",
+        &ta,
+        "--adapter",
+        &pa,
+    ]);
+    let complete = |model: &str| {
+        let body =
+            json!({"model": model, "prompt": "the film is", "max_tokens": 6, "temperature": 0});
+        let (status, text) = request(server.port, "POST", "/v1/completions", Some(&body));
+        assert_eq!(status, 200, "{text}");
+        json_in(&text)["choices"][0]["text"]
+            .as_str()
+            .expect("text")
+            .to_string()
+    };
+    // The adapter over a named --model and over the base its config names answer alike, and
+    // unlike the base alone.
+    let (tuned, peft) = (complete("tuned"), complete("peft"));
+    assert_eq!(tuned, peft);
+    assert_ne!(tuned, complete("base"));
+}

@@ -13,6 +13,7 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
+use tasklm_models::seq2seq::T5;
 use tasklm_models::{
     gguf, weights, Bert, CausalLm, Model, ModelArchitecture, ModelConfig, ModelKind, BERT_PREFIX,
 };
@@ -65,7 +66,7 @@ impl Checkpoint {
     pub fn decoder(&self) -> Option<&(dyn CausalLm + Send + Sync)> {
         match &self.model {
             Model::Decoder(m) => Some(m.as_ref()),
-            Model::Encoder(_) => None,
+            Model::Encoder(_) | Model::Seq2Seq(_) => None,
         }
     }
 
@@ -73,7 +74,15 @@ impl Checkpoint {
     pub fn encoder(&self) -> Option<&Bert> {
         match &self.model {
             Model::Encoder(m) => Some(m.as_ref()),
-            Model::Decoder(_) => None,
+            Model::Decoder(_) | Model::Seq2Seq(_) => None,
+        }
+    }
+
+    /// The encoder-decoder, when this is one.
+    pub fn seq2seq(&self) -> Option<&T5> {
+        match &self.model {
+            Model::Seq2Seq(m) => Some(m.as_ref()),
+            Model::Decoder(_) | Model::Encoder(_) => None,
         }
     }
 
@@ -109,7 +118,7 @@ pub(crate) fn wrong_kind(path: &Path, want: ModelKind, got: ModelKind) -> HubErr
 /// (`config.json` `architectures` / `model_type`, or GGUF `general.architecture`), an unknown
 /// one being an error that lists the supported ones. `opts.quantized` needs a GGUF file.
 pub fn load_model(source: &ModelSource, opts: LoadOptions, device: &Device) -> Result<Checkpoint> {
-    if opts.quantized && !matches!(source, ModelSource::Gguf(_)) {
+    if opts.quantized && !source.is_gguf() {
         return Err(HubError::file(
             source.path(),
             "--quantized needs a GGUF model",
@@ -164,6 +173,7 @@ pub(crate) fn read_json(path: &Path) -> Result<Value> {
 /// only, so their header is not read here.
 pub(crate) fn kind_of(source: &ModelSource) -> Result<ModelKind> {
     match source {
+        ModelSource::Adapter { base, .. } => kind_of(base),
         ModelSource::Gguf(_) => Ok(ModelKind::Decoder),
         ModelSource::HfDir(dir) => {
             let path = dir.join("config.json");
@@ -179,6 +189,21 @@ pub(crate) fn read_files(
     device: &Device,
 ) -> Result<Files> {
     match source {
+        ModelSource::Adapter { dir, base } => {
+            let mut files = read_files(base, opts, device)?;
+            let adapter = crate::adapter::read_adapter(dir, device)?;
+            let file = dir.join(crate::adapter::ADAPTER_WEIGHTS);
+            crate::adapter::apply_adapter(&mut files.tensors, &files.quantized, &adapter, &file)?;
+            if dir.join("tokenizer.json").is_file() {
+                files.tokenizer = TextTokenizer::from_dir(dir)?;
+            }
+            // A trained encoder adapter keeps its head's labels in its own config.json.
+            if files.config_json.is_some() && dir.join("config.json").is_file() {
+                files.config_json = Some(read_json(&dir.join("config.json"))?);
+            }
+            files.source = source.clone();
+            Ok(files)
+        }
         ModelSource::Gguf(path) => {
             let ck = gguf::load_with(path, opts.dtype, device, opts.quantized)?;
             let vocab = vocab_from_gguf(&ck.metadata)?;
@@ -203,7 +228,7 @@ pub(crate) fn read_files(
             let mut tensors = weights::load_safetensors_dir(dir, opts.dtype, device)?;
             let tokenizer = TextTokenizer::from_dir(dir)?;
             let encoder_specials = match architecture.kind() {
-                ModelKind::Decoder => None,
+                ModelKind::Decoder | ModelKind::Seq2Seq => None,
                 ModelKind::Encoder => {
                     tensors = bert_names(tensors, dir)?;
                     Some(EncoderSpecials {

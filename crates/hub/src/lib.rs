@@ -7,17 +7,20 @@
 // Library code returns errors: no unwrap/expect outside tests (tests may use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod adapter;
 pub mod catalog;
 pub mod checkpoint;
 pub mod embed;
 pub mod encoder;
 mod error;
 pub mod load;
+pub mod merge;
 pub mod pull;
 pub mod resolve;
 pub mod save;
 pub mod testing;
 
+pub use adapter::{apply_adapter, merge_adapter, read_adapter, Adapter, AdapterConfig};
 pub use catalog::{CatalogEntry, CATALOG};
 pub use checkpoint::{load_model, Checkpoint, EncoderSpecials};
 pub use embed::Embedder;
@@ -27,5 +30,6 @@ pub use load::{
     load_checkpoint, load_checkpoint_with, load_decoder, load_decoder_with, DecoderCheckpoint,
     LoadOptions, LoadedDecoder,
 };
-pub use resolve::{resolve, ModelSource};
-pub use save::{hf_config, write_model_files};
+pub use merge::write_merged;
+pub use resolve::{resolve, resolve_adapter, ModelSource};
+pub use save::{hf_config, write_model_files, write_tokenizer_files};

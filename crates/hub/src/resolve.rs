@@ -13,14 +13,78 @@ pub enum ModelSource {
     HfDir(PathBuf),
     /// A single GGUF file with its tokenizer inside.
     Gguf(PathBuf),
+    /// A PEFT LoRA adapter directory (`adapter_config.json`, `adapter_model.safetensors`) over
+    /// its base model.
+    Adapter {
+        dir: PathBuf,
+        base: Box<ModelSource>,
+    },
 }
 
 impl ModelSource {
+    /// The directory or file named on the command line (an adapter's own directory).
     pub fn path(&self) -> &Path {
         match self {
             Self::HfDir(p) | Self::Gguf(p) => p,
+            Self::Adapter { dir, .. } => dir,
         }
     }
+
+    /// The source of the weights the model is built from: the base of an adapter.
+    pub fn base(&self) -> &ModelSource {
+        match self {
+            Self::Adapter { base, .. } => base.base(),
+            other => other,
+        }
+    }
+
+    /// Is the base a GGUF file?
+    pub fn is_gguf(&self) -> bool {
+        matches!(self.base(), Self::Gguf(_))
+    }
+}
+
+/// An adapter directory over `base` (a `--model` spec), or over the base its
+/// `adapter_config.json` names (`base_model_name_or_path`; a relative path is tried from the
+/// working directory, then from the adapter's).
+pub fn resolve_adapter(dir: &Path, base: Option<&str>, progress: bool) -> Result<ModelSource> {
+    if !crate::adapter::is_adapter_dir(dir) {
+        return Err(HubError::file(
+            dir,
+            format!(
+                "not a LoRA adapter directory: no {}",
+                crate::adapter::ADAPTER_CONFIG
+            ),
+        ));
+    }
+    let base = match base {
+        Some(spec) => resolve(spec, progress)?,
+        None => {
+            let named = crate::adapter::AdapterConfig::read(dir)?.base_model;
+            let beside = dir.join(&named);
+            let spec = if !Path::new(&named).exists() && beside.exists() {
+                beside.to_string_lossy().into_owned()
+            } else {
+                named
+            };
+            resolve(&spec, progress).map_err(|e| {
+                HubError::file(
+                    dir.join(crate::adapter::ADAPTER_CONFIG),
+                    format!("`base_model_name_or_path`: {e} (pass --model BASE)"),
+                )
+            })?
+        }
+    };
+    if matches!(base, ModelSource::Adapter { .. }) {
+        return Err(HubError::file(
+            dir,
+            "the base of an adapter cannot be another adapter",
+        ));
+    }
+    Ok(ModelSource::Adapter {
+        dir: dir.to_path_buf(),
+        base: Box::new(base),
+    })
 }
 
 /// How long a hub download may take to answer before we give up (the hub may be unreachable).
@@ -30,6 +94,9 @@ const HUB_DEADLINE: Duration = Duration::from_secs(20);
 /// cache if needed); a hub id `org/name`.
 pub fn resolve(spec: &str, progress: bool) -> Result<ModelSource> {
     let path = Path::new(spec);
+    if path.is_dir() && crate::adapter::is_adapter_dir(path) {
+        return resolve_adapter(path, None, progress);
+    }
     if path.is_dir() {
         return Ok(ModelSource::HfDir(path.to_path_buf()));
     }

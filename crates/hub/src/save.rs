@@ -41,6 +41,12 @@ pub fn write_model_files(
     tok: &TextTokenizer,
 ) -> Result<()> {
     write_json(&dir.join("config.json"), &hf_config(arch, cfg)?)?;
+    write_tokenizer_files(dir, cfg, tok)
+}
+
+/// Writes the tokenizer files and generation config of a model into `dir`: what a LoRA
+/// adapter directory holds beside its adapter.
+pub fn write_tokenizer_files(dir: &Path, cfg: &LlamaConfig, tok: &TextTokenizer) -> Result<()> {
     let tok_path = dir.join("tokenizer.json");
     tok.inner()
         .save(&tok_path, false)

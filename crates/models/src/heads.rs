@@ -111,7 +111,7 @@ impl ClassifierHead {
     /// Logits (.., n_labels) for features (.., H).
     pub fn forward_t(&self, features: &Tensor, train: bool) -> Result<Tensor> {
         self.classifier
-            .forward(&dropout(features, self.dropout, train)?)
+            .forward_t(&dropout(features, self.dropout, train)?, train)
     }
 }
 

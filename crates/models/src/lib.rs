@@ -23,6 +23,6 @@ pub use error::{ModelError, Result};
 pub use heads::{ClassifierHead, Pool, SpanHead};
 pub use registry::{
     Architecture, DecoderArchitecture, DecoderModel, EncoderArchitecture, Model, ModelArchitecture,
-    ModelConfig, ModelKind,
+    ModelConfig, ModelKind, Seq2SeqArchitecture,
 };
 pub use seq2seq::{T5Config, T5};

@@ -10,6 +10,7 @@
 use crate::decoder::llama::{Llama, LlamaConfig};
 use crate::decoder::CausalLm;
 use crate::encoder::bert::{Bert, BertConfig, BERT_PREFIX};
+use crate::seq2seq::{T5Config, T5};
 use crate::{ModelError, Result};
 use candle_nn::VarBuilder;
 use serde_json::Value;
@@ -23,15 +24,19 @@ pub enum ModelKind {
     Decoder,
     /// Bidirectional encoder ([`Bert`]): token ids and segments in, hidden states out.
     Encoder,
+    /// Encoder-decoder ([`T5`]): a source read bidirectionally, a target generated while
+    /// cross-attending to it.
+    Seq2Seq,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 2] = [ModelKind::Decoder, ModelKind::Encoder];
+    pub const ALL: [ModelKind; 3] = [ModelKind::Decoder, ModelKind::Encoder, ModelKind::Seq2Seq];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Decoder => "decoder",
             Self::Encoder => "encoder",
+            Self::Seq2Seq => "encoder-decoder",
         }
     }
 
@@ -40,6 +45,7 @@ impl ModelKind {
         match self {
             Self::Decoder => "a decoder",
             Self::Encoder => "an encoder",
+            Self::Seq2Seq => "an encoder-decoder",
         }
     }
 }
@@ -162,11 +168,29 @@ impl EncoderArchitecture {
     }
 }
 
+/// Encoder-decoder architectures tasklm can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Seq2SeqArchitecture {
+    /// T5, T5 v1.1 and Flan-T5 (`T5ForConditionalGeneration`).
+    T5,
+}
+
+impl Seq2SeqArchitecture {
+    pub fn from_hf(name: &str) -> Option<Self> {
+        matches!(name, "T5ForConditionalGeneration" | "t5").then_some(Self::T5)
+    }
+
+    pub fn supported_hf() -> Vec<&'static str> {
+        vec!["T5ForConditionalGeneration"]
+    }
+}
+
 /// Every architecture the registry knows, by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelArchitecture {
     Decoder(DecoderArchitecture),
     Encoder(EncoderArchitecture),
+    Seq2Seq(Seq2SeqArchitecture),
 }
 
 impl ModelArchitecture {
@@ -174,6 +198,7 @@ impl ModelArchitecture {
         match self {
             Self::Decoder(_) => ModelKind::Decoder,
             Self::Encoder(_) => ModelKind::Encoder,
+            Self::Seq2Seq(_) => ModelKind::Seq2Seq,
         }
     }
 
@@ -182,6 +207,7 @@ impl ModelArchitecture {
         DecoderArchitecture::from_hf(name)
             .map(Self::Decoder)
             .or_else(|| EncoderArchitecture::from_hf(name).map(Self::Encoder))
+            .or_else(|| Seq2SeqArchitecture::from_hf(name).map(Self::Seq2Seq))
     }
 
     /// The supported `config.json` names of every kind, as errors list them:
@@ -193,6 +219,7 @@ impl ModelArchitecture {
                 let names = match k {
                     ModelKind::Decoder => DecoderArchitecture::supported_hf(),
                     ModelKind::Encoder => EncoderArchitecture::supported_hf(),
+                    ModelKind::Seq2Seq => Seq2SeqArchitecture::supported_hf(),
                 };
                 format!("{} ({}s)", names.join(", "), k.name())
             })
@@ -250,6 +277,12 @@ impl ModelArchitecture {
                 cfg.validate().map_err(bad)?;
                 Ok(ModelConfig::Encoder(cfg))
             }
+            Self::Seq2Seq(Seq2SeqArchitecture::T5) => {
+                let cfg: T5Config = serde_json::from_value(config.clone())
+                    .map_err(|e| bad(format!("not a T5 config: {e}")))?;
+                cfg.validate().map_err(bad)?;
+                Ok(ModelConfig::Seq2Seq(cfg))
+            }
         }
     }
 
@@ -271,6 +304,12 @@ impl ModelArchitecture {
                 }
                 Ok(Model::Encoder(Box::new(Bert::new(c, vb.pp(BERT_PREFIX))?)))
             }
+            (Self::Seq2Seq(Seq2SeqArchitecture::T5), ModelConfig::Seq2Seq(c)) => {
+                if quantized.is_some_and(|q| !q.is_empty()) {
+                    candle_core::bail!("quantized weights are for decoders only");
+                }
+                Ok(Model::Seq2Seq(Box::new(T5::new(c, vb)?)))
+            }
             (a, c) => candle_core::bail!(
                 "{} architecture ({a:?}) cannot be built from {} config",
                 a.kind().with_article(),
@@ -285,6 +324,7 @@ impl ModelArchitecture {
 pub enum ModelConfig {
     Decoder(LlamaConfig),
     Encoder(BertConfig),
+    Seq2Seq(T5Config),
 }
 
 impl ModelConfig {
@@ -292,6 +332,7 @@ impl ModelConfig {
         match self {
             Self::Decoder(_) => ModelKind::Decoder,
             Self::Encoder(_) => ModelKind::Encoder,
+            Self::Seq2Seq(_) => ModelKind::Seq2Seq,
         }
     }
 
@@ -300,6 +341,8 @@ impl ModelConfig {
         match self {
             Self::Decoder(c) => c.max_position_embeddings,
             Self::Encoder(c) => c.max_position_embeddings,
+            // Relative positions: no learned table bounds the length.
+            Self::Seq2Seq(_) => usize::MAX,
         }
     }
 
@@ -307,6 +350,7 @@ impl ModelConfig {
         match self {
             Self::Decoder(c) => c.vocab_size,
             Self::Encoder(c) => c.vocab_size,
+            Self::Seq2Seq(c) => c.vocab_size,
         }
     }
 }
@@ -316,6 +360,7 @@ pub enum Model {
     Decoder(DecoderModel),
     /// Boxed: a `Bert` is some 300 bytes, a boxed decoder 16.
     Encoder(Box<Bert>),
+    Seq2Seq(Box<T5>),
 }
 
 impl Model {
@@ -323,6 +368,7 @@ impl Model {
         match self {
             Self::Decoder(_) => ModelKind::Decoder,
             Self::Encoder(_) => ModelKind::Encoder,
+            Self::Seq2Seq(_) => ModelKind::Seq2Seq,
         }
     }
 }
@@ -332,6 +378,7 @@ impl std::fmt::Debug for Model {
         match self {
             Self::Decoder(m) => write!(f, "Decoder(vocab {})", m.vocab_size()),
             Self::Encoder(m) => write!(f, "Encoder({:?})", m.config()),
+            Self::Seq2Seq(m) => write!(f, "Seq2Seq({:?})", m.config()),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Linear, embedding and RMS-norm layers, loaded from a `VarBuilder` under the checkpoint's names.
 
+use crate::lora::{Adapted, LORA_A};
 use crate::ops;
 use crate::quant::{quantized_matmul, BlockQuantized};
 use candle_core::quantized::{QMatMul, QTensor};
@@ -19,11 +20,11 @@ pub type QuantizedWeights = HashMap<String, Arc<QTensor>>;
 /// (`...self_attn.q_proj`), so another way of holding a weight is one variant here and one lookup
 /// in [`Linear::load`], and no model file changes:
 ///
-/// - An adapter (LoRA: a frozen base plus a trainable low-rank update) is a variant
-///   `Adapted { base: Box<Linear>, a: Tensor, b: Tensor, scale: f64 }` whose product is
-///   `base(x) + scale * (x A^T) B^T`, found by `Linear::load` in a name-keyed adapter map as the
-///   quantized matrices are found today; the base keeps its own name, so saving the adapter
-///   alone (PEFT's `base_model.model.{name}.lora_A.weight`) or merged stays a rename.
+/// - An adapter (LoRA: a frozen base plus a trainable low-rank update) is
+///   [`LinearWeight::Adapted`], whose product is `base(x) + scale * B(A(dropout(x)))`, found by
+///   `Linear::load` beside the layer's weight (`{prefix}.lora_A.weight`, ...: [`crate::lora`]);
+///   the base keeps its own name, so saving the adapter alone (PEFT's
+///   `base_model.model.{name}.lora_A.weight`) or merged stays a rename.
 /// - A fused projection (q/k/v or gate/up as one matmul) is [`Linear::forward_fused`] over the
 ///   parts, each still loaded and saved under its own name: with block-quantized weights, or
 ///   with few rows (decoding) of dense weights that track no gradient, the parts run as one
@@ -31,7 +32,7 @@ pub type QuantizedWeights = HashMap<String, Arc<QTensor>>;
 ///   otherwise part by part, so training and every other path keep their gradients.
 ///
 /// Marked `non_exhaustive` so that code outside this crate that matches on it keeps compiling
-/// when the adapter variant arrives.
+/// when another variant arrives.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LinearWeight {
@@ -43,6 +44,9 @@ pub enum LinearWeight {
     /// Another GGUF block-quantized matrix (k-quants), through candle's quantized matmul.
     /// Inference only: no gradients flow through a quantized matmul.
     Quantized(QMatMul),
+    /// A frozen base (any of the above) plus a LoRA update; gradients flow to A and B when they
+    /// are `Var`s' tensors, and never to the base.
+    Adapted(Box<Adapted>),
 }
 
 /// `y = x W^T + b`, with `W` of shape (out, in) as PyTorch stores it: the one linear layer every
@@ -77,6 +81,11 @@ impl Linear {
     /// With block-quantized weights, or few rows of `xs` (decoding) and dense f32 weights that
     /// track no gradient, the layers run as one product; otherwise one by one.
     pub fn forward_fused(parts: &[&Linear], xs: &Tensor) -> Result<Vec<Tensor>> {
+        Self::forward_fused_t(parts, xs, false)
+    }
+
+    /// [`Linear::forward_fused`] with `train` turning on the dropout of adapted parts.
+    pub fn forward_fused_t(parts: &[&Linear], xs: &Tensor, train: bool) -> Result<Vec<Tensor>> {
         let blocks: Option<Vec<&BlockQuantized>> = parts
             .iter()
             .map(|l| match &l.weight {
@@ -103,7 +112,7 @@ impl Linear {
                 }
                 y.reshape(dims)?
             }
-            _ => return parts.iter().map(|l| l.forward(xs)).collect(),
+            _ => return parts.iter().map(|l| l.forward_t(xs, train)).collect(),
         };
         let last = joined.rank() - 1;
         let mut start = 0;
@@ -119,14 +128,7 @@ impl Linear {
 
     /// Rows of the (out, in) matrix.
     pub fn out_dim(&self) -> Result<usize> {
-        match &self.weight {
-            LinearWeight::Dense(w) => w.dim(0),
-            LinearWeight::BlockQuantized(m) => Ok(m.dims().0),
-            LinearWeight::Quantized(q) => match q {
-                QMatMul::QTensor(t) => t.shape().dims2().map(|d| d.0),
-                QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dim(0),
-            },
-        }
+        weight_out_dim(&self.weight)
     }
 
     fn add_bias(&self, y: Tensor) -> Result<Tensor> {
@@ -159,20 +161,25 @@ impl Linear {
             None
         };
         let name = format!("{}.weight", vb.prefix());
-        if let Some(q) = quantized.and_then(|q| q.get(&name)) {
-            if q.shape().dims() != [out_dim, in_dim] {
-                candle_core::bail!(
-                    "{name}: quantized shape {:?}, expected [{out_dim}, {in_dim}]",
-                    q.shape()
-                );
+        let weight = match quantized.and_then(|q| q.get(&name)) {
+            Some(q) => {
+                if q.shape().dims() != [out_dim, in_dim] {
+                    candle_core::bail!(
+                        "{name}: quantized shape {:?}, expected [{out_dim}, {in_dim}]",
+                        q.shape()
+                    );
+                }
+                Self::from_quantized(q.clone(), None)?.weight
             }
-            return Self::from_quantized(q.clone(), bias);
-        }
-        let weight = vb.get((out_dim, in_dim), "weight")?;
-        Ok(Self {
-            weight: LinearWeight::Dense(weight),
-            bias,
-        })
+            None => LinearWeight::Dense(vb.get((out_dim, in_dim), "weight")?),
+        };
+        // Asked of every layer, adapted or not: `lora::linear_layer_names` records the question.
+        let weight = if vb.contains_tensor(LORA_A) {
+            LinearWeight::Adapted(Box::new(Adapted::load(weight, in_dim, out_dim, &vb)?))
+        } else {
+            weight
+        };
+        Ok(Self { weight, bias })
     }
 
     /// How the weight is held.
@@ -188,35 +195,67 @@ impl Linear {
     pub fn weight(&self) -> Option<&Tensor> {
         match &self.weight {
             LinearWeight::Dense(w) => Some(w),
-            LinearWeight::BlockQuantized(_) | LinearWeight::Quantized(_) => None,
+            LinearWeight::BlockQuantized(_)
+            | LinearWeight::Quantized(_)
+            | LinearWeight::Adapted(_) => None,
         }
     }
+
+    /// `x W^T + b`, with `train` turning on an adapter's dropout.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.add_bias(weight_product(&self.weight, xs, train)?)
+    }
+}
+
+fn weight_out_dim(weight: &LinearWeight) -> Result<usize> {
+    match weight {
+        LinearWeight::Dense(w) => w.dim(0),
+        LinearWeight::BlockQuantized(m) => Ok(m.dims().0),
+        LinearWeight::Quantized(q) => match q {
+            QMatMul::QTensor(t) => t.shape().dims2().map(|d| d.0),
+            QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.dim(0),
+        },
+        LinearWeight::Adapted(a) => weight_out_dim(&a.base),
+    }
+}
+
+/// `x W^T` without the bias, whatever holds `W`.
+fn weight_product(weight: &LinearWeight, xs: &Tensor, train: bool) -> Result<Tensor> {
+    match weight {
+        LinearWeight::BlockQuantized(m) => quantized_matmul(xs, &[m.as_ref()]),
+        LinearWeight::Quantized(q) => q.forward(xs),
+        LinearWeight::Dense(w) => dense_product(xs, w),
+        LinearWeight::Adapted(a) => weight_product(&a.base, xs, train)? + a.delta(xs, train)?,
+    }
+}
+
+/// `x W^T` for a float (out, in) matrix over the last axis of `xs`. A weight that tracks no
+/// gradient under an input that does (a frozen base in LoRA training) computes the input's
+/// gradient only.
+pub(crate) fn dense_product(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let dims = xs.dims().to_vec();
+    let in_dim = *dims.last().unwrap_or(&0);
+    // Fold leading dims into one so a single gemm runs over (N, in) x (in, out).
+    let x2 = xs.reshape(((), in_dim))?; // (N, in)
+    let rows = x2.dim(0)?;
+    let f32 = w.dtype() == DType::F32 && x2.dtype() == DType::F32;
+    let y = if f32 && x2.track_op() && !w.track_op() {
+        ops::frozen_linear(&x2, w)? // (N, out), no weight gradient
+    } else if rows <= ops::MATVEC_MAX_ROWS && w.dtype() == DType::F32 {
+        ops::linear_rows(&x2, w)? // (N, out), no packing of W
+    } else {
+        x2.matmul(&w.t()?)? // (N, out)
+    };
+    let mut out_dims = dims;
+    if let Some(last) = out_dims.last_mut() {
+        *last = w.dim(0)?;
+    }
+    y.reshape(out_dims)
 }
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let y = match &self.weight {
-            LinearWeight::BlockQuantized(m) => quantized_matmul(xs, &[m.as_ref()])?,
-            LinearWeight::Quantized(q) => q.forward(xs)?,
-            LinearWeight::Dense(w) => {
-                let dims = xs.dims().to_vec();
-                let in_dim = *dims.last().unwrap_or(&0);
-                // Fold leading dims into one so a single gemm runs over (N, in) x (in, out).
-                let x2 = xs.reshape(((), in_dim))?; // (N, in)
-                let rows = x2.dim(0)?;
-                let y = if rows <= ops::MATVEC_MAX_ROWS && w.dtype() == candle_core::DType::F32 {
-                    ops::linear_rows(&x2, w)? // (N, out), no packing of W
-                } else {
-                    x2.matmul(&w.t()?)? // (N, out)
-                };
-                let mut out_dims = dims;
-                if let Some(last) = out_dims.last_mut() {
-                    *last = w.dim(0)?;
-                }
-                y.reshape(out_dims)?
-            }
-        };
-        self.add_bias(y)
+        self.forward_t(xs, false)
     }
 }
 

@@ -201,6 +201,13 @@ pub fn load(
         ModelKind::Encoder => {
             embedder = Some(Embedder::load(&source).map_err(|e| model_error(m, e))?);
         }
+        ModelKind::Seq2Seq => {
+            return Err(ServeError::Invalid(format!(
+                "model `{}` ({}): encoder-decoder models are not served yet; `tasklm generate` \
+                 runs them",
+                m.name, m.spec
+            )));
+        }
     }
     Ok(ServedModel {
         name: m.name.clone(),

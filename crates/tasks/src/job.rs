@@ -31,6 +31,9 @@ pub struct TaskOptions {
     pub doc_stride: Option<usize>,
     /// translate: source and target language codes (the suffixes of line-aligned files).
     pub langs: Option<(String, String)>,
+    /// Train a LoRA adapter instead of every weight (`--lora`); empty targets take the
+    /// architecture's defaults ([`crate::common::lora_out::default_targets`]).
+    pub lora: Option<tasklm_train::LoraTraining>,
 }
 
 /// One `tasklm train` run.
@@ -89,6 +92,8 @@ pub struct GenerationOptions {
     pub predictions: Option<PathBuf>,
     /// code: the Python that runs the tests.
     pub python: String,
+    /// Beam search instead of sampling (its `max_new_tokens` is replaced by the task's).
+    pub beam: Option<tasklm_generate::BeamParams>,
 }
 
 impl Default for GenerationOptions {
@@ -100,6 +105,7 @@ impl Default for GenerationOptions {
             samples: 1,
             predictions: None,
             python: "python3".into(),
+            beam: None,
         }
     }
 }

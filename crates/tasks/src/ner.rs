@@ -40,7 +40,13 @@ impl TaskFamily for Ner {
     }
 
     fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
-        Ok(Box::new(load_tagger(&job.model, None, None, job.progress)?))
+        Ok(Box::new(load_tagger(
+            &job.model,
+            None,
+            None,
+            job.progress,
+            None,
+        )?))
     }
 }
 
@@ -239,6 +245,10 @@ impl EncoderTask for EncoderTagger {
     type Row = Sentence;
     type EvalRecord = NerRecord;
 
+    fn lora(&self) -> Option<&crate::common::encoder_input::EncoderLora> {
+        self.0.lora.as_ref()
+    }
+
     fn params(&self) -> Vec<(String, Var)> {
         self.0.params()
     }
@@ -282,6 +292,7 @@ fn load_tagger(
     tags: Option<Vec<String>>,
     max_len: Option<usize>,
     progress: bool,
+    lora: Option<&tasklm_train::LoraTraining>,
 ) -> Result<EncoderTagger> {
     let (source, ck) = load_encoder_for(model, TaskKind::Ner, progress)?;
     let trained_len = saved_setting(&source, "max_seq_len");
@@ -291,6 +302,7 @@ fn load_tagger(
         tags,
         len,
         TaskKind::Ner,
+        lora,
     )?))
 }
 
@@ -301,11 +313,13 @@ fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
         Some(p) => read_ner(p)?,
         None => Vec::new(),
     };
+    let lora = crate::common::lora_out::job_lora(job, tasklm_hub::ModelKind::Encoder);
     let tagger = load_tagger(
         &job.model,
         Some(tags_for(&records)),
         job.max_seq_len,
         job.progress,
+        lora.as_ref(),
     )?;
     if !tagger.0.trained_head {
         notice(&format!(
@@ -371,13 +385,13 @@ fn evaluate(job: &EvalJob, notice: Notice) -> Result<(EntityScores, usize)> {
     let (model, max_len) = (&job.model, job.max_seq_len);
     let mut records = read_ner(&job.data)?;
     records.truncate(job.limit.unwrap_or(usize::MAX));
-    let tagger = match load_tagger(model, None, max_len, job.progress) {
+    let tagger = match load_tagger(model, None, max_len, job.progress, None) {
         Ok(t) => t,
         Err(TaskError::File { .. }) => {
             notice(&format!(
                 "{model} has no trained token-classification head: scoring an untrained head"
             ));
-            load_tagger(model, Some(tags_for(&records)), max_len, job.progress)?
+            load_tagger(model, Some(tags_for(&records)), max_len, job.progress, None)?
         }
         Err(e) => return Err(e),
     };

@@ -4,7 +4,7 @@
 //! without the answer point at `[CLS]`. Saved as transformers' `BertForQuestionAnswering`.
 //! Metric: SQuAD v1.1 exact match and F1.
 
-use crate::common::encoder_input::{backbone_and_head, tensor_map, HeadSpec};
+use crate::common::encoder_input::{backbone_and_head, EncoderLora, HeadSpec};
 use crate::common::encoder_runner::{
     fit_encoder, load_encoder_for, task_config, EncodedRows, EncoderTask,
 };
@@ -99,6 +99,7 @@ pub struct EncoderQa {
     bert: Bert,
     head: SpanHead,
     params: Vec<(String, Var)>,
+    lora: Option<EncoderLora>,
     tokenizer: TextTokenizer,
     cls_id: u32,
     sep_id: u32,
@@ -111,7 +112,11 @@ pub struct EncoderQa {
 
 impl EncoderQa {
     /// Builds over `ck`, keeping its `qa_outputs` head when it has one (else a fresh one).
-    pub fn new(ck: tasklm_hub::EncoderCheckpoint, settings: QaSettings) -> Result<Self> {
+    pub fn new(
+        ck: tasklm_hub::EncoderCheckpoint,
+        settings: QaSettings,
+        lora: Option<&tasklm_train::LoraTraining>,
+    ) -> Result<Self> {
         let cfg = ck.config.clone();
         let keep = ck.tensors.contains_key("qa_outputs.weight");
         // transformers' BertForQuestionAnswering has no pooler: leave it out.
@@ -121,13 +126,14 @@ impl EncoderQa {
             keep,
             pooler: false,
         };
-        let params = backbone_and_head(ck.tensors, &cfg, &head)?;
-        let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
+        let built = backbone_and_head(ck.tensors, &cfg, &head, lora)?;
+        let vb = VarBuilder::from_tensors(built.tensors, DType::F32, &Device::Cpu);
         let max_len = settings.max_len.min(cfg.max_position_embeddings);
         Ok(Self {
             bert: Bert::new(&cfg, vb.pp(BERT_PREFIX))?,
             head: SpanHead::new(cfg.hidden_size, vb)?,
-            params,
+            params: built.params,
+            lora: built.lora,
             pad_id: ck.tokenizer.pad_id(),
             tokenizer: ck.tokenizer,
             cls_id: ck.cls_id,
@@ -318,6 +324,10 @@ impl EncoderTask for EncoderQa {
     type Row = Feature;
     type EvalRecord = QaRecord;
 
+    fn lora(&self) -> Option<&crate::common::encoder_input::EncoderLora> {
+        self.lora.as_ref()
+    }
+
     fn params(&self) -> Vec<(String, Var)> {
         self.params.clone()
     }
@@ -369,7 +379,7 @@ fn load_qa(model: &str, settings: QaSettings, progress: bool) -> Result<EncoderQ
         doc_stride: saved("doc_stride").unwrap_or(settings.doc_stride),
         ..settings
     };
-    EncoderQa::new(ck, settings)
+    EncoderQa::new(ck, settings, None)
 }
 
 /// `tasklm train --task qa`.
@@ -387,7 +397,8 @@ fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
     };
     // The encoder check that eval and predict make (training once went without it).
     let (_, ck) = load_encoder_for(&job.model, TaskKind::Qa, job.progress)?;
-    let qa = EncoderQa::new(ck, settings)?;
+    let lora = crate::common::lora_out::job_lora(job, tasklm_hub::ModelKind::Encoder);
+    let qa = EncoderQa::new(ck, settings, lora.as_ref())?;
     if !qa.trained_head {
         notice("new span head (qa_outputs)");
     }

@@ -57,6 +57,7 @@ fn canonical_mbpp_solutions_pass_and_pass_at_k_counts_samples() -> Result<()> {
         batch_size: 1,
         python: "python3".into(),
         progress: false,
+        beam: None,
     };
     let (metrics, preds) = score(&data, &records, &gens, &opts)?;
     let get = |k: &str| metrics.iter().find(|m| m.0 == k).and_then(|m| m.1.as_f64());

@@ -135,7 +135,7 @@ fn classification_overfits_and_the_written_model_reloads() -> Result<()> {
         assert!(a["score"].as_f64().unwrap_or(0.0) > 0.5);
     }
     let ck = load_encoder(&ModelSource::HfDir(out.clone()), &candle_core::Device::Cpu)?;
-    let clf = EncoderClassifier::new(ck, None, 32, TaskKind::Classify)?;
+    let clf = EncoderClassifier::new(ck, None, 32, TaskKind::Classify, None)?;
     assert!(clf.trained_head, "the saved head is used");
     let probs = clf.probabilities(&[LabelExample {
         fields: vec![("text".into(), "an instant classic".into())],
@@ -223,7 +223,7 @@ fn qa_windows_overlap_and_labels_point_at_the_answer() -> Result<()> {
         doc_stride: 8,
         ..QaSettings::default()
     };
-    let qa = EncoderQa::new(ck, settings)?;
+    let qa = EncoderQa::new(ck, settings, None)?;
     let context = "The tower was built in 1889 for the World's Fair. It stands on the Champ \
                    de Mars in Paris, the capital of France, and it is visited by millions of \
                    people every year, most of them in summer when the days are long.";

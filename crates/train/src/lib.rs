@@ -11,6 +11,7 @@ mod fused_adamw;
 mod grads;
 mod lm_loss;
 pub mod lm_objective;
+pub mod lora;
 mod optim;
 mod schedule;
 pub mod trainer;
@@ -19,7 +20,8 @@ pub use clip::clip_grad_norm;
 pub use error::{Result, TrainError};
 pub use grads::Gradients;
 pub use lm_loss::causal_lm_loss;
-pub use lm_objective::{lm_eval, trainable_decoder, LmObjective};
+pub use lm_objective::{lm_eval, trainable_decoder, trainable_decoder_lora, LmObjective};
+pub use lora::{LoraParams, LoraTraining};
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{

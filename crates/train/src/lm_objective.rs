@@ -1,6 +1,7 @@
 //! Causal language modelling as a trainer [`Objective`]: the decoder's parameters as `Var`s,
 //! the SFT loss on supervised tokens, and evaluation loss/perplexity on held-out features.
 
+use crate::lora::{lora_params, select_targets, LoraParams, LoraTraining};
 use crate::trainer::{LossSum, Metrics, Objective};
 use crate::{causal_lm_loss, Result, TrainError};
 use candle_core::{DType, Device, Tensor, Var};
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use tasklm_data::{collate, Features};
 use tasklm_models::{Architecture, DecoderModel, LlamaConfig};
+use tasklm_nn::linear_layer_names;
 
 /// Builds `arch` over `tensors` as trainable variables; returns the model and its parameters
 /// (sorted by name). Tied weights are one variable, so their gradients add up.
@@ -33,6 +35,28 @@ pub fn trainable_decoder(
         .collect();
     let model = arch.build(cfg, VarBuilder::from_tensors(map, DType::F32, &device))?;
     Ok((model, params))
+}
+
+/// Builds `arch` over `tensors` for LoRA training: the layers `lora` targets get fresh
+/// adapters, the base stays frozen. Returns the model and its adapter parameters.
+pub fn trainable_decoder_lora(
+    arch: Architecture,
+    cfg: &LlamaConfig,
+    tensors: HashMap<String, Tensor>,
+    lora: &LoraTraining,
+) -> Result<(DecoderModel, LoraParams)> {
+    let device = tensors
+        .values()
+        .next()
+        .map(|t| t.device().clone())
+        .unwrap_or(Device::Cpu);
+    let linear = linear_layer_names(tensors.clone(), DType::F32, &device, |vb| {
+        arch.build(cfg, vb)
+    })?;
+    let layers = select_targets(&linear, lora)?;
+    let p = lora_params(tensors, layers, lora)?;
+    let vb = VarBuilder::from_tensors(p.tensors.clone(), DType::F32, &device);
+    Ok((arch.build(cfg, vb)?, p))
 }
 
 /// Language-model loss and perplexity over `features`, in batches of `batch_size` rows of
@@ -68,6 +92,8 @@ pub struct LmObjective {
     pub pad_id: u32,
     pub eval_batch_size: usize,
     pub files: FileWriter,
+    /// Where the final weights go ([`Objective::weights_file`]).
+    pub weights_file: &'static str,
 }
 
 impl Objective for LmObjective {
@@ -112,6 +138,10 @@ impl Objective for LmObjective {
             ("loss".into(), loss),
             ("perplexity".into(), loss.exp()),
         ]))
+    }
+
+    fn weights_file(&self) -> &str {
+        self.weights_file
     }
 
     fn write_files(&self, dir: &Path) -> Result<()> {

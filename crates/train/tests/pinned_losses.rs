@@ -66,6 +66,7 @@ fn ten_sft_updates_match_pytorch_to_1e5() -> Result<()> {
         eval: vec![],
         pad_id: 0,
         eval_batch_size: 4,
+        weights_file: "model.safetensors",
         files: Box::new(move |d| {
             std::fs::copy(&config, d.join("config.json"))
                 .map_err(tasklm_train::TrainError::objective)?;

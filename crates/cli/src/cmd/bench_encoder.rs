@@ -73,6 +73,7 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         Some(labels_2.clone()),
         a.seq_len,
         tasklm_tasks::TaskKind::Classify,
+        None,
     )?;
     let params = clf.params();
     let n_params: usize = params.iter().map(|(_, v)| v.elem_count()).sum();

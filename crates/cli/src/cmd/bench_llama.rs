@@ -290,6 +290,10 @@ pub fn run(a: &BenchGenerateArgs) -> Result<()> {
             a.model,
             d.display()
         ),
+        ModelSource::Adapter { dir, .. } => bail!(
+            "--peer llama.cpp needs a GGUF model; `{}` is a LoRA adapter (merge it first)",
+            dir.display()
+        ),
     };
     let peer = LlamaPeer {
         python,

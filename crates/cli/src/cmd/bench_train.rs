@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 use tasklm_data::Features;
 use tasklm_hub::catalog::DEFAULT_MODEL;
-use tasklm_hub::{load_checkpoint, ModelSource};
+use tasklm_hub::load_checkpoint;
 use tasklm_train::{accumulate, trainable_decoder, AdamW, AdamWConfig, LmObjective};
 
 const PEER_SCRIPT: &str = include_str!("../../../../scripts/peer/bench_train.py");
@@ -78,6 +78,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         eval: Vec::new(),
         pad_id: 0,
         eval_batch_size: a.batch_size,
+        weights_file: "model.safetensors",
         files: Box::new(|_| Ok(())),
     };
     let mut opt = AdamW::new(params, AdamWConfig::default())?;
@@ -123,9 +124,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         let ids_path = dir.join(format!("tasklm-peer-ids-{}.json", std::process::id()));
         std::fs::write(&script, PEER_SCRIPT)?;
         std::fs::write(&ids_path, serde_json::to_string(&ids)?)?;
-        let model_path = match &source {
-            ModelSource::Gguf(p) | ModelSource::HfDir(p) => p.clone(),
-        };
+        let model_path = source.path().to_path_buf();
         let out = Command::new(&py)
             .arg(&script)
             .args(["--model", &model_path.to_string_lossy()])

@@ -15,8 +15,11 @@ use tasklm_text::ChatMessage;
 #[derive(Args, Clone)]
 pub struct ChatArgs {
     /// Model: a catalog name, a trained or Hugging Face directory, a .gguf file or a hub id.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    pub model: String,
+    /// [default: smollm2-135m-instruct]
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub adapter: super::lora::AdapterFlags,
     /// System message, kept at the start of the conversation.
     #[arg(long)]
     pub system: Option<String>,
@@ -39,10 +42,13 @@ pub fn run(a: ChatArgs) -> Result<()> {
         .as_ref()
         .map(|p| read_conversation(p, &a))
         .transpose()?;
-    let session = ChatSession::load(&a.model, a.template.as_deref())?;
+    let (model, _view) = a
+        .adapter
+        .model_spec(a.model.as_deref(), Some(DEFAULT_MODEL))?;
+    let session = ChatSession::load(&model, a.template.as_deref())?;
     match conversation {
         Some(messages) => answer(&session, &messages, &params),
-        None => interactive(&session, &a, &params),
+        None => interactive(&session, &a, &model, &params),
     }
 }
 
@@ -94,6 +100,7 @@ fn fresh_history(system: Option<&str>) -> Vec<ChatMessage> {
 fn interactive(
     session: &ChatSession,
     a: &ChatArgs,
+    model: &str,
     params: &tasklm_generate::SamplingParams,
 ) -> Result<()> {
     let mut editor = rustyline::DefaultEditor::new().context("starting the line editor")?;
@@ -101,7 +108,7 @@ fn interactive(
     let _ = editor.load_history(&history_file);
     eprintln!(
         "Chatting with {} ({} tokens of context). /reset starts over, /exit or Ctrl-D quits.",
-        a.model,
+        model,
         session.loaded.model.max_context()
     );
     let mut history = fresh_history(a.system.as_deref());

@@ -10,9 +10,12 @@ use tasklm_tasks::{EvalJob, GenerationOptions, TaskKind, TaskOptions};
 pub struct EvalCmd {
     #[arg(long, value_parser = parse_task, help = task_help())]
     pub task: TaskKind,
-    /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
-    #[arg(long)]
-    pub model: String,
+    /// Model: a trained directory (a LoRA adapter's too), catalog name, Hugging Face directory,
+    /// .gguf file or hub id.
+    #[arg(long, required_unless_present = "adapter")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub adapter: super::lora::AdapterFlags,
     /// Evaluation data (JSONL).
     #[arg(long)]
     pub data: PathBuf,
@@ -70,13 +73,22 @@ pub struct EvalCmd {
     /// Print one JSON object on stdout: the metrics under their reference names, and `n`.
     #[arg(long)]
     pub json: bool,
+    /// Generative tasks: beam search instead of sampling.
+    #[command(flatten)]
+    pub beams: super::beam_args::BeamArgs,
 }
 
 pub fn run(c: EvalCmd) -> Result<()> {
     let notice = |m: &str| eprintln!("{m}");
+    let (model, _view) = c.adapter.model_spec(c.model.as_deref(), None)?;
+    // A model directory's generation_config.json gives the beam defaults, as for `generate`.
+    let model_dir = std::path::Path::new(&model);
+    let beam = c
+        .beams
+        .resolve(model_dir.is_dir().then_some(model_dir), 0)?;
     let job = EvalJob {
         task: c.task,
-        model: c.model,
+        model,
         data: c.data,
         max_seq_len: c.max_seq_len,
         truncation: c.truncation.into(),
@@ -92,6 +104,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
             samples: c.samples,
             predictions: c.predictions,
             python: c.python,
+            beam,
         },
         progress: true,
         options: TaskOptions {

@@ -7,13 +7,16 @@ use tasklm_generate::{beam_search, generate, BeamHypothesis, DecoderSteps, Gener
 use tasklm_generate::{FinishReason, SamplingParams};
 use tasklm_hub::catalog::DEFAULT_MODEL;
 use tasklm_hub::{load_decoder_with, LoadOptions, LoadedDecoder};
-use tasklm_text::ChatMessage;
+use tasklm_text::{ChatMessage, TextTokenizer};
 
 #[derive(Args, Clone)]
 pub struct GenerateArgs {
-    /// Model: a catalog name, a Hugging Face directory, a .gguf file or a hub id.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    pub model: String,
+    /// Model: a catalog name, a Hugging Face or LoRA adapter directory, a .gguf file or a hub
+    /// id [default: smollm2-135m-instruct].
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub adapter: super::lora::AdapterFlags,
     /// The prompt; `-` reads it from stdin.
     #[arg(long)]
     pub prompt: String,
@@ -138,17 +141,33 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     };
     let params = a.sampling.params(a.json && a.sampling.top_logprobs > 0);
     params.validate()?;
+    let (model, _view) = a
+        .adapter
+        .model_spec(a.model.as_deref(), Some(DEFAULT_MODEL))?;
+    let source =
+        tasklm_hub::resolve(&model, true).with_context(|| format!("resolving model `{model}`"))?;
+    if tasklm_hub::model_kind(&source)? == tasklm_hub::ModelKind::Seq2Seq {
+        return super::generate_seq2seq::run(&a, &model, &source, &prompt, &params);
+    }
     let opts = LoadOptions {
         quantized: a.quantized,
         ..LoadOptions::default()
     };
-    let mut m = load_decoder_with(&a.model, opts, true)
-        .with_context(|| format!("loading model `{}`", a.model))?;
+    let mut m = load_decoder_with(&model, opts, true)
+        .with_context(|| format!("loading model `{model}`"))?;
     let text = render_prompt(&mut m, &prompt, a.chat, a.system.as_deref())?;
     let ids = m.tokenizer.encode(&text, true)?;
+    // generation_config.json: an adapter's own (tasklm writes one), else its base's.
     let dir = match &m.source {
-        tasklm_hub::ModelSource::HfDir(d) => Some(d.as_path()),
-        tasklm_hub::ModelSource::Gguf(_) => None,
+        tasklm_hub::ModelSource::Adapter { dir, .. }
+            if dir.join("generation_config.json").is_file() =>
+        {
+            Some(dir.as_path())
+        }
+        s => match s.base() {
+            tasklm_hub::ModelSource::HfDir(d) => Some(d.as_path()),
+            _ => None,
+        },
     };
     if let Some(beam) = a.beams.resolve(dir, a.sampling.max_new_tokens)? {
         let steps = DecoderSteps::new(m.model.as_ref(), m.tokenizer.pad_id());
@@ -158,7 +177,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
             &[RowInput::from_ids(ids.clone())],
             &beam,
         )?;
-        return print_beams(&m, &hyps[0], ids.len(), a.json);
+        return print_beams(&m.tokenizer, &hyps[0], ids.len(), a.json);
     }
     let mut out = std::io::stdout().lock();
     let stream = !a.json;
@@ -184,8 +203,8 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 }
 
 /// Prints beam search's best hypothesis (with --json, every returned one, best first).
-fn print_beams(
-    m: &LoadedDecoder,
+pub fn print_beams(
+    tok: &TextTokenizer,
     hyps: &[BeamHypothesis],
     prompt_tokens: usize,
     json: bool,
@@ -193,7 +212,7 @@ fn print_beams(
     let mut out = std::io::stdout().lock();
     let mut rows = Vec::new();
     for h in hyps {
-        let text = m.tokenizer.decode(&h.token_ids, true)?;
+        let text = tok.decode(&h.token_ids, true)?;
         let finish = if h.ended_with_eos {
             FinishReason::Stop
         } else {

@@ -11,9 +11,12 @@ use tasklm_tasks::{PredictJob, TaskKind, TaskOptions};
 pub struct PredictCmd {
     #[arg(long, value_parser = parse_task, help = task_help())]
     pub task: TaskKind,
-    /// Model: a trained directory, catalog name, Hugging Face directory, .gguf file or hub id.
-    #[arg(long)]
-    pub model: String,
+    /// Model: a trained directory (a LoRA adapter's too), catalog name, Hugging Face directory,
+    /// .gguf file or hub id.
+    #[arg(long, required_unless_present = "adapter")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub adapter: super::lora::AdapterFlags,
     /// JSONL records ({"text"} for classify and ner, {"premise", "hypothesis"} for nli); `-`
     /// or absent reads stdin. ner prints {"entities": [{entity, type, start, end, score}]};
     /// qa reads {"question", "context"} and prints {"answer", "start", "end", "score"}.
@@ -28,9 +31,10 @@ pub struct PredictCmd {
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
+    let (model, _view) = c.adapter.model_spec(c.model.as_deref(), None)?;
     let job = PredictJob {
         task: c.task,
-        model: c.model.clone(),
+        model,
         progress: true,
         options: TaskOptions {
             prompt: c.label.overrides(),

@@ -9,7 +9,8 @@ pub fn run() -> Result<()> {
     let prompt = "What is the capital of France? Answer in one sentence.";
     eprintln!("> {prompt}");
     generate::run(GenerateArgs {
-        model: DEFAULT_MODEL.into(),
+        model: Some(DEFAULT_MODEL.into()),
+        adapter: Default::default(),
         prompt: prompt.into(),
         sampling: SamplingArgs {
             max_new_tokens: 48,

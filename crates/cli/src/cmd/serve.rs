@@ -14,6 +14,11 @@ pub struct ServeArgs {
     /// clients ask for (default: the directory or file name). Repeat for several.
     #[arg(long = "model", default_value = DEFAULT_MODEL)]
     pub models: Vec<ModelSpec>,
+    /// NAME=DIR: serve the model NAME with the LoRA adapter DIR applied (over that --model's
+    /// weights); with no --model of that name, DIR is served as NAME over the base its
+    /// adapter_config.json names. Repeat for several.
+    #[arg(long = "adapter")]
+    pub adapters: Vec<ModelSpec>,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// 0 picks a free port (printed at start).
@@ -68,10 +73,32 @@ pub fn run(a: ServeArgs, pool: Option<Arc<ThreadPool>>) -> Result<()> {
     if a.max_batch == 0 || a.max_tokens == 0 {
         anyhow::bail!("--max-batch and --max-tokens must be at least 1");
     }
+    let mut models = a.models;
+    // The adapter copies that name another base live as long as the server.
+    let mut _views = Vec::new();
+    for ad in &a.adapters {
+        let flags = super::lora::AdapterFlags {
+            adapter: Some(ad.spec.clone().into()),
+        };
+        match models.iter_mut().find(|m| m.name == ad.name) {
+            Some(m) => {
+                let (spec, view) = flags.model_spec(Some(&m.spec), None)?;
+                m.spec = spec;
+                _views.extend(view);
+            }
+            None => {
+                let (spec, _) = flags.model_spec(None, None)?;
+                models.push(ModelSpec {
+                    name: ad.name.clone(),
+                    spec,
+                });
+            }
+        }
+    }
     let options = ServeOptions {
         host: a.host,
         port: a.port,
-        models: a.models,
+        models,
         api_keys,
         limits: Limits {
             max_body: a.max_body,

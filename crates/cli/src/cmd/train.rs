@@ -230,6 +230,8 @@ pub struct TrainCmd {
     pub label: LabelPromptFlags,
     #[command(flatten)]
     pub trainer: TrainerFlags,
+    #[command(flatten)]
+    pub lora: super::lora::LoraFlags,
     /// Print the run's report (final eval metrics, counts) as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -265,6 +267,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
             prompt: c.label.overrides(),
             doc_stride: c.doc_stride,
             langs: c.langs.pair(),
+            lora: c.lora.settings()?,
             ..TaskOptions::default()
         },
     };

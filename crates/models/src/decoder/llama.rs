@@ -155,7 +155,8 @@ impl Attention {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let hd = self.head_dim;
-        let qkv = Linear::forward_fused(&[&self.q_proj, &self.k_proj, &self.v_proj], x)?;
+        let parts = [&self.q_proj, &self.k_proj, &self.v_proj];
+        let qkv = Linear::forward_fused_t(&parts, x, train)?;
         let [q, k, v] = <[Tensor; 3]>::try_from(qkv)
             .map_err(|_| candle_core::Error::msg("q/k/v projection: expected 3 outputs"))?;
         let q = q.reshape((b, t, self.n_heads, hd))?; // (B, T, nh, hd)
@@ -177,7 +178,7 @@ impl Attention {
         };
         let y = scaled_dot_product_attention(&q, &k, &v, Some(mask), params)?; // (B, nh, T, hd)
         let y = y.transpose(1, 2)?.reshape((b, t, self.n_heads * hd))?; // (B, T, nh*hd)
-        self.o_proj.forward(&y)
+        self.o_proj.forward_t(&y, train)
     }
 }
 
@@ -198,12 +199,12 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate_up = Linear::forward_fused(&[&self.gate_proj, &self.up_proj], x)?;
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let gate_up = Linear::forward_fused_t(&[&self.gate_proj, &self.up_proj], x, train)?;
         let [gate, up] = <[Tensor; 2]>::try_from(gate_up)
             .map_err(|_| candle_core::Error::msg("gate/up projection: expected 2 outputs"))?;
         let act = ops::silu_mul(&gate, &up)?;
-        self.down_proj.forward(&act)
+        self.down_proj.forward_t(&act, train)
     }
 }
 
@@ -316,7 +317,7 @@ impl CausalLm for Llama {
             x = (x + h)?;
             let h = layer
                 .mlp
-                .forward(&layer.post_attention_layernorm.forward(&x)?)?;
+                .forward(&layer.post_attention_layernorm.forward(&x)?, train)?;
             x = (x + h)?;
         }
         self.norm.forward(&x)

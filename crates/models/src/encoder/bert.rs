@@ -190,7 +190,7 @@ impl SelfAttention {
         let (b, t, h) = x.dims3()?;
         let (nh, hd) = (self.n_heads, self.head_dim);
         let heads = |l: &Linear| -> Result<Tensor> {
-            l.forward(x)?
+            l.forward_t(x, train)?
                 .reshape((b, t, nh, hd))? // (B, T, nh, hd)
                 .transpose(1, 2)? // (B, nh, T, hd)
                 .contiguous()
@@ -203,7 +203,11 @@ impl SelfAttention {
         };
         let y = scaled_dot_product_attention(&q, &k, &v, Some(mask), params)?; // (B, nh, T, hd)
         let y = y.transpose(1, 2)?.reshape((b, t, h))?; // (B, T, H)
-        let y = dropout(&self.output.forward(&y)?, self.hidden_dropout, train)?;
+        let y = dropout(
+            &self.output.forward_t(&y, train)?,
+            self.hidden_dropout,
+            train,
+        )?;
         self.output_norm.forward(&(x + y)?)
     }
 }
@@ -233,13 +237,13 @@ impl Layer {
 
     fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
         let h = self.attention.forward(x, mask, train)?;
-        let up = self.intermediate.forward(&h)?; // (B, T, I)
+        let up = self.intermediate.forward_t(&h, train)?; // (B, T, I)
         let act = match self.act.as_str() {
             "gelu_new" => up.gelu()?,
             "relu" => up.relu()?,
             _ => ops::gelu_erf(&up)?,
         };
-        let y = dropout(&self.output.forward(&act)?, self.dropout, train)?;
+        let y = dropout(&self.output.forward_t(&act, train)?, self.dropout, train)?;
         self.output_norm.forward(&(h + y)?)
     }
 }

@@ -63,12 +63,14 @@ fn model_type_is_read_when_there_is_no_architectures_list() -> Result<()> {
 
 #[test]
 fn an_unknown_architecture_names_every_supported_one() {
-    let err = arch(json!({"architectures": ["T5ForConditionalGeneration"], "model_type": "t5"}));
+    let err =
+        arch(json!({"architectures": ["BartForConditionalGeneration"], "model_type": "bart"}));
     assert_eq!(
         err.err().map(|e| e.to_string()).as_deref(),
         Some(
-            "m/config.json: unknown architecture `T5ForConditionalGeneration` (supported: \
-             LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders))"
+            "m/config.json: unknown architecture `BartForConditionalGeneration` (supported: \
+             LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders); \
+             T5ForConditionalGeneration (encoder-decoders))"
         )
     );
     // A known model_type does not rescue an unknown `architectures` entry: no guessing.
@@ -83,7 +85,7 @@ fn an_unknown_architecture_names_every_supported_one() {
         Some(
             "m/config.json: no `architectures` or `model_type`: cannot tell which model this is \
              (supported: LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* \
-             (encoders))"
+             (encoders); T5ForConditionalGeneration (encoder-decoders))"
         )
     );
 }
@@ -109,6 +111,7 @@ fn configs_parse_for_their_kind_and_refuse_the_other() -> Result<()> {
         ("tiny_llama", ModelKind::Decoder),
         ("tiny_qwen2", ModelKind::Decoder),
         ("tiny_bert", ModelKind::Encoder),
+        ("tiny_t5", ModelKind::Seq2Seq),
     ] {
         let dir = fixture(name);
         let json = read_config(&dir);
@@ -140,6 +143,7 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
     for (name, kind) in [
         ("tiny_llama", ModelKind::Decoder),
         ("tiny_bert", ModelKind::Encoder),
+        ("tiny_t5", ModelKind::Seq2Seq),
     ] {
         let dir = fixture(name);
         let json = read_config(&dir);
@@ -154,6 +158,7 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
                 assert_eq!(m.vocab_size(), c.vocab_size)
             }
             (Model::Encoder(m), ModelConfig::Encoder(c)) => assert_eq!(m.config(), c),
+            (Model::Seq2Seq(m), ModelConfig::Seq2Seq(c)) => assert_eq!(m.config(), c),
             _ => panic!(
                 "{name}: built a {} from a {} config",
                 model.kind(),
@@ -163,7 +168,9 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
         // The other kind's config is refused, naming both kinds.
         let other = match a.kind() {
             ModelKind::Decoder => ModelArchitecture::Encoder(EncoderArchitecture::Bert),
-            ModelKind::Encoder => ModelArchitecture::Decoder(DecoderArchitecture::Llama),
+            ModelKind::Encoder | ModelKind::Seq2Seq => {
+                ModelArchitecture::Decoder(DecoderArchitecture::Llama)
+            }
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         let err = other.build(&cfg, vb, None).err().map(|e| e.to_string());

@@ -118,6 +118,8 @@ impl T5Attention {
 }
 
 struct FeedForward {
+    /// `gelu_new` (gated-gelu) rather than relu.
+    gelu: bool,
     wi: Linear,
     wi_1: Option<Linear>,
     wo: Linear,
@@ -138,6 +140,7 @@ impl FeedForward {
             )
         };
         Ok(Self {
+            gelu: cfg.feed_forward_proj.ends_with("gelu"),
             wi,
             wi_1,
             wo: Linear::new(cfg.d_ff, cfg.d_model, false, vb.pp("wo"))?,
@@ -146,10 +149,12 @@ impl FeedForward {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.wi.forward(x)?;
+        // gated-gelu: transformers' `gelu_new`, the tanh approximation.
+        let h = if self.gelu { h.gelu()? } else { h.relu()? };
         let h = match &self.wi_1 {
-            // gated-gelu: transformers' `gelu_new`, the tanh approximation.
-            Some(wi_1) => (self.wi.forward(x)?.gelu()? * wi_1.forward(x)?)?,
-            None => self.wi.forward(x)?.relu()?,
+            Some(wi_1) => (h * wi_1.forward(x)?)?,
+            None => h,
         };
         self.wo.forward(&dropout(&h, self.dropout, train)?)
     }

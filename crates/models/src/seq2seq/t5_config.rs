@@ -67,6 +67,35 @@ pub struct T5Config {
 }
 
 impl T5Config {
+    /// Checks the shape constraints a forward pass relies on.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("d_model", self.d_model),
+            ("d_kv", self.d_kv),
+            ("d_ff", self.d_ff),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            (
+                "relative_attention_num_buckets",
+                self.relative_attention_num_buckets,
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("`{name}` must be positive"));
+        }
+        if !matches!(
+            self.feed_forward_proj.as_str(),
+            "relu" | "gated-gelu" | "gated-relu"
+        ) {
+            return Err(format!(
+                "`feed_forward_proj` {:?}: expected relu, gated-gelu or gated-relu",
+                self.feed_forward_proj
+            ));
+        }
+        Ok(())
+    }
+
     pub fn decoder_layers(&self) -> usize {
         self.num_decoder_layers.unwrap_or(self.num_layers)
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const CHUNK: usize = 4096;
 static NEXT_SEED: AtomicU64 = AtomicU64::new(0x5EED_D20F_0000_0001);
 
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

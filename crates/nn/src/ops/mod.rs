@@ -7,6 +7,7 @@
 mod bias;
 mod cross_entropy;
 mod dropout_mask;
+mod frozen;
 mod gelu;
 mod kernel;
 mod layer_norm;
@@ -19,6 +20,8 @@ mod softmax;
 pub use bias::add_bias;
 pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
 pub use dropout_mask::dropout_mask;
+pub(crate) use dropout_mask::splitmix64;
+pub use frozen::frozen_linear;
 pub use gelu::gelu_erf;
 pub(crate) use kernel::{contiguous_slice, side_by_side_rows, simd};
 pub use layer_norm::layer_norm;

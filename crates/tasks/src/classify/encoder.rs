@@ -65,8 +65,9 @@ impl EncoderClassifier {
         labels: Option<Vec<String>>,
         max_len: usize,
         task: TaskKind,
+        lora: Option<&tasklm_train::LoraTraining>,
     ) -> Result<Self> {
-        Ok(Self(HeadedEncoder::new(ck, labels, max_len, task)?))
+        Ok(Self(HeadedEncoder::new(ck, labels, max_len, task, lora)?))
     }
 
     /// Encodes one record's texts (`text`, or `premise` and `hypothesis`).
@@ -197,6 +198,10 @@ impl EncoderTask for EncoderClassifier {
     type Row = Example;
     type EvalRecord = LabelExample;
 
+    fn lora(&self) -> Option<&crate::common::encoder_input::EncoderLora> {
+        self.0.lora.as_ref()
+    }
+
     fn params(&self) -> Vec<(String, Var)> {
         self.0.params()
     }
@@ -248,6 +253,7 @@ pub fn objective_for_rows(
         train,
         eval: Vec::new(),
         provenance: Value::Null,
+        adapter: None,
     })
 }
 
@@ -273,7 +279,9 @@ pub fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
     };
     let (_, ck) = load_encoder_for(&job.model, task, job.progress)?;
     let max_len = job.max_seq_len.unwrap_or(DEFAULT_MAX_LEN);
-    let clf = EncoderClassifier::new(ck, Some(labels_for(task, &train_ex)?), max_len, task)?;
+    let lora = crate::common::lora_out::job_lora(job, tasklm_hub::ModelKind::Encoder);
+    let labels = Some(labels_for(task, &train_ex)?);
+    let clf = EncoderClassifier::new(ck, labels, max_len, task, lora.as_ref())?;
     if !clf.trained_head {
         notice(&format!(
             "new classification head for labels {:?} (the checkpoint has none for them)",
@@ -328,5 +336,6 @@ pub fn load_for_eval(
         labels,
         max_len.or(trained_len).unwrap_or(DEFAULT_MAX_LEN),
         task,
+        None,
     )
 }

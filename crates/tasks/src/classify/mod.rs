@@ -72,7 +72,7 @@ impl TaskFamily for Classify {
             crate::common::encoder_runner::load_encoder_for(&job.model, job.task, true)?;
         let max_len = crate::common::tasklm_json::saved_setting(&source, "max_seq_len")
             .unwrap_or(encoder::DEFAULT_MAX_LEN);
-        let clf = EncoderClassifier::new(ck, None, max_len, job.task)?;
+        let clf = EncoderClassifier::new(ck, None, max_len, job.task, None)?;
         Ok(Box::new(EncoderPredictor {
             task: job.task,
             clf,

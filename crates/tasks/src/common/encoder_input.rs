@@ -91,12 +91,58 @@ pub struct HeadSpec {
     pub pooler: bool,
 }
 
-/// The trainable parameters of the backbone in `tensors` plus `head`.
+/// What a backbone with a head is built from: the tensors its `VarBuilder` reads, its
+/// trainable parameters, and for LoRA the settings and the adapted layers.
+pub struct EncoderParams {
+    pub tensors: HashMap<String, Tensor>,
+    pub params: Vec<(String, Var)>,
+    pub lora: Option<EncoderLora>,
+}
+
+/// A LoRA run's settings (the head among the modules saved whole) and the layers it adapts.
+pub type EncoderLora = (tasklm_train::LoraTraining, Vec<String>);
+
+/// The backbone in `tensors` plus `head`: every tensor trainable, or with `lora` (defaults
+/// filled in) adapters on the targeted layers and the head trained in full, the rest frozen.
 pub fn backbone_and_head(
+    tensors: HashMap<String, Tensor>,
+    cfg: &BertConfig,
+    head: &HeadSpec,
+    lora: Option<&tasklm_train::LoraTraining>,
+) -> Result<EncoderParams> {
+    let tensors = backbone_and_head_tensors(tensors, cfg, head)?;
+    let Some(lora) = lora else {
+        let params = trainable(tensors)?;
+        return Ok(EncoderParams {
+            tensors: tensor_map(&params),
+            params,
+            lora: None,
+        });
+    };
+    let mut lora = lora.clone();
+    if !lora.modules_to_save.iter().any(|m| m == head.name) {
+        // As PEFT's SEQ_CLS / TOKEN_CLS / QUESTION_ANS: the (fresh) head trains in full.
+        lora.modules_to_save.push(head.name.to_string());
+    }
+    let linear = tasklm_nn::linear_layer_names(tensors.clone(), DType::F32, &Device::Cpu, |vb| {
+        Bert::new(cfg, vb.pp(BERT_PREFIX))
+    })?;
+    let layers = tasklm_train::lora::select_targets(&linear, &lora)?;
+    let p = tasklm_train::lora::lora_params(tensors, layers, &lora)?;
+    Ok(EncoderParams {
+        tensors: p.tensors,
+        params: p.params,
+        lora: Some((lora, p.layers)),
+    })
+}
+
+/// The backbone's tensors (without the pooler when the head has none) and the head's, kept
+/// or fresh.
+fn backbone_and_head_tensors(
     mut tensors: HashMap<String, Tensor>,
     cfg: &BertConfig,
     head: &HeadSpec,
-) -> Result<Vec<(String, Var)>> {
+) -> Result<HashMap<String, Tensor>> {
     let pooler = format!("{BERT_PREFIX}.pooler.");
     let head_prefix = format!("{}.", head.name);
     tensors.retain(|k, _| {
@@ -111,7 +157,7 @@ pub fn backbone_and_head(
             HEAD_SEED,
         )?);
     }
-    trainable(tensors)
+    Ok(tensors)
 }
 
 /// Every tensor of `tensors` as a trainable f32 variable, sorted by name.
@@ -172,6 +218,8 @@ pub struct HeadedEncoder {
     pub bert: Bert,
     pub head: ClassifierHead,
     params: Vec<(String, Var)>,
+    /// A LoRA run's settings and adapted layers.
+    pub lora: Option<EncoderLora>,
     pub encoder: PairEncoder,
     pub labels: Vec<String>,
     pub pad_id: u32,
@@ -190,6 +238,7 @@ impl HeadedEncoder {
         labels: Option<Vec<String>>,
         max_len: usize,
         task: TaskKind,
+        lora: Option<&tasklm_train::LoraTraining>,
     ) -> Result<Self> {
         let own = ck.labels();
         let has_head = ck.tensors.contains_key("classifier.weight");
@@ -215,15 +264,16 @@ impl HeadedEncoder {
             keep: keep_head,
             pooler: task != TaskKind::Ner,
         };
-        let params = backbone_and_head(ck.tensors, &cfg, &head_spec)?;
-        let vb = VarBuilder::from_tensors(tensor_map(&params), DType::F32, &Device::Cpu);
+        let built = backbone_and_head(ck.tensors, &cfg, &head_spec, lora)?;
+        let vb = VarBuilder::from_tensors(built.tensors, DType::F32, &Device::Cpu);
         let bert = Bert::new(&cfg, vb.pp(BERT_PREFIX))?;
         let head = ClassifierHead::new(cfg.hidden_size, labels.len(), cfg.head_dropout(), vb)?;
         let pad_id = ck.tokenizer.pad_id();
         Ok(Self {
             bert,
             head,
-            params,
+            params: built.params,
+            lora: built.lora,
             encoder: PairEncoder {
                 tokenizer: ck.tokenizer,
                 cls_id: ck.cls_id,

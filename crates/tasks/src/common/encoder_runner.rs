@@ -21,8 +21,10 @@ pub trait EncoderTask {
     type Row;
     /// One evaluation record, scored as `tasklm eval` scores it.
     type EvalRecord;
-    /// The trainable parameters, by `model.safetensors` name.
+    /// The trainable parameters, by `model.safetensors` name (PEFT's for LoRA).
     fn params(&self) -> Vec<(String, Var)>;
+    /// A LoRA run's settings and adapted layers; None when every weight trains.
+    fn lora(&self) -> Option<&crate::common::encoder_input::EncoderLora>;
     /// A row's length in tokens.
     fn row_len(row: &Self::Row) -> usize;
     /// The summed loss over `rows` (training mode: dropout on) and the units it scored.
@@ -42,6 +44,8 @@ pub struct EncoderObjective<T: EncoderTask> {
     pub eval: Vec<T::EvalRecord>,
     /// `tasklm.json`.
     pub provenance: Value,
+    /// A LoRA run's `adapter_config.json`.
+    pub adapter: Option<tasklm_hub::AdapterConfig>,
 }
 
 impl<T: EncoderTask> Objective for EncoderObjective<T> {
@@ -78,7 +82,18 @@ impl<T: EncoderTask> Objective for EncoderObjective<T> {
         Ok(Some(m))
     }
 
+    fn weights_file(&self) -> &str {
+        match self.adapter {
+            Some(_) => tasklm_hub::adapter::ADAPTER_WEIGHTS,
+            None => "model.safetensors",
+        }
+    }
+
     fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
+        if let Some(a) = &self.adapter {
+            a.write(dir).map_err(TrainError::objective)?;
+        }
+        // The task's config.json keeps the head's labels beside an adapter too.
         write_encoder_files(
             dir,
             &self.task.config_json(),
@@ -113,11 +128,16 @@ pub fn fit_encoder<T: EncoderTask>(
         kept: data.kept,
         stats: data.stats,
     };
+    let adapter = task.lora().map(|(lora, layers)| {
+        let task_type = crate::common::lora_out::encoder_task_type(job.task);
+        crate::common::lora_out::adapter_config(lora, layers, task_type, task.tokenizer_dir())
+    });
     let obj = EncoderObjective {
         task,
         train: data.rows,
         eval,
         provenance,
+        adapter,
     };
     let summary = tasklm_train::train(&obj, &job.args, train_options(job))?;
     Ok(TrainOutcome {

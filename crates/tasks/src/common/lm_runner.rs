@@ -3,13 +3,17 @@
 //! and told), the decoder made trainable, the shared trainer run, and the model directory
 //! written with its `tasklm.json`.
 
+use crate::common::lora_out::{adapter_config, lora_settings};
 use crate::common::tasklm_json::write_tasklm_json;
 use crate::{Notice, Report, Result, TaskError, TaskKind, TrainJob};
 use std::path::Path;
 use tasklm_data::{EncodeStats, Features};
-use tasklm_hub::write_model_files;
+use tasklm_hub::adapter::ADAPTER_WEIGHTS;
+use tasklm_hub::{write_model_files, write_tokenizer_files, ModelKind};
 use tasklm_text::TextTokenizer;
-use tasklm_train::{trainable_decoder, LmObjective, TrainOptions, TrainSummary};
+use tasklm_train::{
+    trainable_decoder, trainable_decoder_lora, LmObjective, TrainOptions, TrainSummary,
+};
 
 /// Longest sequence trained on when `--max-seq-len` is not given: the model's context window
 /// or 2048, whichever is smaller.
@@ -134,7 +138,18 @@ pub fn fit_lm(
     max_len: usize,
 ) -> Result<TrainOutcome> {
     let (arch, cfg) = (ck.architecture, ck.config.clone());
-    let (model, params) = trainable_decoder(arch, &cfg, ck.tensors)?;
+    let (model, params, weights_file, adapter) = match &job.options.lora {
+        None => {
+            let (model, params) = trainable_decoder(arch, &cfg, ck.tensors)?;
+            (model, params, "model.safetensors", None)
+        }
+        Some(lora) => {
+            let lora = lora_settings(lora, ModelKind::Decoder, job.args.seed);
+            let (model, p) = trainable_decoder_lora(arch, &cfg, ck.tensors, &lora)?;
+            let adapter = adapter_config(&lora, &p.layers, "CAUSAL_LM", ck.source.path());
+            (model, p.params, ADAPTER_WEIGHTS, Some(adapter))
+        }
+    };
     let files_tok = tok.clone();
     let obj = LmObjective {
         model,
@@ -143,9 +158,16 @@ pub fn fit_lm(
         eval_batch_size: job.args.batch_size,
         train: train_features,
         eval: eval_file.map(|e| e.features.clone()).unwrap_or_default(),
+        weights_file,
         files: Box::new(move |dir: &Path| {
-            write_model_files(dir, arch, &cfg, &files_tok)
-                .map_err(tasklm_train::TrainError::objective)?;
+            match &adapter {
+                // An adapter directory: no config.json, so nothing takes it for a full model.
+                Some(a) => a
+                    .write(dir)
+                    .and_then(|()| write_tokenizer_files(dir, &cfg, &files_tok)),
+                None => write_model_files(dir, arch, &cfg, &files_tok),
+            }
+            .map_err(tasklm_train::TrainError::objective)?;
             write_tasklm_json(dir, &provenance).map_err(tasklm_train::TrainError::objective)
         }),
     };

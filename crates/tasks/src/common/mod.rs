@@ -5,6 +5,7 @@
 pub mod encoder_input;
 pub mod encoder_runner;
 pub mod lm_runner;
+pub mod lora_out;
 pub mod progress;
 pub mod provenance;
 pub mod tasklm_json;

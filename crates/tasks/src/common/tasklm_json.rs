@@ -9,8 +9,9 @@ use tasklm_hub::ModelSource;
 
 /// `tasklm.json` of a model directory, when it has one.
 pub fn model_meta(source: &ModelSource) -> Option<Value> {
-    let ModelSource::HfDir(dir) = source else {
-        return None;
+    let dir = match source {
+        ModelSource::HfDir(dir) | ModelSource::Adapter { dir, .. } => dir,
+        ModelSource::Gguf(_) => return None,
     };
     let text = std::fs::read_to_string(dir.join("tasklm.json")).ok()?;
     serde_json::from_str(&text).ok()

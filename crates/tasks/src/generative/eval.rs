@@ -7,7 +7,8 @@ use crate::{Result, TaskError};
 use serde_json::{json, Value};
 use std::path::Path;
 use tasklm_data::GenRecord;
-use tasklm_generate::{generate, SamplingParams};
+use tasklm_generate::SamplingParams;
+use tasklm_generate::{beam_search, generate, BeamParams, DecoderSteps, RowInput};
 
 /// How eval generates.
 #[derive(Clone, Debug)]
@@ -19,6 +20,8 @@ pub struct GenEvalOptions {
     pub batch_size: usize,
     pub python: String,
     pub progress: bool,
+    /// Beam search instead of sampling (one sequence per record).
+    pub beam: Option<BeamParams>,
 }
 
 /// Metrics by name, and each record's prediction.
@@ -51,6 +54,31 @@ fn generate_all(
         .iter()
         .map(|p| Ok(m.tokenizer.encode(p, true)?))
         .collect::<Result<Vec<Vec<u32>>>>()?;
+    if let Some(beam) = &opts.beam {
+        let beam = BeamParams {
+            max_new_tokens: opts.sampling.max_new_tokens,
+            num_return_sequences: 1,
+            ..beam.clone()
+        };
+        let steps = DecoderSteps::new(m.model.as_ref(), m.tokenizer.pad_id());
+        for (chunk, rows) in ids.chunks(opts.batch_size.max(1)).enumerate() {
+            let rows: Vec<RowInput> = rows.iter().cloned().map(RowInput::from_ids).collect();
+            let hyps = beam_search(&steps, &m.tokenizer.eos_ids, &rows, &beam)?;
+            for (k, h) in hyps.into_iter().enumerate() {
+                let ids = h
+                    .into_iter()
+                    .next()
+                    .map(|h| h.token_ids)
+                    .unwrap_or_default();
+                let text = m.tokenizer.decode(&ids, true)?;
+                let i = chunk * opts.batch_size.max(1) + k;
+                out[i].push(cut_at_stop(&text, &opts.sampling.stop));
+            }
+            bar.inc(rows.len() as u64);
+        }
+        bar.finish_and_clear();
+        return Ok(out);
+    }
     for s in 0..opts.samples {
         let params = SamplingParams {
             seed: opts.sampling.seed.wrapping_add(s as u64 * 1_000_003),
@@ -76,10 +104,26 @@ fn generate_all(
     Ok(out)
 }
 
+/// The text before the first stop string (beam search runs to EOS or the length limit; the
+/// task's stop strings then cut its text as sampling would have stopped).
+fn cut_at_stop(text: &str, stops: &[String]) -> String {
+    let end = stops
+        .iter()
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+        .unwrap_or(text.len());
+    text[..end].to_string()
+}
+
 /// Generates for every record of `data` with `model` and scores with the task's metric.
 pub fn evaluate(model: &str, data: &GenData, opts: &GenEvalOptions) -> Result<Scored> {
     if opts.samples == 0 {
         return Err(TaskError::Invalid("--samples must be at least 1".into()));
+    }
+    if opts.beam.is_some() && opts.samples > 1 {
+        return Err(TaskError::Invalid(
+            "--samples draws several samples per record; beam search gives one sequence".into(),
+        ));
     }
     let mut records = data.read()?;
     records.truncate(opts.limit.unwrap_or(usize::MAX));
@@ -202,6 +246,14 @@ pub fn write_predictions(path: &Path, preds: &[Prediction]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn beam_text_is_cut_at_the_first_stop_string() {
+        let stops = vec!["\n\n".to_string(), "###".to_string()];
+        assert_eq!(super::cut_at_stop("a b\n\nc ### d", &stops), "a b");
+        assert_eq!(super::cut_at_stop("x ### y\n\n", &stops), "x ");
+        assert_eq!(super::cut_at_stop("plain", &stops), "plain");
+    }
+
     use super::*;
     use std::path::PathBuf;
 
@@ -229,6 +281,7 @@ mod tests {
             batch_size: 1,
             python: "python3".into(),
             progress: false,
+            beam: None,
         };
         score(&data, records, &gens, &opts)
     }

@@ -53,6 +53,7 @@ impl TaskFamily for Generative {
             batch_size: job.batch_size,
             python: g.python.clone(),
             progress: job.progress,
+            beam: g.beam.clone(),
         };
         let data = GenData::new(task, &job.data, &job.options);
         let (metrics, preds) = evaluate(&job.model, &data, &opts)?;

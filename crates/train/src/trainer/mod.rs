@@ -151,7 +151,7 @@ pub fn write_model(out: &Path, obj: &dyn Objective) -> Result<()> {
         std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    let weights = tmp.join("model.safetensors");
+    let weights = tmp.join(obj.weights_file());
     candle_core::safetensors::save(&weights_of(&params), &weights)
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", weights.display())))?;
     obj.write_files(&tmp)?;

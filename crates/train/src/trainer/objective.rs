@@ -33,6 +33,11 @@ pub trait Objective {
     fn train_loss(&self, indices: &[usize]) -> Result<LossSum>;
     /// Metrics on the evaluation data (`loss`, `perplexity`, ...); None without one.
     fn evaluate(&self) -> Result<Option<Metrics>>;
+    /// The file the final weights are written to: `model.safetensors`, or a LoRA run's
+    /// `adapter_model.safetensors`.
+    fn weights_file(&self) -> &str {
+        "model.safetensors"
+    }
     /// Writes everything but the weights (config, tokenizer, `tasklm.json`) into `dir`.
     fn write_files(&self, dir: &Path) -> Result<()>;
 }

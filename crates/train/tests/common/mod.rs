@@ -51,6 +51,7 @@ pub fn objective(train: Vec<Features>, eval: Vec<Features>) -> Result<LmObjectiv
         eval,
         pad_id: 0,
         eval_batch_size: 4,
+        weights_file: "model.safetensors",
         files: Box::new(move |d| {
             std::fs::copy(dir.join("config.json"), d.join("config.json"))
                 .map_err(tasklm_train::TrainError::objective)?;

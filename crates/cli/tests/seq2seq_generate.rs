@@ -1,0 +1,119 @@
+//! `tasklm generate` on the tiny T5s: the prompt goes to the encoder as given and beam search
+//! prints transformers' `generate(num_beams=4)` tokens and text (`text_case` in each fixture's
+//! beam.json, from scripts/golden/seq2seq_t5.py); a tokenizer train -> generate round trip on
+//! the command line; clear errors for what an encoder-decoder cannot do.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn tasklm(args: &[&str]) -> Result<(bool, String, String)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_tasklm"))
+        .args(args)
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+#[test]
+fn beam_search_from_the_command_line_matches_transformers() -> Result<()> {
+    for name in ["tiny_t5", "tiny_t5_gated"] {
+        let dir = fixture(name);
+        let golden: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("beam.json"))?)?;
+        let case = &golden["text_case"];
+        let (ok, out, err) = tasklm(&[
+            "generate",
+            "--model",
+            dir.to_str().context("path")?,
+            "--prompt",
+            case["prompt"].as_str().context("prompt")?,
+            "--num-beams",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--json",
+        ])?;
+        assert!(ok, "{err}");
+        let got: Value = serde_json::from_str(out.trim())?;
+        assert_eq!(got["tokens"], case["ids"], "{name}");
+        assert_eq!(got["text"], case["text"], "{name}");
+        let source_len = case["source"].as_array().map_or(0, Vec::len);
+        assert_eq!(
+            got["usage"]["prompt_tokens"].as_u64(),
+            Some(source_len as u64)
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn greedy_sampling_streams_and_chat_is_refused() -> Result<()> {
+    let dir = fixture("tiny_t5");
+    let model = dir.to_str().context("path")?;
+    let (ok, out, err) = tasklm(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "two dogs",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "5",
+        "--json",
+    ])?;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(out.trim())?;
+    assert_eq!(v["tokens"].as_array().map(Vec::len), Some(5));
+    let (ok, _, err) = tasklm(&["generate", "--model", model, "--prompt", "hi", "--chat"])?;
+    assert!(!ok && err.contains("encoder-decoder"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn tokenizer_train_writes_a_directory_and_names_bad_files() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("tok");
+    let corpus = fixture("tokenizer_trainer").join("corpus.txt");
+    let (ok, _, err) = tasklm(&[
+        "tokenizer",
+        "train",
+        "--data",
+        corpus.to_str().context("path")?,
+        "--vocab-size",
+        "200",
+        "--kind",
+        "bpe",
+        "--out",
+        out.to_str().context("path")?,
+    ])?;
+    assert!(ok, "{err}");
+    assert!(err.contains("600 lines"), "{err}");
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let (ok, _, err) = tasklm(&[
+        "tokenizer",
+        "train",
+        "--data",
+        "/nonexistent/corpus.txt",
+        "--out",
+        out.to_str().context("path")?,
+    ])?;
+    assert!(!ok && err.contains("/nonexistent/corpus.txt"), "{err}");
+    Ok(())
+}
