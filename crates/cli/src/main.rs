@@ -40,6 +40,11 @@ enum Command {
     Eval(cmd::eval::EvalCmd),
     /// Answer JSONL records with a trained model (classify, nli): one JSON line each.
     Predict(cmd::predict::PredictCmd),
+    /// Sentence embeddings: JSONL {"text"} in, {"embedding"} out.
+    Embed(cmd::embed::EmbedArgs),
+    /// A persistent retrieval index: build, add, delete, stats, search (bm25, dense, hybrid).
+    #[command(subcommand)]
+    Index(cmd::index::IndexCommand),
     /// Serve models over HTTP: OpenAI-compatible endpoints and task endpoints.
     Serve(Box<cmd::serve::ServeArgs>),
     /// Train a tokenizer (BPE or Unigram) on text files.
@@ -126,6 +131,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Merge(a) => cmd::lora::merge(a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Bench(b) => cmd::bench::run(b),
+        Command::Embed(a) => cmd::embed::run(a),
+        Command::Index(c) => cmd::index::run(c),
         Command::Tokenizer(t) => cmd::tokenizer::run(t),
         Command::Quickstart => cmd::quickstart::run(),
         Command::Serve(a) => cmd::serve::run(*a, None),

@@ -10,6 +10,7 @@
 pub mod adapter;
 pub mod catalog;
 pub mod checkpoint;
+pub mod embed;
 pub mod encoder;
 mod error;
 pub mod load;
@@ -22,6 +23,7 @@ pub mod testing;
 pub use adapter::{apply_adapter, merge_adapter, read_adapter, Adapter, AdapterConfig};
 pub use catalog::{CatalogEntry, CATALOG};
 pub use checkpoint::{load_model, Checkpoint, EncoderSpecials};
+pub use embed::Embedder;
 pub use encoder::{load_encoder, model_kind, EncoderCheckpoint, ModelKind};
 pub use error::{HubError, Result};
 pub use load::{

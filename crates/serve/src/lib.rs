@@ -9,7 +9,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
-pub mod embed;
+pub use tasklm_hub::embed;
 pub mod engine;
 mod error;
 pub mod load_test;

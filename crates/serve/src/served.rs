@@ -3,13 +3,13 @@
 //! trained by tasklm for a task that `predict` serves answers `/v1/tasks/{task}` through its
 //! [`Predictor`].
 
-use crate::embed::Embedder;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{ApiError, Result, ServeError};
 use crate::metrics::Metrics;
 use rayon::ThreadPool;
 use std::str::FromStr;
 use std::sync::Arc;
+use tasklm_hub::Embedder;
 use tasklm_hub::{LoadOptions, LoadedDecoder, ModelKind, ModelSource};
 use tasklm_tasks::{PredictJob, Predictor, TaskKind};
 use tasklm_text::ChatTemplate;

@@ -17,6 +17,8 @@ pub enum BenchCommand {
     Train(super::bench_train::BenchTrainArgs),
     /// Encoder classification: training tokens/s and inference sentences/s on a fixed batch.
     Encoder(super::bench_encoder::BenchEncoderArgs),
+    /// Sentence embeddings/s, side by side with sentence-transformers (`--peer-python`).
+    Embed(super::bench_embed::BenchEmbedArgs),
     /// Load on a running server: requests/s, output tokens/s, time to first token and
     /// inter-token latency at each concurrency level.
     Serve(super::bench_serve::BenchServeArgs),
@@ -153,7 +155,7 @@ pub fn thread_count() -> usize {
         })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -168,6 +170,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Generate(a) => a,
         BenchCommand::Train(a) => return super::bench_train::run(a),
         BenchCommand::Encoder(a) => return super::bench_encoder::run(a),
+        BenchCommand::Embed(a) => return super::bench_embed::run(a),
         BenchCommand::Serve(a) => return super::bench_serve::run(a),
         BenchCommand::GenerateOne(a) => return generate_one(a),
     };

@@ -3,7 +3,7 @@
 use super::train::{parse_task, task_help, LabelPromptFlags, LabelScoreFlags};
 use anyhow::{Context, Result};
 use clap::Args;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use tasklm_tasks::{PredictJob, TaskKind, TaskOptions};
 
@@ -46,27 +46,12 @@ pub fn run(c: PredictCmd) -> Result<()> {
     };
     // Load before reading, so a wrong task or model fails before any input is asked for.
     let p = tasklm_tasks::predictor(&job)?;
-    let reader: Box<dyn BufRead> = match &c.input {
-        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
-            std::fs::File::open(p).with_context(|| format!("{}", p.display()))?,
-        )),
-        _ => Box::new(std::io::BufReader::new(std::io::stdin())),
-    };
-    let name = c
-        .input
-        .as_ref()
-        .map_or("stdin".to_string(), |p| p.display().to_string());
     let mut out = std::io::stdout().lock();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("{name}: reading line {}", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .with_context(|| format!("{name}:{}: invalid JSON", i + 1))?;
-        let answer = p.predict(&v).with_context(|| format!("{name}:{}", i + 1))?;
+    super::input::for_each_record(c.input.as_deref(), |v, line, name| {
+        let answer = p.predict(&v).with_context(|| format!("{name}:{line}"))?;
         writeln!(out, "{answer}")?;
         out.flush()?;
-    }
+        Ok(())
+    })?;
     Ok(())
 }

@@ -66,7 +66,9 @@ unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
     _mm512_reduce_add_ps(sum) + tail
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// `a . b` over the shorter length, on the widest instruction set the CPU has (AVX-512, AVX2 +
+/// FMA, or plain code the compiler vectorises).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {

@@ -3,24 +3,19 @@
 //! the attention mask when it names none), then L2 normalisation when the model has a
 //! `Normalize` module (or no `modules.json` at all).
 
+//!
+//! The one implementation: the server's `/v1/embeddings`, `tasklm embed` and the retrieval
+//! index all embed through [`Embedder`].
+
+use crate::{Checkpoint, HubError, LoadOptions, ModelSource, Result};
 use candle_core::Device;
 use serde_json::Value;
 use std::path::Path;
-use tasklm_hub::{Checkpoint, LoadOptions, ModelSource};
 use tasklm_models::{EncoderInput, Pool};
+use tasklm_text::TextTokenizer;
 
-/// Why an embedding model could not load or run.
-#[derive(Debug, thiserror::Error)]
-pub enum EmbedError {
-    #[error(transparent)]
-    Hub(#[from] tasklm_hub::HubError),
-    #[error(transparent)]
-    Tensor(#[from] candle_core::Error),
-    #[error(transparent)]
-    Text(#[from] tasklm_text::TextError),
-    #[error("{0}")]
-    Invalid(String),
-}
+/// Inputs embedded in one forward pass unless the caller says otherwise.
+pub const DEFAULT_BATCH: usize = 32;
 
 /// An encoder that turns texts into vectors.
 pub struct Embedder {
@@ -40,7 +35,7 @@ fn read_json(path: &Path) -> Option<Value> {
 
 /// (pooling, normalize) from a sentence-transformers directory's `modules.json` and its
 /// pooling module's `config.json`; mean pooling with normalisation when there is none.
-fn sentence_transformers_head(dir: &Path) -> Result<(Pool, bool), EmbedError> {
+fn sentence_transformers_head(dir: &Path) -> Result<(Pool, bool)> {
     let Some(modules) = read_json(&dir.join("modules.json")) else {
         return Ok((Pool::Mean, true));
     };
@@ -67,10 +62,10 @@ fn sentence_transformers_head(dir: &Path) -> Result<(Pool, bool), EmbedError> {
             } else if on("pooling_mode_lasttoken") {
                 Pool::Last
             } else {
-                return Err(EmbedError::Invalid(format!(
-                    "{}: only mean, CLS and last-token pooling are supported",
-                    cfg_path.display()
-                )));
+                return Err(HubError::file(
+                    &cfg_path,
+                    "only mean, CLS and last-token pooling are supported",
+                ));
             }
         }
     };
@@ -78,13 +73,13 @@ fn sentence_transformers_head(dir: &Path) -> Result<(Pool, bool), EmbedError> {
 }
 
 impl Embedder {
-    pub fn load(source: &ModelSource) -> Result<Self, EmbedError> {
-        let checkpoint = tasklm_hub::load_model(source, LoadOptions::default(), &Device::Cpu)?;
+    pub fn load(source: &ModelSource) -> Result<Self> {
+        let checkpoint = crate::load_model(source, LoadOptions::default(), &Device::Cpu)?;
         let (Some(bert), Some(sp)) = (checkpoint.encoder(), checkpoint.encoder_specials) else {
-            return Err(EmbedError::Invalid(format!(
-                "{}: embeddings need an encoder (BERT family)",
-                source.path().display()
-            )));
+            return Err(HubError::file(
+                source.path(),
+                "embeddings need an encoder (BERT family)",
+            ));
         };
         let cfg = bert.config();
         let dims = cfg.hidden_size;
@@ -117,8 +112,27 @@ impl Embedder {
     }
 
     /// Token ids of a text, without specials.
-    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, EmbedError> {
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         Ok(self.checkpoint.tokenizer.encode(text, false)?)
+    }
+
+    /// The model's tokenizer (for character offsets of its tokens).
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.checkpoint.tokenizer
+    }
+
+    /// Where the model was loaded from.
+    pub fn source(&self) -> &ModelSource {
+        &self.checkpoint.source
+    }
+
+    /// One vector per text, in batches of `batch` inputs.
+    pub fn embed_texts(&self, texts: &[&str], batch: usize) -> Result<Vec<Vec<f32>>> {
+        let ids = texts
+            .iter()
+            .map(|t| self.tokenize(t))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.embed_batched(&ids, batch)?.0)
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -126,9 +140,18 @@ impl Embedder {
     }
 
     /// One vector per input (token ids without specials) and the tokens read in all.
-    pub fn embed(&self, inputs: &[Vec<u32>]) -> Result<(Vec<Vec<f32>>, usize), EmbedError> {
+    pub fn embed(&self, inputs: &[Vec<u32>]) -> Result<(Vec<Vec<f32>>, usize)> {
+        self.embed_batched(inputs, DEFAULT_BATCH)
+    }
+
+    /// As [`Embedder::embed`], `batch` inputs (at least one) per forward pass.
+    pub fn embed_batched(
+        &self,
+        inputs: &[Vec<u32>],
+        batch: usize,
+    ) -> Result<(Vec<Vec<f32>>, usize)> {
         let Some(bert) = self.checkpoint.encoder() else {
-            return Err(EmbedError::Invalid("not an encoder".into()));
+            return Err(HubError::file(self.source().path(), "not an encoder"));
         };
         let pad = self.checkpoint.tokenizer.pad_id();
         let mut tokens = 0;
@@ -136,7 +159,7 @@ impl Embedder {
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| inputs[i].len());
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
-        for chunk in order.chunks(32) {
+        for chunk in order.chunks(batch.max(1)) {
             let rows: Vec<(Vec<u32>, Vec<u32>)> = chunk
                 .iter()
                 .map(|&i| {
@@ -163,8 +186,10 @@ impl Embedder {
         }
         let out = vectors
             .into_iter()
-            .map(|v| v.ok_or_else(|| EmbedError::Invalid("an input got no vector".into())))
-            .collect::<Result<_, _>>()?;
+            .map(|v| {
+                v.ok_or_else(|| HubError::file(self.source().path(), "an input got no vector"))
+            })
+            .collect::<Result<_>>()?;
         Ok((out, tokens))
     }
 }

@@ -1,0 +1,193 @@
+//! `tasklm bench embed`: sentences/s of `tasklm embed`'s path (tokenizing, batches sorted by
+//! length, the encoder, pooling, normalisation) on a fixed list of sentences, side by side with
+//! sentence-transformers' `encode` on PyTorch (`scripts/peer/bench_embed.py`) in the same run.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+use tasklm_hub::Embedder;
+
+const PEER_SCRIPT: &str = include_str!("../../../../scripts/peer/bench_embed.py");
+
+/// Words the synthetic sentences are drawn from.
+const WORDS: &[&str] = &[
+    "the",
+    "model",
+    "reads",
+    "a",
+    "question",
+    "about",
+    "history",
+    "and",
+    "answers",
+    "with",
+    "passage",
+    "from",
+    "index",
+    "city",
+    "river",
+    "built",
+    "century",
+    "people",
+    "language",
+    "first",
+    "world",
+    "war",
+    "university",
+    "music",
+    "church",
+    "government",
+    "known",
+    "large",
+    "small",
+    "during",
+    "after",
+    "before",
+    "north",
+    "south",
+    "water",
+    "light",
+    "school",
+    "team",
+    "game",
+    "science",
+    "which",
+    "where",
+    "when",
+    "why",
+    "how",
+    "many",
+    "several",
+    "often",
+    "never",
+];
+
+#[derive(Args)]
+pub struct BenchEmbedArgs {
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub model: String,
+    /// JSONL `{"text"}` to embed [default: `--sentences` synthetic sentences].
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Synthetic sentences, each of 8 to `--words` words.
+    #[arg(long, default_value_t = 512)]
+    pub sentences: usize,
+    #[arg(long, default_value_t = 32)]
+    pub words: usize,
+    #[arg(long, default_value_t = tasklm_hub::embed::DEFAULT_BATCH)]
+    pub batch_size: usize,
+    /// Timed passes over all sentences, after one warm-up; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Also run sentence-transformers with this Python on the same sentences, and print the
+    /// ratio.
+    #[arg(long)]
+    pub peer_python: Option<String>,
+}
+
+fn synthetic(n: usize, max_words: usize) -> Vec<String> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    };
+    (0..n)
+        .map(|_| {
+            let len = 8 + next() % (max_words.max(8) - 7);
+            let words: Vec<&str> = (0..len).map(|_| WORDS[next() % WORDS.len()]).collect();
+            words.join(" ")
+        })
+        .collect()
+}
+
+fn texts(a: &BenchEmbedArgs) -> Result<Vec<String>> {
+    let Some(path) = &a.input else {
+        return Ok(synthetic(a.sentences, a.words));
+    };
+    let mut out = Vec::new();
+    super::input::for_each_record(Some(path), |v, line, name| {
+        let Some(t) = v.get("text").and_then(Value::as_str) else {
+            bail!("{name}:{line}: expected an object with a string \"text\"");
+        };
+        out.push(t.to_string());
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+pub fn run(a: BenchEmbedArgs) -> Result<()> {
+    if a.batch_size == 0 || a.runs == 0 {
+        bail!("--batch-size and --runs must be at least 1");
+    }
+    let texts = texts(&a)?;
+    if texts.is_empty() {
+        bail!("no sentences to embed");
+    }
+    let source = tasklm_hub::resolve(&a.model, true)?;
+    let embedder = Embedder::load(&source)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut times = Vec::new();
+    for run in 0..=a.runs {
+        let t0 = Instant::now();
+        embedder.embed_texts(&refs, a.batch_size)?;
+        if run > 0 {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let ours = texts.len() as f64 / super::bench::median(times);
+    let rss = super::bench_train::peak_rss_bytes().unwrap_or(0) as f64 / 1e9;
+    let threads = super::bench::thread_count();
+    println!(
+        "model {}, {} sentences, batch {}, f32, {threads} threads, median of {} runs",
+        a.model,
+        texts.len(),
+        a.batch_size,
+        a.runs
+    );
+    println!("{:<28} {:>12} {:>12}", "", "sentences/s", "peak RSS GB");
+    println!("{:<28} {ours:>12.1} {rss:>12.2}", "tasklm");
+    let Some(py) = a.peer_python else {
+        return Ok(());
+    };
+    let dir = std::env::temp_dir();
+    let script = dir.join(format!("tasklm-peer-embed-{}.py", std::process::id()));
+    let texts_path = dir.join(format!("tasklm-peer-texts-{}.json", std::process::id()));
+    std::fs::write(&script, PEER_SCRIPT)?;
+    std::fs::write(&texts_path, serde_json::to_string(&texts)?)?;
+    let out = Command::new(&py)
+        .arg(&script)
+        .args(["--model", &source.path().to_string_lossy()])
+        .args(["--texts", &texts_path.to_string_lossy()])
+        .args(["--batch-size", &a.batch_size.to_string()])
+        .args(["--runs", &a.runs.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .output()
+        .with_context(|| format!("running the peer with `{py}`"))?;
+    let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&texts_path);
+    if !out.status.success() {
+        bail!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().context("peer printed nothing")?;
+    let v: Value = serde_json::from_str(line).context("peer output")?;
+    let num = |k: &str| v[k].as_f64().with_context(|| format!("peer {k}"));
+    let (theirs, their_rss) = (num("sentences_per_s")?, num("peak_rss_bytes")? / 1e9);
+    let name = format!(
+        "sentence-transformers {}",
+        v["sentence_transformers"].as_str().unwrap_or("?")
+    );
+    println!("{name:<28} {theirs:>12.1} {their_rss:>12.2}");
+    println!(
+        "{:<28} {:>11.2}x {:>11.2}x",
+        "ratio",
+        ours / theirs,
+        rss / their_rss
+    );
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! `tasklm index build|add|delete|stats|search`: the persistent retrieval index (tasklm-rag).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+use tasklm_rag::{BuildOptions, ChunkConfig, EmbeddingModel, Index, Mode};
+
+#[derive(Subcommand)]
+pub enum IndexCommand {
+    /// Chunk, embed and index documents into a new index (or a new version of one).
+    Build(BuildArgs),
+    /// Add documents to an index (embedded with the model it was built with).
+    Add(AddArgs),
+    /// Remove documents from an index by id.
+    Delete(DeleteArgs),
+    /// Print an index's model, chunking, counts and size on disk as JSON.
+    Stats(StatsArgs),
+    /// Search an index: JSON hits with scores, document ids, character spans and text.
+    Search(SearchArgs),
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The embedding model (sentence-transformers): catalog name or directory.
+    #[arg(long, default_value = "all-minilm-l6-v2")]
+    pub model: String,
+    /// Documents: JSONL {"id", "title", "text"}, a folder of .txt/.md files, or SQuAD JSON
+    /// (each paragraph one document, id `{article title}/{paragraph index}`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The index directory (created; an index there gets a new version).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Tokens per chunk, in the model's tokens (capped at its input length less 2).
+    #[arg(long, default_value_t = tasklm_rag::DEFAULT_CHUNK_TOKENS)]
+    pub chunk_tokens: usize,
+    /// Tokens shared by consecutive chunks of a document.
+    #[arg(long, default_value_t = tasklm_rag::DEFAULT_OVERLAP)]
+    pub chunk_overlap: usize,
+    /// Chunks per forward pass of the encoder.
+    #[arg(long, default_value_t = tasklm_hub::embed::DEFAULT_BATCH)]
+    pub batch_size: usize,
+    /// Chunks from which the index also gets an HNSW graph for dense search (exact below).
+    #[arg(long, default_value_t = tasklm_rag::DEFAULT_HNSW_MIN_CHUNKS)]
+    pub hnsw_min_chunks: usize,
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    pub index: PathBuf,
+    /// Documents, as for `index build`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The embedding model; must be the one the index was built with [default: that one].
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, default_value_t = tasklm_hub::embed::DEFAULT_BATCH)]
+    pub batch_size: usize,
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    pub index: PathBuf,
+    /// Document ids to remove (repeat the flag, or separate by commas).
+    #[arg(long = "id", required = true, value_delimiter = ',')]
+    pub ids: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    pub index: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SearchMode {
+    Bm25,
+    Dense,
+    /// Reciprocal rank fusion of bm25 and dense (k = 60).
+    Hybrid,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    pub index: PathBuf,
+    /// One query; prints {"query", "mode", "hits"}.
+    #[arg(long, conflicts_with = "queries", required_unless_present = "queries")]
+    pub query: Option<String>,
+    /// JSONL {"id", "query"}: one line out per query, {"id", "hits"}.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Hits per query.
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+    #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
+    pub mode: SearchMode,
+    /// The embedding model; must be the one the index was built with [default: that one].
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+pub fn run(c: IndexCommand) -> Result<()> {
+    match c {
+        IndexCommand::Build(a) => build(a),
+        IndexCommand::Add(a) => add(a),
+        IndexCommand::Delete(a) => {
+            let m = tasklm_rag::delete(&a.index, &a.ids)?;
+            print_json(&serde_json::to_value(m)?)
+        }
+        IndexCommand::Stats(a) => print_json(&Index::open(&a.index)?.stats()),
+        IndexCommand::Search(a) => search(a),
+    }
+}
+
+fn print_json(v: &Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}")?;
+    Ok(())
+}
+
+fn build(a: BuildArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let model = EmbeddingModel::load(&a.model, true)?;
+    let opts = BuildOptions {
+        chunking: ChunkConfig {
+            tokens: a.chunk_tokens,
+            overlap: a.chunk_overlap,
+        },
+        batch: a.batch_size,
+        hnsw_min_chunks: a.hnsw_min_chunks,
+    };
+    let m = tasklm_rag::build(&model, &a.data, &a.out, opts)?;
+    eprintln!(
+        "indexed {} documents in {} chunks in {:.1} s: {}",
+        m.documents,
+        m.chunks,
+        t0.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    print_json(&serde_json::to_value(m)?)
+}
+
+fn add(a: AddArgs) -> Result<()> {
+    let manifest = tasklm_rag::read_manifest(&a.index)?;
+    let model = EmbeddingModel::for_index(&a.index, &manifest, a.model.as_deref(), true)?;
+    let m = tasklm_rag::add(&a.index, &model, &a.data, a.batch_size)?;
+    print_json(&serde_json::to_value(m)?)
+}
+
+/// Queries embedded together.
+const QUERY_BATCH: usize = 64;
+
+fn search(a: SearchArgs) -> Result<()> {
+    let mode = match a.mode {
+        SearchMode::Bm25 => Mode::Bm25,
+        SearchMode::Dense => Mode::Dense,
+        SearchMode::Hybrid => Mode::Hybrid,
+    };
+    let index = Index::open(&a.index)?;
+    let model = if mode.needs_vector() {
+        Some(EmbeddingModel::for_index(
+            &a.index,
+            &index.manifest,
+            a.model.as_deref(),
+            true,
+        )?)
+    } else {
+        if let Some(given) = &a.model {
+            let source = tasklm_hub::resolve(given, true)?;
+            tasklm_rag::check_model(&a.index, &index.manifest, given, source.path())?;
+        }
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    // Answers a batch of (id, query) pairs, embedding the queries together.
+    let mut answer = |batch: &mut Vec<(Option<Value>, String)>| -> Result<()> {
+        let texts: Vec<&str> = batch.iter().map(|b| b.1.as_str()).collect();
+        let vectors = match &model {
+            Some(m) => m.embedder.embed_texts(&texts, QUERY_BATCH)?,
+            None => Vec::new(),
+        };
+        for (i, (id, query)) in batch.drain(..).enumerate() {
+            let hits = index.search(&query, vectors.get(i).map(Vec::as_slice), a.k, mode)?;
+            let line = match id {
+                Some(id) => json!({"id": id, "hits": hits}),
+                None => {
+                    json!({"query": query, "mode": format!("{mode:?}").to_lowercase(), "hits": hits})
+                }
+            };
+            writeln!(out, "{line}")?;
+        }
+        out.flush()?;
+        Ok(())
+    };
+    let mut batch = Vec::new();
+    if let Some(q) = a.query {
+        batch.push((None, q));
+        return answer(&mut batch);
+    }
+    let Some(path) = a.queries.as_deref() else {
+        bail!("give --query TEXT or --queries FILE");
+    };
+    super::input::for_each_record(Some(path), |v, line, name| {
+        let Some(query) = v.get("query").and_then(Value::as_str) else {
+            bail!("{name}:{line}: expected an object with a string \"query\" (and an \"id\")");
+        };
+        let id = v.get("id").cloned().unwrap_or(json!(line));
+        batch.push((Some(id), query.to_string()));
+        if batch.len() >= QUERY_BATCH {
+            answer(&mut batch).with_context(|| format!("{name}:{line}"))?;
+        }
+        Ok(())
+    })?;
+    answer(&mut batch)
+}

@@ -1,0 +1,27 @@
+//! tasklm-rag: retrieval for retrieval-augmented generation. Documents (JSONL, a folder of
+//! text files, SQuAD JSON) are cut into token chunks with overlap, embedded with a
+//! sentence-transformers model (`tasklm_hub::Embedder`), and stored in a persistent index
+//! directory written atomically by versions: BM25 through tantivy, the dense vectors beside it
+//! with exact SIMD search, and an HNSW graph past [`DEFAULT_HNSW_MIN_CHUNKS`] chunks. Search is
+//! BM25, dense or hybrid (reciprocal rank fusion).
+
+// Library code returns errors: no unwrap/expect outside tests (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod bm25;
+mod build;
+pub mod chunk;
+pub mod dense;
+pub mod docs;
+mod error;
+pub mod hnsw;
+pub mod index;
+pub mod search;
+pub mod store;
+
+pub use build::{add, build, delete, BuildOptions, EmbeddingModel};
+pub use chunk::{Chunk, ChunkConfig, DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP};
+pub use error::{RagError, Result};
+pub use index::{check_model, read_manifest, Index};
+pub use search::{reciprocal_rank_fusion, Hit, Mode, RRF_K};
+pub use store::{Manifest, DEFAULT_HNSW_MIN_CHUNKS};
