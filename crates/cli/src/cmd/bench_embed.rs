@@ -2,11 +2,11 @@
 //! length, the encoder, pooling, normalisation) on a fixed list of sentences, side by side with
 //! sentence-transformers' `encode` on PyTorch (`scripts/peer/bench_embed.py`) in the same run.
 
-use anyhow::{bail, Context, Result};
+use super::bench_peer::{peer_num, run_peer};
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 use tasklm_hub::Embedder;
 
@@ -154,30 +154,21 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
     let Some(py) = a.peer_python else {
         return Ok(());
     };
-    let dir = std::env::temp_dir();
-    let script = dir.join(format!("tasklm-peer-embed-{}.py", std::process::id()));
-    let texts_path = dir.join(format!("tasklm-peer-texts-{}.json", std::process::id()));
-    std::fs::write(&script, PEER_SCRIPT)?;
-    std::fs::write(&texts_path, serde_json::to_string(&texts)?)?;
-    let out = Command::new(&py)
-        .arg(&script)
-        .args(["--model", &source.path().to_string_lossy()])
-        .args(["--texts", &texts_path.to_string_lossy()])
-        .args(["--batch-size", &a.batch_size.to_string()])
-        .args(["--runs", &a.runs.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .output()
-        .with_context(|| format!("running the peer with `{py}`"))?;
-    let _ = std::fs::remove_file(&script);
-    let _ = std::fs::remove_file(&texts_path);
-    if !out.status.success() {
-        bail!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().context("peer printed nothing")?;
-    let v: Value = serde_json::from_str(line).context("peer output")?;
-    let num = |k: &str| v[k].as_f64().with_context(|| format!("peer {k}"));
-    let (theirs, their_rss) = (num("sentences_per_s")?, num("peak_rss_bytes")? / 1e9);
+    let v = run_peer(
+        &py,
+        "embed",
+        PEER_SCRIPT,
+        "--texts",
+        &serde_json::to_string(&texts)?,
+        &[
+            ("--model", source.path().to_string_lossy().to_string()),
+            ("--batch-size", a.batch_size.to_string()),
+            ("--runs", a.runs.to_string()),
+            ("--threads", threads.to_string()),
+        ],
+    )?;
+    let theirs = peer_num(&v, "sentences_per_s")?;
+    let their_rss = peer_num(&v, "peak_rss_bytes")? / 1e9;
     let name = format!(
         "sentence-transformers {}",
         v["sentence_transformers"].as_str().unwrap_or("?")

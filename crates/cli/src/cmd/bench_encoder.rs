@@ -2,10 +2,10 @@
 //! clipping, AdamW) and inference sentences/s of an encoder on a fixed batch, side by side with
 //! PyTorch/transformers (`scripts/peer/bench_encoder.py`) in the same run.
 
-use anyhow::{bail, Context, Result};
+use super::bench_peer::{peer_num, run_peer};
+use anyhow::{bail, Result};
 use candle_core::{Device, Var};
 use clap::Args;
-use std::process::Command;
 use std::time::Instant;
 use tasklm_hub::load_encoder;
 use tasklm_tasks::classify::encoder::{objective_for_rows, EncoderClassifier};
@@ -134,33 +134,20 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
     let Some(py) = a.peer_python else {
         return Ok(());
     };
-    let dir = std::env::temp_dir();
-    let script = dir.join(format!("tasklm-peer-encoder-{}.py", std::process::id()));
-    let rows_path = dir.join(format!("tasklm-peer-rows-{}.json", std::process::id()));
-    std::fs::write(&script, PEER_SCRIPT)?;
-    std::fs::write(
-        &rows_path,
-        serde_json::json!({"ids": rows, "labels": labels}).to_string(),
+    let v = run_peer(
+        &py,
+        "encoder",
+        PEER_SCRIPT,
+        "--rows",
+        &serde_json::json!({"ids": rows, "labels": labels}).to_string(),
+        &[
+            ("--model", source.path().to_string_lossy().to_string()),
+            ("--steps", a.steps.to_string()),
+            ("--threads", threads.to_string()),
+            ("--labels", labels_2.len().to_string()),
+        ],
     )?;
-    let model_path = source.path();
-    let out = Command::new(&py)
-        .arg(&script)
-        .args(["--model", &model_path.to_string_lossy()])
-        .args(["--rows", &rows_path.to_string_lossy()])
-        .args(["--steps", &a.steps.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .args(["--labels", &labels_2.len().to_string()])
-        .output()
-        .with_context(|| format!("running the peer with `{py}`"))?;
-    let _ = std::fs::remove_file(&script);
-    let _ = std::fs::remove_file(&rows_path);
-    if !out.status.success() {
-        bail!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().context("peer printed nothing")?;
-    let v: serde_json::Value = serde_json::from_str(line).context("peer output")?;
-    let num = |k: &str| v[k].as_f64().with_context(|| format!("peer {k}"));
+    let num = |k: &str| peer_num(&v, k);
     let (t_train, t_infer) = (num("train_tokens_per_s")?, num("infer_sentences_per_s")?);
     let t_rss = num("peak_rss_bytes")? / 1e9;
     println!(

@@ -1,10 +1,10 @@
 //! `tasklm bench train`: tokens/s and peak memory of full fine-tuning updates on a fixed batch
 //! (forward, backward over every position, clipping, AdamW), side by side with PyTorch.
 
-use anyhow::{bail, Context, Result};
+use super::bench_peer::{peer_num, run_peer};
+use anyhow::{bail, Result};
 use candle_core::{DType, Device, Var};
 use clap::Args;
-use std::process::Command;
 use std::time::Instant;
 use tasklm_data::Features;
 use tasklm_hub::catalog::DEFAULT_MODEL;
@@ -119,33 +119,20 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     println!("{:<10} {:>12} {:>14}", "", "tokens/s", "peak RSS GB");
     println!("{:<10} {ours:>12.1} {rss:>14.2}", "tasklm");
     if let Some(py) = a.peer_python {
-        let dir = std::env::temp_dir();
-        let script = dir.join(format!("tasklm-peer-train-{}.py", std::process::id()));
-        let ids_path = dir.join(format!("tasklm-peer-ids-{}.json", std::process::id()));
-        std::fs::write(&script, PEER_SCRIPT)?;
-        std::fs::write(&ids_path, serde_json::to_string(&ids)?)?;
-        let model_path = source.path().to_path_buf();
-        let out = Command::new(&py)
-            .arg(&script)
-            .args(["--model", &model_path.to_string_lossy()])
-            .args(["--ids", &ids_path.to_string_lossy()])
-            .args(["--steps", &a.steps.to_string()])
-            .args(["--threads", &threads.to_string()])
-            .output()
-            .with_context(|| format!("running the peer with `{py}`"))?;
-        let _ = std::fs::remove_file(&script);
-        let _ = std::fs::remove_file(&ids_path);
-        if !out.status.success() {
-            bail!("peer failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().last().context("peer printed nothing")?;
-        let v: serde_json::Value = serde_json::from_str(line).context("peer output")?;
-        let theirs = v["tokens_per_s"].as_f64().context("peer tokens_per_s")?;
-        let their_rss = v["peak_rss_bytes"]
-            .as_f64()
-            .context("peer peak_rss_bytes")?
-            / 1e9;
+        let v = run_peer(
+            &py,
+            "train",
+            PEER_SCRIPT,
+            "--ids",
+            &serde_json::to_string(&ids)?,
+            &[
+                ("--model", source.path().to_string_lossy().to_string()),
+                ("--steps", a.steps.to_string()),
+                ("--threads", threads.to_string()),
+            ],
+        )?;
+        let theirs = peer_num(&v, "tokens_per_s")?;
+        let their_rss = peer_num(&v, "peak_rss_bytes")? / 1e9;
         println!("{:<10} {theirs:>12.1} {their_rss:>14.2}", "pytorch");
         println!(
             "{:<10} {:>11.2}x {:>13.2}x",

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod bench_embed;
 pub mod bench_encoder;
 pub mod bench_llama;
+pub mod bench_peer;
 pub mod bench_serve;
 pub mod bench_table;
 pub mod bench_train;
