@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::Value;
 use std::path::Path;
 use tasklm_generate::{BeamParams, EarlyStopping};
+use tasklm_hub::ModelSource;
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct BeamArgs {
@@ -53,6 +54,20 @@ fn token(cfg: &Value, path: &Path, key: &str) -> Result<Option<u32>> {
             a.len()
         ),
         _ => Ok(count(cfg, path, key)?.map(|t| t as u32)),
+    }
+}
+
+/// The directory whose `generation_config.json` gives a model's generation defaults: an
+/// adapter's own (tasklm writes one), else its base directory's; none for a GGUF file.
+pub fn generation_config_dir(source: &ModelSource) -> Option<&Path> {
+    match source {
+        ModelSource::Adapter { dir, .. } if dir.join("generation_config.json").is_file() => {
+            Some(dir.as_path())
+        }
+        s => match s.base() {
+            ModelSource::HfDir(d) => Some(d.as_path()),
+            _ => None,
+        },
     }
 }
 

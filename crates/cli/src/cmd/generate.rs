@@ -1,4 +1,4 @@
-use super::beam_args::BeamArgs;
+use super::beam_args::{generation_config_dir, BeamArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -157,18 +157,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         .with_context(|| format!("loading model `{model}`"))?;
     let text = render_prompt(&mut m, &prompt, a.chat, a.system.as_deref())?;
     let ids = m.tokenizer.encode(&text, true)?;
-    // generation_config.json: an adapter's own (tasklm writes one), else its base's.
-    let dir = match &m.source {
-        tasklm_hub::ModelSource::Adapter { dir, .. }
-            if dir.join("generation_config.json").is_file() =>
-        {
-            Some(dir.as_path())
-        }
-        s => match s.base() {
-            tasklm_hub::ModelSource::HfDir(d) => Some(d.as_path()),
-            _ => None,
-        },
-    };
+    let dir = generation_config_dir(&m.source);
     if let Some(beam) = a.beams.resolve(dir, a.sampling.max_new_tokens)? {
         let steps = DecoderSteps::new(m.model.as_ref(), m.tokenizer.pad_id());
         let hyps = beam_search(

@@ -2,6 +2,7 @@
 //! chat template), the decoder's output streams (with beams, the best sequence prints when the
 //! search ends).
 
+use super::beam_args::generation_config_dir;
 use super::generate::{generation_json, print_beams, GenerateArgs};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
@@ -29,13 +30,9 @@ pub fn run(
     let ids = tok.encode(prompt, true)?;
     let steps = T5Steps::new(model);
     let rows = [RowInput::from_ids(ids.clone())];
-    let dir = match source.base() {
-        ModelSource::HfDir(d) => Some(d.as_path()),
-        _ => None,
-    };
+    let dir = generation_config_dir(source);
     if let Some(beam) = a.beams.resolve(dir, a.sampling.max_new_tokens)? {
-        let eos: Vec<u32> = tok.eos_ids.clone();
-        let hyps = beam_search(&steps, &eos, &rows, &beam)?;
+        let hyps = beam_search(&steps, &tok.eos_ids, &rows, &beam)?;
         return print_beams(tok, &hyps[0], ids.len(), a.json);
     }
     let mut out = std::io::stdout().lock();
