@@ -54,7 +54,7 @@ impl EmbeddingModel {
         })
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.embedder.source().path()
     }
 }
@@ -78,6 +78,23 @@ impl Default for BuildOptions {
     }
 }
 
+/// Where `Ingest` puts embedded chunks: a new version of an index directory, or a Postgres
+/// transaction.
+pub(crate) trait ChunkSink {
+    /// Whether the destination already holds a chunk of document `id`.
+    fn has_doc(&mut self, id: &str) -> Result<bool>;
+    fn push(&mut self, chunk: &Chunk, vector: &[f32]) -> Result<()>;
+}
+
+impl ChunkSink for VersionWriter {
+    fn has_doc(&mut self, id: &str) -> Result<bool> {
+        Ok(VersionWriter::has_doc(self, id))
+    }
+    fn push(&mut self, chunk: &Chunk, vector: &[f32]) -> Result<()> {
+        VersionWriter::push(self, chunk, vector)
+    }
+}
+
 /// Chunks waiting to be embedded, flushed a few batches at a time (the encoder sorts them by
 /// length, so more at once pads less).
 struct Ingest<'a> {
@@ -90,12 +107,12 @@ struct Ingest<'a> {
 }
 
 impl Ingest<'_> {
-    fn document(&mut self, w: &mut VersionWriter, doc: Document) -> Result<()> {
+    fn document(&mut self, w: &mut dyn ChunkSink, doc: Document) -> Result<()> {
         // Later segments of a large text file carry its id again (offset > 0).
         if doc.offset == 0 {
             let why = if !self.seen.insert(doc.id.clone()) {
                 Some("appears twice in the input (ids must be unique)")
-            } else if w.has_doc(&doc.id) {
+            } else if w.has_doc(&doc.id)? {
                 Some("is already in the index (`tasklm index delete` it first to replace it)")
             } else {
                 None
@@ -128,7 +145,7 @@ impl Ingest<'_> {
         Ok(())
     }
 
-    fn flush(&mut self, w: &mut VersionWriter) -> Result<()> {
+    fn flush(&mut self, w: &mut dyn ChunkSink) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
         let ids: Vec<Vec<u32>> = pending.iter().map(|p| p.1.clone()).collect();
         let (vectors, _) = self.model.embedder.embed_batched(&ids, self.batch)?;
@@ -139,8 +156,10 @@ impl Ingest<'_> {
     }
 }
 
-fn ingest(
-    w: &mut VersionWriter,
+/// Reads, chunks and embeds the documents of `docs` into `w` (the same chunks and vectors for
+/// every store).
+pub(crate) fn ingest(
+    w: &mut dyn ChunkSink,
     model: &EmbeddingModel,
     docs: &Path,
     chunking: ChunkConfig,

@@ -22,6 +22,13 @@ pub enum RagError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A PostgreSQL store; `url` never holds the password.
+    #[error("{url}: {msg}")]
+    Postgres { url: String, msg: String },
+    #[error("{url}: no index there (build one with `tasklm index build --model M --data DOCS --store {url}`)")]
+    NoPgIndex { url: String },
+    #[error("{url}: the pgvector extension is {why}")]
+    NoPgvector { url: String, why: String },
     #[error("bm25 index {}: {source}", path.display())]
     Bm25 {
         path: PathBuf,

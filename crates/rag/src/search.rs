@@ -43,6 +43,25 @@ impl FromStr for Mode {
     }
 }
 
+/// How dense search runs, where the store offers a choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// Postgres: dense search through the HNSW index rather than exact. (An embedded index
+    /// uses its HNSW graph whenever it has one.)
+    pub approximate: bool,
+    /// Candidates kept during an HNSW search (Postgres's `hnsw.ef_search`), at least `k`.
+    pub ef_search: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            approximate: false,
+            ef_search: DEFAULT_EF_SEARCH,
+        }
+    }
+}
+
 /// One retrieved chunk.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Hit {

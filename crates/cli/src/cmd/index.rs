@@ -1,4 +1,5 @@
-//! `tasklm index build|add|delete|stats|search`: the persistent retrieval index (tasklm-rag).
+//! `tasklm index build|add|delete|stats|search`: the persistent retrieval index (tasklm-rag),
+//! an index directory or a PostgreSQL store (a `postgres://` URL), through the same commands.
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -6,7 +7,7 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use tasklm_rag::{BuildOptions, ChunkConfig, EmbeddingModel, Index, Mode};
+use tasklm_rag::{BuildOptions, ChunkConfig, EmbeddingModel, IndexLocation, Mode, SearchOptions};
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
@@ -32,8 +33,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// The index directory (created; an index there gets a new version).
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    pub out: Option<PathBuf>,
+    /// A PostgreSQL store instead of a directory:
+    /// postgres://USER:PASSWORD@HOST:PORT/DB[?index=NAME] (pgvector needed; an index of that
+    /// name is replaced when the build commits).
     #[arg(long)]
-    pub out: PathBuf,
+    pub store: Option<String>,
     /// Tokens per chunk, in the model's tokens (capped at its input length less 2).
     #[arg(long, default_value_t = tasklm_rag::DEFAULT_CHUNK_TOKENS)]
     pub chunk_tokens: usize,
@@ -48,9 +54,39 @@ pub struct BuildArgs {
     pub hnsw_min_chunks: usize,
 }
 
+/// The index a command works on: a directory, or a PostgreSQL store's URL.
+#[derive(Args)]
+pub struct IndexArg {
+    /// The index: a directory, or postgres://USER:PASSWORD@HOST:PORT/DB[?index=NAME].
+    #[arg(required_unless_present = "store")]
+    pub index: Option<String>,
+    /// The index as a PostgreSQL URL (the same as giving the URL as INDEX).
+    #[arg(long, conflicts_with = "index")]
+    pub store: Option<String>,
+}
+
+impl IndexArg {
+    fn location(&self) -> Result<IndexLocation> {
+        match (&self.index, &self.store) {
+            (_, Some(url)) => store_url(url),
+            (Some(index), None) => Ok(IndexLocation::parse(index)?),
+            (None, None) => bail!("give the index (a directory or a postgres:// URL)"),
+        }
+    }
+}
+
+/// `--store URL`, which must name a PostgreSQL store.
+fn store_url(url: &str) -> Result<IndexLocation> {
+    if !tasklm_rag::pg::is_url(url) {
+        bail!("--store takes a postgres:// or postgresql:// URL, not `{url}` (give a directory with --out or as INDEX)");
+    }
+    Ok(IndexLocation::parse(url)?)
+}
+
 #[derive(Args)]
 pub struct AddArgs {
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub index: IndexArg,
     /// Documents, as for `index build`.
     #[arg(long)]
     pub data: PathBuf,
@@ -63,7 +99,8 @@ pub struct AddArgs {
 
 #[derive(Args)]
 pub struct DeleteArgs {
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub index: IndexArg,
     /// Document ids to remove (repeat the flag, or separate by commas).
     #[arg(long = "id", required = true, value_delimiter = ',')]
     pub ids: Vec<String>,
@@ -71,7 +108,8 @@ pub struct DeleteArgs {
 
 #[derive(Args)]
 pub struct StatsArgs {
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub index: IndexArg,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -84,7 +122,8 @@ pub enum SearchMode {
 
 #[derive(Args)]
 pub struct SearchArgs {
-    pub index: PathBuf,
+    #[command(flatten)]
+    pub index: IndexArg,
     /// One query; prints {"query", "mode", "hits"}.
     #[arg(long, conflicts_with = "queries", required_unless_present = "queries")]
     pub query: Option<String>,
@@ -99,6 +138,13 @@ pub struct SearchArgs {
     /// The embedding model; must be the one the index was built with [default: that one].
     #[arg(long)]
     pub model: Option<String>,
+    /// PostgreSQL: dense search through the HNSW index (approximate) instead of exact. An
+    /// index directory uses its HNSW graph whenever it has one.
+    #[arg(long)]
+    pub approximate: bool,
+    /// Candidates kept by an approximate search (Postgres's hnsw.ef_search; at least k).
+    #[arg(long, default_value_t = tasklm_rag::hnsw::DEFAULT_EF_SEARCH)]
+    pub ef_search: usize,
 }
 
 pub fn run(c: IndexCommand) -> Result<()> {
@@ -106,10 +152,10 @@ pub fn run(c: IndexCommand) -> Result<()> {
         IndexCommand::Build(a) => build(a),
         IndexCommand::Add(a) => add(a),
         IndexCommand::Delete(a) => {
-            let m = tasklm_rag::delete(&a.index, &a.ids)?;
+            let m = a.index.location()?.delete(&a.ids)?;
             print_json(&serde_json::to_value(m)?)
         }
-        IndexCommand::Stats(a) => print_json(&Index::open(&a.index)?.stats()),
+        IndexCommand::Stats(a) => print_json(&a.index.location()?.open()?.stats()?),
         IndexCommand::Search(a) => search(a),
     }
 }
@@ -131,21 +177,27 @@ fn build(a: BuildArgs) -> Result<()> {
         batch: a.batch_size,
         hnsw_min_chunks: a.hnsw_min_chunks,
     };
-    let m = tasklm_rag::build(&model, &a.data, &a.out, opts)?;
+    let location = match (&a.out, &a.store) {
+        (_, Some(url)) => store_url(url)?,
+        (Some(out), None) => IndexLocation::Dir(out.clone()),
+        (None, None) => bail!("give --out DIR or --store postgres://..."),
+    };
+    let m = location.build(&model, &a.data, opts)?;
     eprintln!(
         "indexed {} documents in {} chunks in {:.1} s: {}",
         m.documents,
         m.chunks,
         t0.elapsed().as_secs_f64(),
-        a.out.display()
+        location.display()
     );
     print_json(&serde_json::to_value(m)?)
 }
 
 fn add(a: AddArgs) -> Result<()> {
-    let manifest = tasklm_rag::read_manifest(&a.index)?;
-    let model = EmbeddingModel::for_index(&a.index, &manifest, a.model.as_deref(), true)?;
-    let m = tasklm_rag::add(&a.index, &model, &a.data, a.batch_size)?;
+    let location = a.index.location()?;
+    let manifest = location.read_manifest()?;
+    let model = location.model(&manifest, a.model.as_deref(), true)?;
+    let m = location.add(&model, &a.data, a.batch_size)?;
     print_json(&serde_json::to_value(m)?)
 }
 
@@ -158,20 +210,20 @@ fn search(a: SearchArgs) -> Result<()> {
         SearchMode::Dense => Mode::Dense,
         SearchMode::Hybrid => Mode::Hybrid,
     };
-    let index = Index::open(&a.index)?;
+    let location = a.index.location()?;
+    let mut index = location.open()?;
     let model = if mode.needs_vector() {
-        Some(EmbeddingModel::for_index(
-            &a.index,
-            &index.manifest,
-            a.model.as_deref(),
-            true,
-        )?)
+        Some(location.model(index.manifest(), a.model.as_deref(), true)?)
     } else {
         if let Some(given) = &a.model {
             let source = tasklm_hub::resolve(given, true)?;
-            tasklm_rag::check_model(&a.index, &index.manifest, given, source.path())?;
+            location.check_model(index.manifest(), given, source.path())?;
         }
         None
+    };
+    let opts = SearchOptions {
+        approximate: a.approximate,
+        ef_search: a.ef_search,
     };
     let mut out = std::io::stdout().lock();
     // Answers a batch of (id, query) pairs, embedding the queries together.
@@ -182,7 +234,8 @@ fn search(a: SearchArgs) -> Result<()> {
             None => Vec::new(),
         };
         for (i, (id, query)) in batch.drain(..).enumerate() {
-            let hits = index.search(&query, vectors.get(i).map(Vec::as_slice), a.k, mode)?;
+            let hits =
+                index.search(&query, vectors.get(i).map(Vec::as_slice), a.k, mode, &opts)?;
             let line = match id {
                 Some(id) => json!({"id": id, "hits": hits}),
                 None => {
