@@ -30,7 +30,10 @@ impl PgLocation {
     pub(crate) fn err(&self, what: &str, e: &postgres::Error) -> RagError {
         let detail = match e.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => e.to_string(),
+            None => match std::error::Error::source(e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            },
         };
         RagError::Postgres {
             url: self.redacted().to_string(),

@@ -181,7 +181,7 @@ impl PgIndex {
     pub fn disk_bytes(&mut self) -> Result<u64> {
         let r = self
             .client
-            .query_one("SELECT pg_total_relation_size($1::regclass)", &[&self.table])
+            .query_one("SELECT pg_total_relation_size($1::text::regclass)", &[&self.table])
             .map_err(|e| self.loc.err("measuring the table", &e))?;
         Ok(u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
     }
