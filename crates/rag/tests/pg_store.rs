@@ -30,24 +30,9 @@ fn small_chunks() -> BuildOptions {
     }
 }
 
-/// The test server's URL, or None (printed) when there is none; a failure when models and
-/// servers are required.
+/// The test server's URL, or None (printed) to skip; a failure under TASKLM_REQUIRE_MODELS=1.
 fn server() -> Option<String> {
-    let skip = |why: String| {
-        if std::env::var("TASKLM_REQUIRE_MODELS").as_deref() == Ok("1") {
-            panic!("{why}, and TASKLM_REQUIRE_MODELS=1 requires the Postgres tests to run");
-        }
-        eprintln!("skipping the Postgres test: {why} (scripts/ci/postgres.sh starts one)");
-        None
-    };
-    let url = match std::env::var("TASKLM_TEST_POSTGRES") {
-        Ok(u) if !u.is_empty() => u,
-        _ => return skip("TASKLM_TEST_POSTGRES is not set".into()),
-    };
-    match postgres::Client::connect(&url, postgres::NoTls) {
-        Ok(_) => Some(url),
-        Err(e) => skip(format!("the server of TASKLM_TEST_POSTGRES does not answer: {e}")),
-    }
+    pg::testing::test_server().unwrap()
 }
 
 /// `url` with the index name `name` (unique per test and process), emptied first.

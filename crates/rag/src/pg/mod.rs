@@ -10,6 +10,7 @@
 mod location;
 pub mod schema;
 mod search;
+pub mod testing;
 mod write;
 
 pub use location::{PgLocation, DEFAULT_INDEX_NAME};
