@@ -81,7 +81,10 @@ fn an_unreachable_server_is_named_without_its_password() {
     }
     let out = tasklm(&["index", "stats", "--store", "/tmp/not-a-url"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("postgres://"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("postgres://"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -93,12 +96,17 @@ fn the_same_commands_and_json_as_an_index_directory() {
     let (docs_s, model) = (docs.to_str().unwrap(), tiny());
     let embedded = dir.path().join("index");
     let embedded = embedded.to_str().unwrap();
-    ok(&["index", "build", "--model", &model, "--data", docs_s, "--out", embedded]);
+    ok(&[
+        "index", "build", "--model", &model, "--data", docs_s, "--out", embedded,
+    ]);
     let built: Value = serde_json::from_str(&ok(&[
         "index", "build", "--model", &model, "--data", docs_s, "--store", &url,
     ]))
     .unwrap();
-    assert_eq!((built["version"].as_u64(), built["documents"].as_u64()), (Some(1), Some(40)));
+    assert_eq!(
+        (built["version"].as_u64(), built["documents"].as_u64()),
+        (Some(1), Some(40))
+    );
     let s = stats(&url);
     assert_eq!(s["chunks"], stats(embedded)["chunks"]);
     assert_eq!(s["store"], "postgres");
@@ -114,7 +122,17 @@ fn the_same_commands_and_json_as_an_index_directory() {
     .unwrap();
     let q = queries.to_str().unwrap();
     let search = |index: &str, mode: &str, extra: &[&str]| {
-        let mut args = vec!["index", "search", index, "--queries", q, "-k", "6", "--mode", mode];
+        let mut args = vec![
+            "index",
+            "search",
+            index,
+            "--queries",
+            q,
+            "-k",
+            "6",
+            "--mode",
+            mode,
+        ];
         args.extend_from_slice(extra);
         json_lines(&ok(&args))
     };
@@ -138,23 +156,42 @@ fn the_same_commands_and_json_as_an_index_directory() {
     assert_eq!(bm25[2]["hits"][0]["doc_id"], "doc-12", "{}", bm25[2]);
     let near = search(&url, "dense", &["--approximate", "--ef-search", "40"]);
     assert_eq!(near.len(), 3);
-    let one = json_lines(&ok(&["index", "search", &url, "--query", "river 5", "-k", "2"]));
-    assert_eq!((one[0]["query"].as_str(), one[0]["mode"].as_str()), (Some("river 5"), Some("hybrid")));
+    let one = json_lines(&ok(&[
+        "index", "search", &url, "--query", "river 5", "-k", "2",
+    ]));
+    assert_eq!(
+        (one[0]["query"].as_str(), one[0]["mode"].as_str()),
+        (Some("river 5"), Some("hybrid"))
+    );
     assert_eq!(one[0]["hits"].as_array().unwrap().len(), 2);
 
     let more = dir.path().join("more.jsonl");
     write_docs(&more, 2, "more");
     let added: Value = serde_json::from_str(&ok(&[
-        "index", "add", "--store", &url, "--data", more.to_str().unwrap(),
+        "index",
+        "add",
+        "--store",
+        &url,
+        "--data",
+        more.to_str().unwrap(),
     ]))
     .unwrap();
-    assert_eq!((added["version"].as_u64(), added["documents"].as_u64()), (Some(2), Some(42)));
+    assert_eq!(
+        (added["version"].as_u64(), added["documents"].as_u64()),
+        (Some(2), Some(42))
+    );
     let deleted: Value =
         serde_json::from_str(&ok(&["index", "delete", &url, "--id", "doc-3,more-1"])).unwrap();
-    assert_eq!((deleted["version"].as_u64(), deleted["documents"].as_u64()), (Some(3), Some(40)));
+    assert_eq!(
+        (deleted["version"].as_u64(), deleted["documents"].as_u64()),
+        (Some(3), Some(40))
+    );
     let out = tasklm(&["index", "delete", &url, "--id", "doc-3"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("doc-3"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("doc-3"),
+        "{stderr}"
+    );
     assert_eq!(stats(&url)["version"], 3);
     pg::drop_index(&PgLocation::parse(&url).unwrap()).unwrap();
 }
@@ -167,17 +204,34 @@ fn sigkill_mid_build_leaves_the_previous_contents() {
     write_docs(&small, 3, "small");
     write_docs(&big, 20_000, "big");
     let model = tiny();
-    ok(&["index", "build", "--model", &model, "--data", small.to_str().unwrap(), "--store", &url]);
+    ok(&[
+        "index",
+        "build",
+        "--model",
+        &model,
+        "--data",
+        small.to_str().unwrap(),
+        "--store",
+        &url,
+    ]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_tasklm"))
-        .args(["index", "build", "--model", &model, "--data", big.to_str().unwrap()])
+        .args([
+            "index",
+            "build",
+            "--model",
+            &model,
+            "--data",
+            big.to_str().unwrap(),
+        ])
         .args(["--store", &url, "--batch-size", "8"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // Killed once the server has seen it insert chunks into the table being built.
-    let mut watch = postgres::Client::connect(&url[..url.find('?').unwrap_or(url.len())], postgres::NoTls)
-        .unwrap();
+    let mut watch =
+        postgres::Client::connect(&url[..url.find('?').unwrap_or(url.len())], postgres::NoTls)
+            .unwrap();
     let t0 = Instant::now();
     let mut killed = false;
     while t0.elapsed() < Duration::from_secs(120) && child.try_wait().unwrap().is_none() {
@@ -197,18 +251,44 @@ fn sigkill_mid_build_leaves_the_previous_contents() {
         std::thread::sleep(Duration::from_millis(5));
     }
     child.wait().unwrap();
-    assert!(killed, "the build finished (or never inserted) before it could be killed");
+    assert!(
+        killed,
+        "the build finished (or never inserted) before it could be killed"
+    );
     let s = stats(&url);
-    assert_eq!((s["version"].as_u64(), s["documents"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(
+        (s["version"].as_u64(), s["documents"].as_u64()),
+        (Some(1), Some(3))
+    );
     let out = json_lines(&ok(&[
-        "index", "search", &url, "--query", "small document number 2", "-k", "3", "--mode", "bm25",
+        "index",
+        "search",
+        &url,
+        "--query",
+        "small document number 2",
+        "-k",
+        "3",
+        "--mode",
+        "bm25",
     ]));
     assert_eq!(out[0]["hits"][0]["doc_id"], "small-2");
     // The next build succeeds (the killed one's transaction was rolled back).
     let more = dir.path().join("more.jsonl");
     write_docs(&more, 2, "more");
-    ok(&["index", "build", "--model", &model, "--data", more.to_str().unwrap(), "--store", &url]);
+    ok(&[
+        "index",
+        "build",
+        "--model",
+        &model,
+        "--data",
+        more.to_str().unwrap(),
+        "--store",
+        &url,
+    ]);
     let s = stats(&url);
-    assert_eq!((s["version"].as_u64(), s["documents"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (s["version"].as_u64(), s["documents"].as_u64()),
+        (Some(2), Some(2))
+    );
     pg::drop_index(&PgLocation::parse(&url).unwrap()).unwrap();
 }

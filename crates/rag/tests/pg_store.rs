@@ -62,9 +62,13 @@ fn write_docs(dir: &Path) -> PathBuf {
 
 #[test]
 fn an_unreachable_server_is_named_without_its_password() {
-    let loc = IndexLocation::parse("postgres://me:s3cret-pw@127.0.0.1:1/db?connect_timeout=5")
-        .unwrap();
-    let e = loc.open().err().expect("nothing listens on port 1").to_string();
+    let loc =
+        IndexLocation::parse("postgres://me:s3cret-pw@127.0.0.1:1/db?connect_timeout=5").unwrap();
+    let e = loc
+        .open()
+        .err()
+        .expect("nothing listens on port 1")
+        .to_string();
     assert!(
         e.contains("postgres://me:***@127.0.0.1:1/db") && e.contains("cannot connect"),
         "{e}"
@@ -134,7 +138,11 @@ fn build_search_add_delete() {
 
     // Add: searchable, rows numbered on; an id already there is refused.
     let more = dir.path().join("more.jsonl");
-    std::fs::write(&more, r#"{"id": "violin", "text": "A violin has four strings."}"#).unwrap();
+    std::fs::write(
+        &more,
+        r#"{"id": "violin", "text": "A violin has four strings."}"#,
+    )
+    .unwrap();
     let after = store.add(&m, &more, 8).unwrap();
     assert_eq!((after.version, after.documents), (2, 5));
     assert_eq!(after.chunks, manifest.chunks + 1);
@@ -142,7 +150,10 @@ fn build_search_add_delete() {
     let hit = &index
         .search("violin strings", None, 1, Mode::Bm25, &opts)
         .unwrap()[0];
-    assert_eq!((hit.doc_id.as_str(), hit.chunk), ("violin", manifest.chunks));
+    assert_eq!(
+        (hit.doc_id.as_str(), hit.chunk),
+        ("violin", manifest.chunks)
+    );
     let e = store.add(&m, &more, 8).unwrap_err().to_string();
     assert!(
         e.contains("more.jsonl:1") && e.contains("already in the index"),
@@ -154,7 +165,11 @@ fn build_search_add_delete() {
     let after = store.delete(&["zebra".to_string()]).unwrap();
     assert_eq!((after.version, after.documents), (3, 4));
     let mut index = store.open().unwrap();
-    let v = m.embedder.embed_texts(&["zebra stripes"], 8).unwrap().remove(0);
+    let v = m
+        .embedder
+        .embed_texts(&["zebra stripes"], 8)
+        .unwrap()
+        .remove(0);
     for mode in [Mode::Bm25, Mode::Dense, Mode::Hybrid] {
         let hits = index
             .search("zebra stripes", Some(&v), 10, mode, &opts)
@@ -179,7 +194,9 @@ fn exact_dense_top_k_equals_the_embedded_index_ties_included() {
     let dir = tempfile::tempdir().unwrap();
     let docs = dir.path().join("many.jsonl");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&docs).unwrap());
-    let words = ["river", "mountain", "piano", "zebra", "city", "winter", "bridge", "boat"];
+    let words = [
+        "river", "mountain", "piano", "zebra", "city", "winter", "bridge", "boat",
+    ];
     for i in 0..240 {
         // Every fourth document repeats an earlier text: equal vectors, equal scores.
         let n = if i % 4 == 3 { i - 3 } else { i };
@@ -190,7 +207,12 @@ fn exact_dense_top_k_equals_the_embedded_index_ties_included() {
             n % 17,
             words[(n * 3) % 8]
         );
-        writeln!(f, "{}", serde_json::json!({"id": format!("d{i}"), "text": text})).unwrap();
+        writeln!(
+            f,
+            "{}",
+            serde_json::json!({"id": format!("d{i}"), "text": text})
+        )
+        .unwrap();
     }
     drop(f);
     let m = model();
@@ -200,7 +222,12 @@ fn exact_dense_top_k_equals_the_embedded_index_ties_included() {
     embedded.build(&m, &docs, BuildOptions::default()).unwrap();
     let (mut p, mut e) = (store.open().unwrap(), embedded.open().unwrap());
     let opts = SearchOptions::default();
-    let queries = ["river and piano", "zebra number 3", "winter boat", "city by the bridge"];
+    let queries = [
+        "river and piano",
+        "zebra number 3",
+        "winter boat",
+        "city by the bridge",
+    ];
     let vectors = m.embedder.embed_texts(&queries, 8).unwrap();
     let mut ties = 0;
     for (q, v) in queries.iter().zip(&vectors) {
@@ -232,7 +259,10 @@ fn a_failed_build_keeps_the_previous_contents() {
         "{\"id\": \"a\", \"text\": \"fine\"}\n{\"id\": \"b\", \"text\": \"  \"}\n",
     )
     .unwrap();
-    let e = store.build(&m, &bad, small_chunks()).unwrap_err().to_string();
+    let e = store
+        .build(&m, &bad, small_chunks())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.jsonl:2") && e.contains("empty"), "{e}");
     assert_eq!(store.read_manifest().unwrap(), first);
     let mut index = store.open().unwrap();
@@ -242,7 +272,11 @@ fn a_failed_build_keeps_the_previous_contents() {
     assert_eq!(hits[0].doc_id, "zebra");
     // A rebuild replaces the contents and numbers the version on.
     let more = dir.path().join("more.jsonl");
-    std::fs::write(&more, r#"{"id": "violin", "text": "A violin has four strings."}"#).unwrap();
+    std::fs::write(
+        &more,
+        r#"{"id": "violin", "text": "A violin has four strings."}"#,
+    )
+    .unwrap();
     let second = store.build(&m, &more, small_chunks()).unwrap();
     assert_eq!((second.version, second.documents), (2, 1));
     pg::drop_index(&loc).unwrap();
@@ -304,7 +338,9 @@ fn a_database_without_pgvector_says_how_to_get_it() {
     let store = IndexLocation::parse(&other).unwrap();
     let e = store.open().err().unwrap().to_string();
     assert!(
-        e.contains("pgvector") && e.contains("not created") && e.contains("CREATE EXTENSION vector"),
+        e.contains("pgvector")
+            && e.contains("not created")
+            && e.contains("CREATE EXTENSION vector"),
         "{e}"
     );
     let dir = tempfile::tempdir().unwrap();

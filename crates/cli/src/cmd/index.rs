@@ -145,6 +145,11 @@ pub struct SearchArgs {
     /// Candidates kept by an approximate search (Postgres's hnsw.ef_search; at least k).
     #[arg(long, default_value_t = tasklm_rag::hnsw::DEFAULT_EF_SEARCH)]
     pub ef_search: usize,
+    /// Print per-query latency to stderr at the end as JSON: p50/p99 of the search itself and
+    /// of search plus the query's share of its batch's embedding (queries are embedded 64 at
+    /// a time).
+    #[arg(long)]
+    pub latency: bool,
 }
 
 pub fn run(c: IndexCommand) -> Result<()> {
@@ -226,16 +231,20 @@ fn search(a: SearchArgs) -> Result<()> {
         ef_search: a.ef_search,
     };
     let mut out = std::io::stdout().lock();
+    let mut latency = Latency::default();
     // Answers a batch of (id, query) pairs, embedding the queries together.
     let mut answer = |batch: &mut Vec<(Option<Value>, String)>| -> Result<()> {
         let texts: Vec<&str> = batch.iter().map(|b| b.1.as_str()).collect();
+        let t0 = Instant::now();
         let vectors = match &model {
             Some(m) => m.embedder.embed_texts(&texts, QUERY_BATCH)?,
             None => Vec::new(),
         };
+        let embed_share = t0.elapsed().as_secs_f64() / texts.len().max(1) as f64;
         for (i, (id, query)) in batch.drain(..).enumerate() {
-            let hits =
-                index.search(&query, vectors.get(i).map(Vec::as_slice), a.k, mode, &opts)?;
+            let t0 = Instant::now();
+            let hits = index.search(&query, vectors.get(i).map(Vec::as_slice), a.k, mode, &opts)?;
+            latency.record(t0.elapsed().as_secs_f64(), embed_share);
             let line = match id {
                 Some(id) => json!({"id": id, "hits": hits}),
                 None => {
@@ -250,7 +259,8 @@ fn search(a: SearchArgs) -> Result<()> {
     let mut batch = Vec::new();
     if let Some(q) = a.query {
         batch.push((None, q));
-        return answer(&mut batch);
+        answer(&mut batch)?;
+        return latency.report(a.latency);
     }
     let Some(path) = a.queries.as_deref() else {
         bail!("give --query TEXT or --queries FILE");
@@ -266,5 +276,42 @@ fn search(a: SearchArgs) -> Result<()> {
         }
         Ok(())
     })?;
-    answer(&mut batch)
+    answer(&mut batch)?;
+    latency.report(a.latency)
+}
+
+/// Seconds per query: the search, and the search with the query's share of embedding.
+#[derive(Default)]
+struct Latency {
+    search: Vec<f64>,
+    total: Vec<f64>,
+}
+
+impl Latency {
+    fn record(&mut self, search: f64, embed_share: f64) {
+        self.search.push(search);
+        self.total.push(search + embed_share);
+    }
+
+    /// Prints the percentiles to stderr when `on`.
+    fn report(mut self, on: bool) -> Result<()> {
+        if !on {
+            return Ok(());
+        }
+        let ms = |v: &mut Vec<f64>, q: f64| {
+            v.sort_by(f64::total_cmp);
+            // Nearest rank.
+            let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+            v.get(i).map_or(0.0, |s| s * 1e3)
+        };
+        let line = json!({
+            "queries": self.search.len(),
+            "search_ms_p50": ms(&mut self.search, 0.5),
+            "search_ms_p99": ms(&mut self.search, 0.99),
+            "query_ms_p50": ms(&mut self.total, 0.5),
+            "query_ms_p99": ms(&mut self.total, 0.99),
+        });
+        eprintln!("latency {line}");
+        Ok(())
+    }
 }

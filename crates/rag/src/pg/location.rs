@@ -169,7 +169,10 @@ mod tests {
         let loc = PgLocation::parse("postgres://u:pw@localhost:5432/db?index=squad_v2").unwrap();
         assert_eq!(loc.name(), "squad_v2");
         assert_eq!(loc.database(), "db");
-        assert_eq!(loc.redacted(), "postgres://u:***@localhost:5432/db?index=squad_v2");
+        assert_eq!(
+            loc.redacted(),
+            "postgres://u:***@localhost:5432/db?index=squad_v2"
+        );
         let loc = PgLocation::parse("postgres://u@localhost/db").unwrap();
         assert_eq!(loc.name(), DEFAULT_INDEX_NAME);
         let e = PgLocation::parse("postgres://u:pw@localhost/db?index=Bad-Name")

@@ -63,7 +63,12 @@ fn ensure_pgvector(loc: &PgLocation, client: &mut Client, create: bool) -> Resul
             .query_opt(sql, &[])
             .map_err(|e| loc.err("checking for the pgvector extension", &e))
     };
-    if q(client, "SELECT 1 FROM pg_extension WHERE extname = 'vector'")?.is_some() {
+    if q(
+        client,
+        "SELECT 1 FROM pg_extension WHERE extname = 'vector'",
+    )?
+    .is_some()
+    {
         return Ok(());
     }
     let no = |why: String| RagError::NoPgvector {

@@ -84,7 +84,10 @@ pub(crate) fn create_search_indexes(
 }
 
 /// The manifest of the index at `loc`, or None when there is none.
-pub(crate) fn read_manifest(c: &mut impl GenericClient, loc: &PgLocation) -> Result<Option<Manifest>> {
+pub(crate) fn read_manifest(
+    c: &mut impl GenericClient,
+    loc: &PgLocation,
+) -> Result<Option<Manifest>> {
     let exists = c
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&MANIFEST_TABLE])
         .map_err(|e| loc.err("reading the manifest", &e))?;
@@ -141,7 +144,11 @@ pub(crate) fn read_manifest(c: &mut impl GenericClient, loc: &PgLocation) -> Res
 }
 
 /// Writes `m` as the manifest of the index at `loc`.
-pub(crate) fn write_manifest(c: &mut impl GenericClient, loc: &PgLocation, m: &Manifest) -> Result<()> {
+pub(crate) fn write_manifest(
+    c: &mut impl GenericClient,
+    loc: &PgLocation,
+    m: &Manifest,
+) -> Result<()> {
     let int = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
     let big = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
     c.execute(

@@ -61,7 +61,12 @@ impl PgIndex {
     }
 
     /// The `k` chunks nearest `query_vector`, best first.
-    pub fn dense(&mut self, query_vector: &[f32], k: usize, opts: &SearchOptions) -> Result<Vec<Hit>> {
+    pub fn dense(
+        &mut self,
+        query_vector: &[f32],
+        k: usize,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Hit>> {
         if query_vector.len() != self.manifest.dims {
             return Err(RagError::Invalid(format!(
                 "a query vector of {} dimensions for an index of {}",
@@ -76,7 +81,8 @@ impl PgIndex {
             // ef_search rows.
             let limit = k as i64;
             let ef = opts.ef_search.max(k).min(MAX_EF_SEARCH);
-            let sql = format!("SELECT {COLUMNS}, embedding FROM {t} ORDER BY embedding <=> $1 LIMIT $2");
+            let sql =
+                format!("SELECT {COLUMNS}, embedding FROM {t} ORDER BY embedding <=> $1 LIMIT $2");
             let mut tx = self
                 .client
                 .transaction()
@@ -169,9 +175,7 @@ impl PgIndex {
                     .collect();
                 Ok(reciprocal_rank_fusion(&lists, k)
                     .into_iter()
-                    .filter_map(|(id, score)| {
-                        by_row.remove(&id).map(|h| Hit { score, ..h })
-                    })
+                    .filter_map(|(id, score)| by_row.remove(&id).map(|h| Hit { score, ..h }))
                     .collect())
             }
         }
@@ -181,7 +185,10 @@ impl PgIndex {
     pub fn disk_bytes(&mut self) -> Result<u64> {
         let r = self
             .client
-            .query_one("SELECT pg_total_relation_size($1::text::regclass)", &[&self.table])
+            .query_one(
+                "SELECT pg_total_relation_size($1::text::regclass)",
+                &[&self.table],
+            )
             .map_err(|e| self.loc.err("measuring the table", &e))?;
         Ok(u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
     }

@@ -13,7 +13,10 @@ pub fn test_server() -> Result<Option<String>, TestingError> {
     let url = std::env::var(TEST_URL_VAR).ok().filter(|u| !u.is_empty());
     let how = "start one with scripts/ci/postgres.sh and export TASKLM_TEST_POSTGRES=$(scripts/ci/postgres.sh)";
     let (found, what) = match url {
-        None => (None, format!("a PostgreSQL server ({TEST_URL_VAR} is not set)")),
+        None => (
+            None,
+            format!("a PostgreSQL server ({TEST_URL_VAR} is not set)"),
+        ),
         Some(url) => match PgLocation::parse(&url).and_then(|l| l.connect(true).map(|_| l)) {
             Ok(_) => (Some(url), String::new()),
             Err(e) => (None, format!("a PostgreSQL server with pgvector ({e})")),

@@ -197,14 +197,22 @@ pub fn build(
 }
 
 /// Adds the documents of `docs` to the index at `loc` (with the model it was built with).
-pub fn add(loc: &PgLocation, model: &EmbeddingModel, docs: &Path, batch: usize) -> Result<Manifest> {
+pub fn add(
+    loc: &PgLocation,
+    model: &EmbeddingModel,
+    docs: &Path,
+    batch: usize,
+) -> Result<Manifest> {
     let mut client = loc.connect(false)?;
     let mut tx = begin(&mut client, loc)?;
     let mut manifest = existing(&mut tx, loc)?;
     check_pg_model(loc, &manifest, model)?;
     let table = chunks_table(loc.name());
     let next: i64 = tx
-        .query_one(&format!("SELECT coalesce(max(row_no) + 1, 0) FROM {table}"), &[])
+        .query_one(
+            &format!("SELECT coalesce(max(row_no) + 1, 0) FROM {table}"),
+            &[],
+        )
         .map_err(|e| loc.err(&format!("reading {table}"), &e))?
         .get(0);
     {
@@ -246,8 +254,11 @@ pub fn delete(loc: &PgLocation, ids: &[String]) -> Result<Manifest> {
             missing.join(", ")
         )));
     }
-    tx.execute(&format!("DELETE FROM {table} WHERE doc_id = ANY($1)"), &[&ids])
-        .map_err(|e| loc.err(&format!("deleting from {table}"), &e))?;
+    tx.execute(
+        &format!("DELETE FROM {table} WHERE doc_id = ANY($1)"),
+        &[&ids],
+    )
+    .map_err(|e| loc.err(&format!("deleting from {table}"), &e))?;
     (manifest.chunks, manifest.documents) = counts(&mut tx, loc, &table)?;
     manifest.version += 1;
     write_manifest(&mut tx, loc, &manifest)?;
