@@ -106,6 +106,12 @@ fn build_search_add_delete() {
     assert_eq!(hits[0].doc_id, "zebra");
     assert_eq!(hits[0].title, "Animals");
     assert!(hits[0].score > 0.0);
+    // Stop words only, or punctuation: no lexemes, no hits, no error.
+    for q in ["the of and", "?! 'it''s' & | :*"] {
+        let none = index.search(q, None, 3, Mode::Bm25, &opts).unwrap();
+        assert!(none.iter().all(|h| h.score > 0.0), "{q}: {none:?}");
+    }
+    assert!(index.search("the", None, 3, Mode::Bm25, &opts).unwrap().is_empty());
     let q = "The piano has eighty-eight keys.";
     let v = m.embedder.embed_texts(&[q], 8).unwrap().remove(0);
     let dense = index.search(q, Some(&v), 3, Mode::Dense, &opts).unwrap();
