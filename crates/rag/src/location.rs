@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub enum IndexLocation {
     Dir(PathBuf),
-    Postgres(PgLocation),
+    Postgres(Box<PgLocation>),
 }
 
 impl IndexLocation {
     /// A Postgres store when `spec` is a `postgres://` or `postgresql://` URL, else a directory.
     pub fn parse(spec: &str) -> Result<Self> {
         if pg::is_url(spec) {
-            Ok(Self::Postgres(PgLocation::parse(spec)?))
+            Ok(Self::Postgres(Box::new(PgLocation::parse(spec)?)))
         } else {
             Ok(Self::Dir(PathBuf::from(spec)))
         }

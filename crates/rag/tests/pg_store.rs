@@ -82,7 +82,7 @@ fn build_search_add_delete() {
     let dir = tempfile::tempdir().unwrap();
     let docs = write_docs(dir.path());
     let loc = fresh(&url, "round_trip");
-    let store = IndexLocation::Postgres(loc.clone());
+    let store = IndexLocation::Postgres(Box::new(loc.clone()));
     let m = model();
     let manifest = store.build(&m, &docs, small_chunks()).unwrap();
     assert_eq!((manifest.version, manifest.documents), (1, 4));
@@ -111,7 +111,10 @@ fn build_search_add_delete() {
         let none = index.search(q, None, 3, Mode::Bm25, &opts).unwrap();
         assert!(none.iter().all(|h| h.score > 0.0), "{q}: {none:?}");
     }
-    assert!(index.search("the", None, 3, Mode::Bm25, &opts).unwrap().is_empty());
+    assert!(index
+        .search("the", None, 3, Mode::Bm25, &opts)
+        .unwrap()
+        .is_empty());
     let q = "The piano has eighty-eight keys.";
     let v = m.embedder.embed_texts(&[q], 8).unwrap().remove(0);
     let dense = index.search(q, Some(&v), 3, Mode::Dense, &opts).unwrap();
@@ -222,7 +225,7 @@ fn exact_dense_top_k_equals_the_embedded_index_ties_included() {
     }
     drop(f);
     let m = model();
-    let store = IndexLocation::Postgres(fresh(&url, "exact"));
+    let store = IndexLocation::Postgres(Box::new(fresh(&url, "exact")));
     store.build(&m, &docs, BuildOptions::default()).unwrap();
     let embedded = IndexLocation::Dir(dir.path().join("index"));
     embedded.build(&m, &docs, BuildOptions::default()).unwrap();
@@ -256,7 +259,7 @@ fn a_failed_build_keeps_the_previous_contents() {
     let dir = tempfile::tempdir().unwrap();
     let docs = write_docs(dir.path());
     let loc = fresh(&url, "failed_build");
-    let store = IndexLocation::Postgres(loc.clone());
+    let store = IndexLocation::Postgres(Box::new(loc.clone()));
     let m = model();
     let first = store.build(&m, &docs, small_chunks()).unwrap();
     let bad = dir.path().join("bad.jsonl");
@@ -294,7 +297,7 @@ fn another_model_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
     let docs = write_docs(dir.path());
     let loc = fresh(&url, "wrong_model");
-    let store = IndexLocation::Postgres(loc.clone());
+    let store = IndexLocation::Postgres(Box::new(loc.clone()));
     store.build(&model(), &docs, small_chunks()).unwrap();
     let other = dir.path().join("other_encoder");
     std::fs::create_dir(&other).unwrap();

@@ -9,7 +9,7 @@ use tasklm_hub::testing::{need, TestingError, WhenAbsent};
 pub const TEST_URL_VAR: &str = "TASKLM_TEST_POSTGRES";
 
 /// The test server's URL when it answers; None (printed) to skip.
-pub fn test_server() -> Result<Option<String>, TestingError> {
+pub fn test_server() -> Result<Option<String>, Box<TestingError>> {
     let url = std::env::var(TEST_URL_VAR).ok().filter(|u| !u.is_empty());
     let how = "start one with scripts/ci/postgres.sh and export TASKLM_TEST_POSTGRES=$(scripts/ci/postgres.sh)";
     let (found, what) = match url {
@@ -22,5 +22,5 @@ pub fn test_server() -> Result<Option<String>, TestingError> {
             Err(e) => (None, format!("a PostgreSQL server with pgvector ({e})")),
         },
     };
-    need(found, &what, how, WhenAbsent::from_env())
+    need(found, &what, how, WhenAbsent::from_env()).map_err(Box::new)
 }
