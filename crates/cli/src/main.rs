@@ -45,6 +45,9 @@ enum Command {
     /// A persistent retrieval index: build, add, delete, stats, search (bm25, dense, hybrid).
     #[command(subcommand)]
     Index(cmd::index::IndexCommand),
+    /// Answer questions from an index with a generator (retrieval-augmented generation),
+    /// with the passages used as citations.
+    Rag(cmd::rag::RagArgs),
     /// Serve models over HTTP: OpenAI-compatible endpoints and task endpoints.
     Serve(Box<cmd::serve::ServeArgs>),
     /// Train a tokenizer (BPE or Unigram) on text files.
@@ -133,6 +136,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(b) => cmd::bench::run(b),
         Command::Embed(a) => cmd::embed::run(a),
         Command::Index(c) => cmd::index::run(c),
+        Command::Rag(a) => cmd::rag::run(a),
         Command::Tokenizer(t) => cmd::tokenizer::run(t),
         Command::Quickstart => cmd::quickstart::run(),
         Command::Serve(a) => cmd::serve::run(*a, None),
