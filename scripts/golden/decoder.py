@@ -10,9 +10,13 @@ Writes into tests/fixtures/:
   smollm2_tokenizer.json        token ids transformers gives for ~3,000 real lines of ../shared/data
                                 (referenced by file/row/field, the text is not copied) plus our
                                 own emoji/unicode lines
+  qwen_coder_{logits.safetensors,golden.json,tokenizer.json}
+                                the same three for Qwen2.5-Coder-0.5B-Instruct's GGUF (the catalog's
+                                six-part file: mixed Q5_0/Q4_K/Q6_K/Q8_0, dequantized by transformers)
 
 Usage (in a venv with torch, transformers, gguf, accelerate, safetensors):
   python scripts/golden/decoder.py --gguf PATH/TO/SmolLM2-135M-Instruct.Q4_1.gguf
+  python scripts/golden/decoder.py --qwen-gguf PATH/TO/Qwen2.5-Coder-0.5B-Instruct.gguf   # only Qwen
 """
 import argparse, gzip, json, os, sys
 import torch
@@ -98,7 +102,7 @@ EXTRA = [
 ]
 
 
-def smollm2(gguf_path):
+def gguf_golden(gguf_path, prefix):
     folder, name = os.path.split(os.path.abspath(gguf_path))
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
@@ -108,7 +112,7 @@ def smollm2(gguf_path):
     rows = [{"file": f, "row": r, "field": fld, "ids": tok(read_item(f, r, fld), add_special_tokens=True).input_ids}
             for f, r, fld in items]
     extra = [{"text": t, "ids": tok(t, add_special_tokens=True).input_ids} for t in EXTRA]
-    with open(os.path.join(FIX, "smollm2_tokenizer.json"), "w") as f:
+    with open(os.path.join(FIX, f"{prefix}_tokenizer.json"), "w") as f:
         json.dump({"items": rows, "extra": extra}, f, ensure_ascii=False, separators=(",", ":"))
 
     chat = tok.apply_chat_template([{"role": "user", "content": "What's the capital of Germany?"}],
@@ -135,8 +139,8 @@ def smollm2(gguf_path):
             golden["prompts"].append({"text": p, "ids": ids[0].tolist(), "greedy": steps,
                                       "greedy_text": tok.decode(out.sequences[0, ids.shape[1]:])})
             print(repr(p[:40]), "->", repr(golden["prompts"][-1]["greedy_text"]))
-    save_file(tensors, os.path.join(FIX, "smollm2_logits.safetensors"))
-    with open(os.path.join(FIX, "smollm2_golden.json"), "w") as f:
+    save_file(tensors, os.path.join(FIX, f"{prefix}_logits.safetensors"))
+    with open(os.path.join(FIX, f"{prefix}_golden.json"), "w") as f:
         json.dump(golden, f, ensure_ascii=False, indent=1)
     paris = golden["prompts"][0]["greedy"][0]
     print("top token after 'The capital of France is':", paris["id"], round(paris["logprob"], 4))
@@ -144,9 +148,15 @@ def smollm2(gguf_path):
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--gguf", required=True)
+    ap.add_argument("--gguf", help="SmolLM2-135M-Instruct GGUF: the tiny fixtures and smollm2_*")
+    ap.add_argument("--qwen-gguf", help="Qwen2.5-Coder-0.5B-Instruct GGUF: qwen_coder_*")
     a = ap.parse_args()
+    if not a.gguf and not a.qwen_gguf:
+        ap.error("give --gguf and/or --qwen-gguf")
     os.makedirs(FIX, exist_ok=True)
-    tiny("llama")
-    tiny("qwen2")
-    smollm2(a.gguf)
+    if a.gguf:
+        tiny("llama")
+        tiny("qwen2")
+        gguf_golden(a.gguf, "smollm2")
+    if a.qwen_gguf:
+        gguf_golden(a.qwen_gguf, "qwen_coder")

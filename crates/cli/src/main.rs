@@ -37,7 +37,7 @@ enum Command {
     /// Fold a LoRA adapter into its base model: a plain Hugging Face directory.
     Merge(cmd::lora::MergeArgs),
     /// Score a model on a task's data with the task's standard metric.
-    Eval(cmd::eval::EvalCmd),
+    Eval(Box<cmd::eval::EvalCmd>),
     /// Answer JSONL records with a trained model (classify, nli): one JSON line each.
     Predict(cmd::predict::PredictCmd),
     /// Sentence embeddings: JSONL {"text"} in, {"embedding"} out.
@@ -45,6 +45,9 @@ enum Command {
     /// A persistent retrieval index: build, add, delete, stats, search (bm25, dense, hybrid).
     #[command(subcommand)]
     Index(cmd::index::IndexCommand),
+    /// Answer questions from an index with a generator (retrieval-augmented generation),
+    /// with the passages used as citations.
+    Rag(Box<cmd::rag::RagArgs>),
     /// Serve models over HTTP: OpenAI-compatible endpoints and task endpoints.
     Serve(Box<cmd::serve::ServeArgs>),
     /// Train a tokenizer (BPE or Unigram) on text files.
@@ -127,12 +130,13 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Chat(a) => cmd::chat::run(a),
         Command::Train(a) => cmd::train::run(*a),
-        Command::Eval(a) => cmd::eval::run(a),
+        Command::Eval(a) => cmd::eval::run(*a),
         Command::Merge(a) => cmd::lora::merge(a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Bench(b) => cmd::bench::run(b),
         Command::Embed(a) => cmd::embed::run(a),
         Command::Index(c) => cmd::index::run(c),
+        Command::Rag(a) => cmd::rag::run(*a),
         Command::Tokenizer(t) => cmd::tokenizer::run(t),
         Command::Quickstart => cmd::quickstart::run(),
         Command::Serve(a) => cmd::serve::run(*a, None),

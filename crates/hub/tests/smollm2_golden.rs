@@ -1,122 +1,14 @@
 //! The real SmolLM2-135M-Instruct GGUF against transformers (fixtures from
 //! `scripts/golden/decoder.py`): tokenizer ids on ~3,000 real lines, and logits in f32.
 
-use anyhow::{Context, Result};
-use candle_core::{DType, Device};
-use flate2::read::GzDecoder;
-use serde_json::Value;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use tasklm_hub::testing::{catalog_model, shared_data};
-use tasklm_hub::{load_checkpoint, ModelSource};
-use tasklm_models::DecoderInput;
+mod gguf_golden;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-/// Reads the text a fixture item references, exactly as the golden script does.
-fn read_item(data: &Path, file: &str, row: usize, field: Option<&str>) -> Result<String> {
-    let path = data.join(file);
-    let text = if file.ends_with(".gz") {
-        let mut s = String::new();
-        GzDecoder::new(std::fs::File::open(&path)?).read_to_string(&mut s)?;
-        s
-    } else {
-        std::fs::read_to_string(&path)?
-    };
-    let mut lines = text.split('\n');
-    if file.ends_with(".gz") {
-        return Ok(lines.nth(row).context("row")?.to_string());
-    }
-    if file.ends_with(".tsv") {
-        return Ok(lines
-            .nth(row + 1)
-            .context("row")?
-            .split('\t')
-            .next()
-            .unwrap_or("")
-            .to_string());
-    }
-    let rec: Value = serde_json::from_str(lines.nth(row).context("row")?)?;
-    Ok(rec[field.context("field")?]
-        .as_str()
-        .context("string field")?
-        .to_string())
+#[test]
+fn gguf_tokenizer_matches_transformers_on_real_text() -> anyhow::Result<()> {
+    gguf_golden::check_tokenizer("smollm2-135m-instruct", "smollm2")
 }
 
 #[test]
-fn gguf_tokenizer_matches_transformers_on_real_text() -> Result<()> {
-    let Some(gguf) = catalog_model("smollm2-135m-instruct")? else {
-        return Ok(());
-    };
-    let ck = load_checkpoint(&ModelSource::Gguf(gguf), DType::F32, &Device::Cpu)?;
-    let tok = ck.tokenizer;
-    let fx: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("smollm2_tokenizer.json"))?)?;
-    let mut checked = 0;
-    let mut check = |text: &str, want: &Value| -> Result<()> {
-        let want: Vec<u32> = serde_json::from_value(want.clone())?;
-        let ids = tok.encode(text, true)?;
-        assert_eq!(ids, want, "ids differ from transformers for {text:?}");
-        assert_eq!(
-            tok.decode(&ids, false)?,
-            text,
-            "decode does not give back {text:?}"
-        );
-        checked += 1;
-        Ok(())
-    };
-    for e in fx["extra"].as_array().context("extra")? {
-        check(e["text"].as_str().context("text")?, &e["ids"])?;
-    }
-    if let Some(data) = shared_data()? {
-        for it in fx["items"].as_array().context("items")? {
-            let text = read_item(
-                &data,
-                it["file"].as_str().context("file")?,
-                it["row"].as_u64().context("row")? as usize,
-                it["field"].as_str(),
-            )?;
-            check(&text, &it["ids"])?;
-        }
-        assert!(checked > 3000, "only {checked} texts checked");
-    }
-    Ok(())
-}
-
-#[test]
-fn smollm2_logits_match_transformers_within_1e3() -> Result<()> {
-    let Some(gguf) = catalog_model("smollm2-135m-instruct")? else {
-        return Ok(());
-    };
-    let dec =
-        load_checkpoint(&ModelSource::Gguf(gguf), DType::F32, &Device::Cpu)?.into_decoder()?;
-    let golden =
-        candle_core::safetensors::load(fixture("smollm2_logits.safetensors"), &Device::Cpu)?;
-    let fx: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("smollm2_golden.json"))?)?;
-    for (i, p) in fx["prompts"]
-        .as_array()
-        .context("prompts")?
-        .iter()
-        .enumerate()
-    {
-        let text = p["text"].as_str().context("text")?;
-        let ids = dec.tokenizer.encode(text, true)?;
-        let want_ids: Vec<u32> = golden[&format!("ids.{i}")]
-            .to_dtype(DType::U32)?
-            .to_vec1()?;
-        assert_eq!(ids, want_ids, "prompt {i} ids");
-        let input = DecoderInput::from_rows(&[ids], &Device::Cpu)?;
-        let logits = dec.model.last_logits(&input, None)?.squeeze(0)?;
-        let d = (&logits - &golden[&format!("logits.{i}")])?
-            .abs()?
-            .max(0)?
-            .to_scalar::<f32>()?;
-        assert!(d <= 1e-3, "prompt {i}: max |logit diff| = {d}");
-    }
-    Ok(())
+fn smollm2_logits_match_transformers_within_1e3() -> anyhow::Result<()> {
+    gguf_golden::check_logits("smollm2-135m-instruct", "smollm2", 1e-3).map(|_| ())
 }

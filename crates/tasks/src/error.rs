@@ -13,6 +13,8 @@ pub enum TaskError {
     #[error(transparent)]
     Text(#[from] tasklm_text::TextError),
     #[error(transparent)]
+    Rag(#[from] tasklm_rag::RagError),
+    #[error(transparent)]
     Generate(#[from] tasklm_generate::GenerateError),
     #[error("{path}: {msg}")]
     File {

@@ -34,6 +34,8 @@ pub struct TaskOptions {
     /// Train a LoRA adapter instead of every weight (`--lora`); empty targets take the
     /// architecture's defaults ([`crate::common::lora_out::default_targets`]).
     pub lora: Option<tasklm_train::LoraTraining>,
+    /// rag: the index, passages per prompt, search mode and context source.
+    pub rag: crate::rag::RagOptions,
 }
 
 /// One `tasklm train` run.

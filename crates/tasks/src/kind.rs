@@ -30,10 +30,13 @@ pub enum TaskKind {
     Code,
     /// Chain-of-thought reasoning: SFT on the worked answer; final-number match.
     Reasoning,
+    /// Retrieval-augmented generation: passages from an index in the prompt; SQuAD EM/F1 and
+    /// retrieval recall@k.
+    Rag,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 11] = [
+    pub const ALL: [TaskKind; 12] = [
         TaskKind::Sft,
         TaskKind::Chat,
         TaskKind::Classify,
@@ -45,6 +48,7 @@ impl TaskKind {
         TaskKind::Translate,
         TaskKind::Code,
         TaskKind::Reasoning,
+        TaskKind::Rag,
     ];
 
     /// The name on the command line (`--task NAME`), in `tasklm.json` and in server paths.
@@ -61,6 +65,7 @@ impl TaskKind {
             TaskKind::Translate => "translate",
             TaskKind::Code => "code",
             TaskKind::Reasoning => "reasoning",
+            TaskKind::Rag => "rag",
         }
     }
 

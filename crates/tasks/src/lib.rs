@@ -17,6 +17,7 @@ mod kind;
 pub mod ner;
 mod predictor;
 pub mod qa;
+pub mod rag;
 mod report;
 pub mod sft;
 
@@ -51,6 +52,7 @@ pub fn family(task: TaskKind) -> &'static dyn TaskFamily {
         | TaskKind::Translate
         | TaskKind::Code
         | TaskKind::Reasoning => &generative::Generative,
+        TaskKind::Rag => &rag::Rag,
     }
 }
 

@@ -76,6 +76,8 @@ pub struct EvalCmd {
     /// Generative tasks: beam search instead of sampling.
     #[command(flatten)]
     pub beams: super::beam_args::BeamArgs,
+    #[command(flatten)]
+    pub rag: super::rag::RagFlags,
 }
 
 pub fn run(c: EvalCmd) -> Result<()> {
@@ -114,6 +116,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
             chat: c.scoring.chat,
             doc_stride: c.doc_stride,
             langs: c.langs.pair(),
+            rag: c.rag.options(),
             ..TaskOptions::default()
         },
     };

@@ -18,6 +18,7 @@ pub mod lora;
 pub mod predict;
 pub mod pull;
 pub mod quickstart;
+pub mod rag;
 pub mod serve;
 pub mod tokenizer;
 pub mod train;
