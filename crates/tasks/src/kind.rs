@@ -30,10 +30,12 @@ pub enum TaskKind {
     Code,
     /// Chain-of-thought reasoning: SFT on the worked answer; final-number match.
     Reasoning,
+    /// A sentence encoder for search: in-batch negatives over query/positive pairs.
+    Retrieval,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 11] = [
+    pub const ALL: [TaskKind; 12] = [
         TaskKind::Sft,
         TaskKind::Chat,
         TaskKind::Classify,
@@ -45,6 +47,7 @@ impl TaskKind {
         TaskKind::Translate,
         TaskKind::Code,
         TaskKind::Reasoning,
+        TaskKind::Retrieval,
     ];
 
     /// The name on the command line (`--task NAME`), in `tasklm.json` and in server paths.
@@ -61,6 +64,7 @@ impl TaskKind {
             TaskKind::Translate => "translate",
             TaskKind::Code => "code",
             TaskKind::Reasoning => "reasoning",
+            TaskKind::Retrieval => "retrieval",
         }
     }
 

@@ -18,6 +18,7 @@ pub mod ner;
 mod predictor;
 pub mod qa;
 mod report;
+pub mod retrieval;
 pub mod sft;
 
 pub use error::{Result, TaskError};
@@ -51,6 +52,7 @@ pub fn family(task: TaskKind) -> &'static dyn TaskFamily {
         | TaskKind::Translate
         | TaskKind::Code
         | TaskKind::Reasoning => &generative::Generative,
+        TaskKind::Retrieval => &retrieval::Retrieval,
     }
 }
 
