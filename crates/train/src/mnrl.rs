@@ -12,11 +12,7 @@ pub const MNRL_SCALE: f64 = 20.0;
 /// `x / max(||x||, 1e-12)` row by row, as `torch.nn.functional.normalize(x, p=2, dim=1)`.
 /// Differentiable.
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x
-        .sqr()?
-        .sum_keepdim(1)?
-        .sqrt()?
-        .clamp(1e-12f64, f64::MAX)?; // (N, 1)
+    let norm = x.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f64, f64::MAX)?; // (N, 1)
     Ok(x.broadcast_div(&norm)?)
 }
 
@@ -72,8 +68,13 @@ mod tests {
         let mean = sum.to_scalar::<f32>()? as f64 / n as f64;
         assert!((mean - reference(&q, &c)).abs() < 1e-5, "{mean}");
         let grads = sum.backward()?;
-        let g = grads.get(qv.as_tensor()).map(|g| g.abs()?.sum_all()?.to_scalar::<f32>());
-        assert!(g.transpose()?.is_some_and(|s| s > 0.0), "no gradient reached the queries");
+        let g = grads
+            .get(qv.as_tensor())
+            .map(|g| g.abs()?.sum_all()?.to_scalar::<f32>());
+        assert!(
+            g.transpose()?.is_some_and(|s| s > 0.0),
+            "no gradient reached the queries"
+        );
         Ok(())
     }
 

@@ -55,7 +55,11 @@ mod tests {
         let batches = no_duplicate_batches(&order, 3, |i| vec![&ex[i].0, &ex[i].1]);
         let mut all: Vec<usize> = batches.iter().flatten().copied().collect();
         all.sort_unstable();
-        assert_eq!(all, (0..12).collect::<Vec<_>>(), "each example exactly once");
+        assert_eq!(
+            all,
+            (0..12).collect::<Vec<_>>(),
+            "each example exactly once"
+        );
         for b in &batches {
             assert!(b.len() <= 3);
             let mut p: Vec<&str> = b.iter().map(|&i| ex[i].1.as_str()).collect();

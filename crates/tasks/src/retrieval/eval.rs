@@ -80,7 +80,11 @@ mod tests {
 
     #[test]
     fn ranks_and_recall() {
-        let scores = vec![vec![0.9, 0.1, 0.2], vec![0.5, 0.4, 0.6], vec![0.3, 0.3, 0.1]];
+        let scores = vec![
+            vec![0.9, 0.1, 0.2],
+            vec![0.5, 0.4, 0.6],
+            vec![0.3, 0.3, 0.1],
+        ];
         let ranks = gold_ranks(&scores, &[0, 1, 1]);
         assert_eq!(ranks, [0, 2, 1], "a tie ranks the gold after the other");
         let m = rank_metrics(&ranks);

@@ -19,7 +19,9 @@ pub mod st_dir;
 use crate::common::encoder_runner::load_encoder_for;
 use crate::common::lm_runner::{train_options, EncodedStats, TrainOutcome};
 use crate::common::provenance::data_section;
-use crate::{EvalJob, Notice, PredictJob, Predictor, Report, Result, TaskError, TaskKind, TrainJob};
+use crate::{
+    EvalJob, Notice, PredictJob, Predictor, Report, Result, TaskError, TaskKind, TrainJob,
+};
 use model::Retriever;
 use objective::{EncodedPair, RetrievalObjective};
 use pairs::{read_pairs, Pair};
@@ -61,9 +63,10 @@ impl Predictor for Retriever {
         records
             .iter()
             .map(|r| {
-                let text = r.get("text").and_then(Value::as_str).ok_or_else(|| {
-                    TaskError::Invalid("expected a string field `text`".into())
-                })?;
+                let text = r
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| TaskError::Invalid("expected a string field `text`".into()))?;
                 let v = eval::embed_all(self, &[text])?.to_vec2::<f32>()?;
                 Ok(json!({"embedding": v.into_iter().next().unwrap_or_default()}))
             })
@@ -79,7 +82,10 @@ fn encode_pairs(
     truncation: Truncation,
 ) -> Result<(Vec<Pair>, Vec<EncodedPair>, EncodeStats)> {
     let mut stats = EncodeStats::default();
-    let (mut kept, mut rows) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
+    let (mut kept, mut rows) = (
+        Vec::with_capacity(pairs.len()),
+        Vec::with_capacity(pairs.len()),
+    );
     for p in pairs {
         let (query, cq) = model.encode(&p.query)?;
         let (positive, cp) = model.encode(&p.positive)?;
@@ -136,7 +142,10 @@ pub fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
     if rows.is_empty() {
         return Err(TaskError::File {
             path: job.data.clone(),
-            msg: format!("all {records} pairs are longer than --max-seq-len {}", model.max_len),
+            msg: format!(
+                "all {records} pairs are longer than --max-seq-len {}",
+                model.max_len
+            ),
         });
     }
     let max_seq_len = model.max_len;

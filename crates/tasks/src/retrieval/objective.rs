@@ -60,7 +60,12 @@ impl Objective for RetrievalObjective {
     }
 
     fn train_batches(&self, order: &[usize], batch_size: usize) -> Option<Vec<Vec<usize>>> {
-        let texts = |i: usize| self.pairs.get(i).map(|p| p.texts().collect()).unwrap_or_default();
+        let texts = |i: usize| {
+            self.pairs
+                .get(i)
+                .map(|p| p.texts().collect())
+                .unwrap_or_default()
+        };
         Some(no_duplicate_batches(order, batch_size, texts))
     }
 

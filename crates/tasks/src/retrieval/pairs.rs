@@ -17,10 +17,14 @@ pub struct Pair {
 impl Pair {
     /// Every text of the pair (query, positive, negative): what a batch must not repeat.
     pub fn texts(&self) -> impl Iterator<Item = &str> {
-        [Some(&self.query), Some(&self.positive), self.negative.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
+        [
+            Some(&self.query),
+            Some(&self.positive),
+            self.negative.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
     }
 }
 
@@ -149,11 +153,26 @@ mod tests {
 
     #[test]
     fn bad_records_name_the_file_line_and_field() {
-        let m = message(read("b.jsonl", "{\"query\": \"q\", \"positive\": \"p\"}\n{\"query\": \"q\"}\n"));
-        assert!(m.contains("b.jsonl") && m.contains('2') && m.contains("`positive`"), "{m}");
-        let m = message(read("e.jsonl", "{\"query\": \"q\", \"positive\": \"  \"}\n"));
-        assert!(m.contains("e.jsonl") && m.contains("`positive` is empty"), "{m}");
-        let m = message(read("n.jsonl", "{\"query\": \"q\", \"positive\": \"p\", \"negative\": 3}\n"));
+        let m = message(read(
+            "b.jsonl",
+            "{\"query\": \"q\", \"positive\": \"p\"}\n{\"query\": \"q\"}\n",
+        ));
+        assert!(
+            m.contains("b.jsonl") && m.contains('2') && m.contains("`positive`"),
+            "{m}"
+        );
+        let m = message(read(
+            "e.jsonl",
+            "{\"query\": \"q\", \"positive\": \"  \"}\n",
+        ));
+        assert!(
+            m.contains("e.jsonl") && m.contains("`positive` is empty"),
+            "{m}"
+        );
+        let m = message(read(
+            "n.jsonl",
+            "{\"query\": \"q\", \"positive\": \"p\", \"negative\": 3}\n",
+        ));
         assert!(m.contains("`negative`"), "{m}");
         let m = message(read("z.jsonl", "\n"));
         assert!(m.contains("no training pairs"), "{m}");

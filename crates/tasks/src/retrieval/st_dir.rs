@@ -72,7 +72,8 @@ pub fn write_st_files(dir: &Path, r: &Retriever, provenance: &Value) -> tasklm_t
         &task_config(&r.config_json, "BertModel", None),
     )?;
     tasklm_hub::encoder::copy_tokenizer_files(base, dir).map_err(TrainError::objective)?;
-    let modules = read_json(&base.join("modules.json")).unwrap_or_else(|| default_modules(r.normalize));
+    let modules =
+        read_json(&base.join("modules.json")).unwrap_or_else(|| default_modules(r.normalize));
     write_json(&dir.join("modules.json"), &modules)?;
     for m in modules.as_array().into_iter().flatten() {
         let sub = m.get("path").and_then(Value::as_str).unwrap_or("");
