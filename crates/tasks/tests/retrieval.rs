@@ -266,7 +266,17 @@ fn an_interrupted_run_resumes_exactly() -> Result<()> {
     );
     let a = std::fs::read(tmp.path().join("whole/model.safetensors"))?;
     let b = std::fs::read(out.join("model.safetensors"))?;
-    assert!(a == b, "the same weights");
+    assert!(!a.is_empty() && a == b, "the same weights");
+    // A finished run continued further (--resume with more steps) rewrites its folders too.
+    let more = tasklm_tasks::train(
+        &TrainJob {
+            resume: true,
+            ..job(&data, &tmp.path().join("whole"), 5)
+        },
+        &|_| {},
+    )?;
+    assert_eq!(more.losses.len(), 1);
+    assert!(tmp.path().join("whole/1_Pooling/config.json").is_file());
     Ok(())
 }
 

@@ -162,6 +162,11 @@ pub fn write_model(out: &Path, obj: &dyn Objective) -> Result<()> {
         let from = entry.map_err(|e| io(&tmp, e))?.path();
         if let Some(name) = from.file_name() {
             let to = out.join(name);
+            // A folder (a sentence-transformers module) replaces the one an earlier run wrote:
+            // rename cannot move a folder onto a non-empty one.
+            if from.is_dir() && to.is_dir() {
+                std::fs::remove_dir_all(&to).map_err(|e| io(&to, e))?;
+            }
             std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
         }
     }
