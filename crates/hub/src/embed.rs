@@ -35,7 +35,7 @@ fn read_json(path: &Path) -> Option<Value> {
 
 /// (pooling, normalize) from a sentence-transformers directory's `modules.json` and its
 /// pooling module's `config.json`; mean pooling with normalisation when there is none.
-fn sentence_transformers_head(dir: &Path) -> Result<(Pool, bool)> {
+pub fn sentence_transformers_head(dir: &Path) -> Result<(Pool, bool)> {
     let Some(modules) = read_json(&dir.join("modules.json")) else {
         return Ok((Pool::Mean, true));
     };

@@ -33,10 +33,12 @@ pub enum TaskKind {
     /// Retrieval-augmented generation: passages from an index in the prompt; SQuAD EM/F1 and
     /// retrieval recall@k.
     Rag,
+    /// A sentence encoder for search: in-batch negatives over query/positive pairs.
+    Retrieval,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 12] = [
+    pub const ALL: [TaskKind; 13] = [
         TaskKind::Sft,
         TaskKind::Chat,
         TaskKind::Classify,
@@ -49,6 +51,7 @@ impl TaskKind {
         TaskKind::Code,
         TaskKind::Reasoning,
         TaskKind::Rag,
+        TaskKind::Retrieval,
     ];
 
     /// The name on the command line (`--task NAME`), in `tasklm.json` and in server paths.
@@ -66,6 +69,7 @@ impl TaskKind {
             TaskKind::Code => "code",
             TaskKind::Reasoning => "reasoning",
             TaskKind::Rag => "rag",
+            TaskKind::Retrieval => "retrieval",
         }
     }
 

@@ -19,6 +19,7 @@ mod predictor;
 pub mod qa;
 pub mod rag;
 mod report;
+pub mod retrieval;
 pub mod sft;
 
 pub use error::{Result, TaskError};
@@ -53,6 +54,7 @@ pub fn family(task: TaskKind) -> &'static dyn TaskFamily {
         | TaskKind::Code
         | TaskKind::Reasoning => &generative::Generative,
         TaskKind::Rag => &rag::Rag,
+        TaskKind::Retrieval => &retrieval::Retrieval,
     }
 }
 

@@ -12,6 +12,7 @@ mod grads;
 mod lm_loss;
 pub mod lm_objective;
 pub mod lora;
+mod mnrl;
 mod optim;
 mod schedule;
 pub mod trainer;
@@ -22,6 +23,7 @@ pub use grads::Gradients;
 pub use lm_loss::causal_lm_loss;
 pub use lm_objective::{lm_eval, trainable_decoder, trainable_decoder_lora, LmObjective};
 pub use lora::{LoraParams, LoraTraining};
+pub use mnrl::{l2_normalize, mnrl_loss, MNRL_SCALE};
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
 pub use trainer::{

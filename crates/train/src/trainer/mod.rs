@@ -6,11 +6,13 @@ mod args;
 pub mod checkpoint;
 mod log;
 mod objective;
+mod plan;
 
 pub use args::TrainArgs;
 pub use checkpoint::TrainerState;
 pub use log::{StepRecord, TrainLog, METRICS};
 pub use objective::{LossSum, Metrics, Objective};
+pub use plan::EpochPlan;
 
 use crate::{AdamW, AdamWConfig, Gradients, LrSchedule, Result, TrainError};
 use candle_core::{DType, Tensor, Var};
@@ -160,6 +162,11 @@ pub fn write_model(out: &Path, obj: &dyn Objective) -> Result<()> {
         let from = entry.map_err(|e| io(&tmp, e))?.path();
         if let Some(name) = from.file_name() {
             let to = out.join(name);
+            // A folder (a sentence-transformers module) replaces the one an earlier run wrote:
+            // rename cannot move a folder onto a non-empty one.
+            if from.is_dir() && to.is_dir() {
+                std::fs::remove_dir_all(&to).map_err(|e| io(&to, e))?;
+            }
             std::fs::rename(&from, &to).map_err(|e| io(&to, e))?;
         }
     }
@@ -210,28 +217,23 @@ impl Run<'_> {
         Ok(m)
     }
 
-    /// The example order of pass `epoch`.
-    fn order(&self, epoch: u64) -> Vec<usize> {
-        match (self.args.group_by_length, self.obj.train_lengths()) {
-            (true, Some(lengths)) => {
-                grouped_epoch_order(&lengths, self.args.batch_size, self.state.seed, epoch)
-            }
-            _ => epoch_order(self.obj.train_len(), self.state.seed, epoch),
-        }
+    /// The example order of pass `epoch`, with the objective's own batches when it has them.
+    fn order(&self, epoch: u64) -> EpochPlan {
+        epoch_plan(self.obj, self.args, self.state.seed, epoch)
     }
 
     /// The next micro-batches of one update; an update ends early at the end of an epoch.
-    fn next_micro_batches(&mut self, order: &mut Vec<usize>) -> Vec<Vec<usize>> {
-        let n = order.len();
+    fn next_micro_batches(&mut self, plan: &mut EpochPlan) -> Vec<Vec<usize>> {
+        let n = plan.len();
         if self.state.cursor >= n {
             self.state.epoch += 1;
             self.state.cursor = 0;
-            *order = self.order(self.state.epoch);
+            *plan = self.order(self.state.epoch);
         }
         let mut out = Vec::new();
         for _ in 0..self.args.grad_accum {
-            let end = (self.state.cursor + self.args.batch_size).min(n);
-            out.push(order[self.state.cursor..end].to_vec());
+            let (batch, end) = plan.batch_at(self.state.cursor);
+            out.push(batch.to_vec());
             self.state.cursor = end;
             if end >= n {
                 break;
@@ -239,6 +241,28 @@ impl Run<'_> {
         }
         out
     }
+}
+
+/// The micro-batches of pass `epoch`: the shuffled (or length-grouped) order, cut by the
+/// objective's own batches when it has them.
+fn epoch_plan(obj: &dyn Objective, args: &TrainArgs, seed: u64, epoch: u64) -> EpochPlan {
+    let order = match (args.group_by_length, obj.train_lengths()) {
+        (true, Some(lengths)) => grouped_epoch_order(&lengths, args.batch_size, seed, epoch),
+        _ => epoch_order(obj.train_len(), seed, epoch),
+    };
+    EpochPlan::new(order, args.batch_size, &|o: &[usize], b: usize| {
+        obj.train_batches(o, b)
+    })
+}
+
+/// Updates the run takes: `max_steps`, else `epochs` passes of the first pass's micro-batches
+/// (an objective's own batching may make more than `n / batch_size` of them).
+fn total_steps(obj: &dyn Objective, args: &TrainArgs) -> u64 {
+    if args.max_steps.is_some() {
+        return args.total_steps(obj.train_len());
+    }
+    let micro = epoch_plan(obj, args, args.seed, 0).batches();
+    u64::from(args.epochs) * micro.div_ceil(args.grad_accum) as u64
 }
 
 fn resume_into(
@@ -295,7 +319,7 @@ pub fn train(obj: &dyn Objective, args: &TrainArgs, opts: TrainOptions) -> Resul
     let out = opts.out;
     std::fs::create_dir_all(out)
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", out.display())))?;
-    let total = args.total_steps(n);
+    let total = total_steps(obj, args);
     let params = obj.params();
     let mut opt = AdamW::new(
         params.clone(),

@@ -29,6 +29,13 @@ pub trait Objective {
     fn train_lengths(&self) -> Option<Vec<usize>> {
         None
     }
+    /// The micro-batches of one pass over the data, given the pass's shuffled (or
+    /// length-grouped) `order`; every example once. None (the default): consecutive runs of
+    /// `batch_size` examples of `order`. Retrieval uses it to keep duplicates out of a batch.
+    fn train_batches(&self, order: &[usize], batch_size: usize) -> Option<Vec<Vec<usize>>> {
+        let _ = (order, batch_size);
+        None
+    }
     /// Loss over the training examples at `indices`, in training mode (dropout on).
     fn train_loss(&self, indices: &[usize]) -> Result<LossSum>;
     /// Metrics on the evaluation data (`loss`, `perplexity`, ...); None without one.
