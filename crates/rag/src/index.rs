@@ -76,21 +76,8 @@ impl Index {
 
     /// The index's stats as one JSON object.
     pub fn stats(&self) -> Value {
-        let m = &self.manifest;
-        serde_json::json!({
-            "index": self.root.display().to_string(),
-            "version": m.version,
-            "model": m.model,
-            "model_path": m.model_path,
-            "dims": m.dims,
-            "chunk_tokens": m.chunking.tokens,
-            "chunk_overlap": m.chunking.overlap,
-            "documents": m.documents,
-            "chunks": m.chunks,
-            "hnsw": m.hnsw,
-            "hnsw_min_chunks": m.hnsw_min_chunks,
-            "disk_bytes": self.disk_bytes(),
-        })
+        self.manifest
+            .stats(self.root.display().to_string(), self.disk_bytes())
     }
 }
 

@@ -56,6 +56,26 @@ pub struct Manifest {
     pub hnsw_min_chunks: usize,
 }
 
+impl Manifest {
+    /// The stats `index stats` prints for an index at `index` taking `disk_bytes`, either store.
+    pub fn stats(&self, index: String, disk_bytes: u64) -> serde_json::Value {
+        serde_json::json!({
+            "index": index,
+            "version": self.version,
+            "model": self.model,
+            "model_path": self.model_path,
+            "dims": self.dims,
+            "chunk_tokens": self.chunking.tokens,
+            "chunk_overlap": self.chunking.overlap,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "hnsw": self.hnsw,
+            "hnsw_min_chunks": self.hnsw_min_chunks,
+            "disk_bytes": disk_bytes,
+        })
+    }
+}
+
 /// The version folder `CURRENT` names, or None when `root` has no index.
 pub(crate) fn current_version(root: &Path) -> Result<Option<(u64, PathBuf)>> {
     let path = root.join(CURRENT);

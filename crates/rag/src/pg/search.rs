@@ -202,22 +202,9 @@ impl PgIndex {
     /// The index's stats as one JSON object (the embedded index's fields, and the table).
     pub fn stats(&mut self) -> Result<Value> {
         let disk = self.disk_bytes()?;
-        let m = &self.manifest;
-        Ok(serde_json::json!({
-            "index": self.loc.redacted(),
-            "store": "postgres",
-            "table": self.table,
-            "version": m.version,
-            "model": m.model,
-            "model_path": m.model_path,
-            "dims": m.dims,
-            "chunk_tokens": m.chunking.tokens,
-            "chunk_overlap": m.chunking.overlap,
-            "documents": m.documents,
-            "chunks": m.chunks,
-            "hnsw": m.hnsw,
-            "hnsw_min_chunks": m.hnsw_min_chunks,
-            "disk_bytes": disk,
-        }))
+        let mut v = self.manifest.stats(self.loc.redacted().to_string(), disk);
+        v["store"] = "postgres".into();
+        v["table"] = self.table.clone().into();
+        Ok(v)
     }
 }
