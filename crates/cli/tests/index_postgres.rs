@@ -292,3 +292,89 @@ fn sigkill_mid_build_leaves_the_previous_contents() {
     );
     pg::drop_index(&PgLocation::parse(&url).unwrap()).unwrap();
 }
+
+#[test]
+fn rag_retrieves_from_a_postgres_store() {
+    let Some(url) = store("rag") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let squad = dir.path().join("squad.json");
+    let articles = [
+        (
+            "Lake",
+            "Lake Orvin is fed by the glacier Tessel.",
+            "Which glacier feeds Lake Orvin?",
+            "Tessel",
+        ),
+        (
+            "Bridge",
+            "The Halvard bridge was designed by Ilse Marrow.",
+            "Who designed the Halvard bridge?",
+            "Ilse Marrow",
+        ),
+    ];
+    let data: Vec<Value> = articles
+        .iter()
+        .enumerate()
+        .map(|(i, (title, context, q, a))| {
+            serde_json::json!({"title": title, "paragraphs": [{"context": context, "qas": [{"id": format!("q{i}"),
+                "question": q, "answers": [{"text": a, "answer_start": context.find(a).unwrap()}]}]}]})
+        })
+        .collect();
+    std::fs::write(&squad, serde_json::json!({ "data": data }).to_string()).unwrap();
+    let squad = squad.to_str().unwrap();
+    ok(&[
+        "index",
+        "build",
+        "--model",
+        &tiny(),
+        "--data",
+        squad,
+        "--store",
+        &url,
+    ]);
+    let decoder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/tiny_decoder")
+        .display()
+        .to_string();
+    let report = ok(&[
+        "eval",
+        "--task",
+        "rag",
+        "--model",
+        &decoder,
+        "--data",
+        squad,
+        "--index",
+        &url,
+        "--mode",
+        "bm25",
+        "--passages",
+        "1",
+        "--max-new-tokens",
+        "2",
+        "--json",
+    ]);
+    let r: Value = serde_json::from_str(report.trim()).unwrap();
+    assert_eq!(r["recall@1"], 1.0, "{r}");
+    let out = ok(&[
+        "rag",
+        "--index",
+        &url,
+        "--model",
+        &decoder,
+        "--question",
+        "Which glacier feeds Lake Orvin?",
+        "--mode",
+        "bm25",
+        "--passages",
+        "1",
+        "--max-new-tokens",
+        "2",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["citations"][0]["doc_id"], "Lake/0", "{v}");
+    pg::drop_index(&PgLocation::parse(&url).unwrap()).unwrap();
+}

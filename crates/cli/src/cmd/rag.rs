@@ -12,9 +12,10 @@ use tasklm_tasks::rag::{Answer, Ask, ContextSource, RagOptions, RagPredictor, DE
 /// Where the passages come from and how many.
 #[derive(Args, Clone, Debug)]
 pub struct RagFlags {
-    /// rag: the index to retrieve from (`tasklm index build`).
+    /// rag: the index to retrieve from (`tasklm index build`): a directory, or a
+    /// `postgres://` URL.
     #[arg(long)]
-    pub index: Option<PathBuf>,
+    pub index: Option<String>,
     /// rag: passages put into the prompt.
     #[arg(long = "passages", default_value_t = DEFAULT_PASSAGES)]
     pub passages: usize,

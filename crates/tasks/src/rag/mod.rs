@@ -20,7 +20,6 @@ pub use retrieve::Retriever;
 use crate::{
     EvalJob, Notice, PredictJob, Predictor, Report, Result, TaskError, TaskFamily, TrainJob,
 };
-use std::path::PathBuf;
 
 /// Passages put into the prompt by default.
 pub const DEFAULT_PASSAGES: usize = 3;
@@ -55,8 +54,8 @@ impl std::str::FromStr for ContextSource {
 /// How `rag` retrieves and prompts.
 #[derive(Clone, Debug)]
 pub struct RagOptions {
-    /// The index directory (`tasklm index build`).
-    pub index: Option<PathBuf>,
+    /// The index (`tasklm index build`): a directory, or a `postgres://` URL.
+    pub index: Option<String>,
     /// Passages in the prompt.
     pub k: usize,
     pub mode: tasklm_rag::Mode,

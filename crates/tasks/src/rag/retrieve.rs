@@ -1,17 +1,20 @@
-//! The retrieval half of RAG: an opened `tasklm index` with the embedding model it was built
-//! with, answering many questions in one batch of query embeddings.
+//! The retrieval half of RAG: an opened `tasklm index` (a directory or a PostgreSQL store,
+//! `tasklm_rag::IndexLocation`) with the embedding model it was built with, answering many
+//! questions in one batch of query embeddings.
 
-use crate::Result;
-use std::path::{Path, PathBuf};
-use tasklm_rag::{EmbeddingModel, Hit, Index, Mode};
+use crate::{Result, TaskError};
+use std::sync::Mutex;
+use tasklm_rag::{EmbeddingModel, Hit, IndexLocation, Mode, OpenIndex, SearchOptions};
 
 /// Questions embedded per forward pass.
 const QUERY_BATCH: usize = 64;
 
 /// An index ready to search.
 pub struct Retriever {
-    pub root: PathBuf,
-    index: Index,
+    /// The index as messages show it (a URL without its password).
+    pub location: String,
+    /// A Postgres store searches through its one connection, hence the lock.
+    index: Mutex<OpenIndex>,
     /// Absent for BM25, which needs no query embedding.
     model: Option<EmbeddingModel>,
     pub mode: Mode,
@@ -19,28 +22,25 @@ pub struct Retriever {
 }
 
 impl Retriever {
-    /// Opens the index at `root` and, unless `mode` is BM25, its embedding model (`model`, which
-    /// must be the one the index was built with, or else that one).
+    /// Opens the index at `spec` (a directory, or a `postgres://` URL) and, unless `mode` is
+    /// BM25, its embedding model (`model`, which must be the one the index was built with, or
+    /// else that one).
     pub fn open(
-        root: &Path,
+        spec: &str,
         mode: Mode,
         k: usize,
         model: Option<&str>,
         progress: bool,
     ) -> Result<Self> {
-        let index = Index::open(root)?;
+        let location = IndexLocation::parse(spec)?;
+        let index = location.open()?;
         let model = match mode.needs_vector() {
-            true => Some(EmbeddingModel::for_index(
-                root,
-                &index.manifest,
-                model,
-                progress,
-            )?),
+            true => Some(location.model(index.manifest(), model, progress)?),
             false => None,
         };
         Ok(Self {
-            root: root.to_path_buf(),
-            index,
+            location: location.display(),
+            index: Mutex::new(index),
             model,
             mode,
             k,
@@ -53,12 +53,19 @@ impl Retriever {
             Some(m) => m.embedder.embed_texts(questions, QUERY_BATCH)?,
             None => Vec::new(),
         };
+        let mut index = self.index.lock().map_err(|_| {
+            TaskError::Invalid(format!(
+                "the index {} was left unusable by a failed search",
+                self.location
+            ))
+        })?;
+        let opts = SearchOptions::default();
         questions
             .iter()
             .enumerate()
             .map(|(i, q)| {
                 let v = vectors.get(i).map(Vec::as_slice);
-                Ok(self.index.search(q, v, self.k, self.mode)?)
+                Ok(index.search(q, v, self.k, self.mode, &opts)?)
             })
             .collect()
     }
