@@ -3,34 +3,18 @@
 //! and gold-context comparisons, and clear errors. The tiny committed models check the
 //! plumbing; SmolLM2 with MiniLM (when pulled) checks that the answer comes from the passages.
 
+mod plumbing;
+
+use plumbing::{fixture, tasklm as ok};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn tasklm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tasklm"))
-        .args(args)
-        .output()
-        .expect("run tasklm")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = tasklm(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tasklm {args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
-}
+use std::process::Command;
 
 fn fails(args: &[&str]) -> String {
-    let out = tasklm(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_tasklm"))
+        .args(args)
+        .output()
+        .expect("run tasklm");
     assert!(!out.status.success(), "tasklm {args:?} should fail");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
