@@ -125,12 +125,13 @@ pub fn run(a: RagArgs) -> Result<()> {
                 doc_id: None,
             })
             .collect();
+        let cited = p.passages(&asks)?;
         if a.show_prompt {
-            for (ask, cited) in asks.iter().zip(p.passages(&asks)?) {
-                eprintln!("{}\n", p.prompt(ask.question, &cited));
+            for (ask, cited) in asks.iter().zip(&cited) {
+                eprintln!("{}\n", p.prompt(ask.question, cited));
             }
         }
-        let answers = p.answer(&asks, a.batch_size, &mut |_| {})?;
+        let answers = p.answer_from(&asks, cited, a.batch_size, &mut |_| {})?;
         for ((id, q, _), ans) in chunk.iter().zip(answers) {
             print_answer(&mut out, a.json, id, q, &ans).context("writing the answer")?;
         }

@@ -114,8 +114,15 @@ impl RagPredictor {
         self.template.as_str()
     }
 
-    /// The passages of each question, as citations (rank order).
+    /// The passages of each question, as citations (rank order); an empty question is an
+    /// error.
     pub fn passages(&self, asks: &[Ask]) -> Result<Vec<Vec<Citation>>> {
+        if let Some(a) = asks.iter().find(|a| a.question.trim().is_empty()) {
+            return Err(TaskError::Invalid(format!(
+                "an empty question: {:?}",
+                a.question
+            )));
+        }
         Ok(match (&self.retriever, self.context) {
             (Some(r), ContextSource::Retrieved) => {
                 let questions: Vec<&str> = asks.iter().map(|a| a.question).collect();
@@ -164,13 +171,19 @@ impl RagPredictor {
         batch: usize,
         on_batch: &mut dyn FnMut(usize),
     ) -> Result<Vec<Answer>> {
-        if let Some(a) = asks.iter().find(|a| a.question.trim().is_empty()) {
-            return Err(TaskError::Invalid(format!(
-                "an empty question: {:?}",
-                a.question
-            )));
-        }
         let cited = self.passages(asks)?;
+        self.answer_from(asks, cited, batch, on_batch)
+    }
+
+    /// Answers `asks` over passages already found for them (`cited[i]` for `asks[i]`, from
+    /// [`Self::passages`]).
+    pub fn answer_from(
+        &self,
+        asks: &[Ask],
+        cited: Vec<Vec<Citation>>,
+        batch: usize,
+        on_batch: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Answer>> {
         let tok = &self.generator.tokenizer;
         let ids = asks
             .iter()
