@@ -277,3 +277,41 @@ fn smollm2_answers_from_the_passages_it_is_given() {
     assert!(v["answer"].as_str().unwrap().contains("1821"), "{v}");
     assert_eq!(v["citations"][0]["doc_id"], "Volcano/0", "{v}");
 }
+
+#[test]
+fn rag_latency_reports_percentiles_per_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = squad(dir.path());
+    let index = dir.path().join("index");
+    build(&data, &index, &fixture("tiny_encoder"));
+    let questions = dir.path().join("q.jsonl");
+    let lines: Vec<String> = ARTICLES
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, q, _))| json!({"id": i, "question": q}).to_string())
+        .collect();
+    std::fs::write(&questions, lines.join("\n")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tasklm"))
+        .args(["rag", "--index", index.to_str().unwrap(), "--model"])
+        .arg(fixture("tiny_decoder"))
+        .args(["--questions", questions.to_str().unwrap(), "--json"])
+        .args(["--max-new-tokens", "2", "--batch-size", "1", "--latency"])
+        .output()
+        .expect("run tasklm");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("latency "))
+        .unwrap_or_else(|| panic!("no latency line in {stderr}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["queries"], 3, "{v}");
+    let ms = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(
+        ms("retrieve_ms_p50") > 0.0 && ms("generate_ms_p50") > 0.0,
+        "{v}"
+    );
+    assert!(ms("question_ms_p99") >= ms("question_ms_p50"), "{v}");
+    assert!(ms("question_ms_p50") >= ms("retrieve_ms_p50"), "{v}");
+}

@@ -231,7 +231,7 @@ fn search(a: SearchArgs) -> Result<()> {
         ef_search: a.ef_search,
     };
     let mut out = std::io::stdout().lock();
-    let mut latency = Latency::default();
+    let mut latency = super::latency::Latency::default();
     // Answers a batch of (id, query) pairs, embedding the queries together.
     let mut answer = |batch: &mut Vec<(Option<Value>, String)>| -> Result<()> {
         let texts: Vec<&str> = batch.iter().map(|b| b.1.as_str()).collect();
@@ -244,7 +244,9 @@ fn search(a: SearchArgs) -> Result<()> {
         for (i, (id, query)) in batch.drain(..).enumerate() {
             let t0 = Instant::now();
             let hits = index.search(&query, vectors.get(i).map(Vec::as_slice), a.k, mode, &opts)?;
-            latency.record(t0.elapsed().as_secs_f64(), embed_share);
+            let search_s = t0.elapsed().as_secs_f64();
+            latency.record("search", search_s);
+            latency.record("query", search_s + embed_share);
             let line = match id {
                 Some(id) => json!({"id": id, "hits": hits}),
                 None => {
@@ -260,7 +262,8 @@ fn search(a: SearchArgs) -> Result<()> {
     if let Some(q) = a.query {
         batch.push((None, q));
         answer(&mut batch)?;
-        return latency.report(a.latency);
+        latency.report(a.latency);
+        return Ok(());
     }
     let Some(path) = a.queries.as_deref() else {
         bail!("give --query TEXT or --queries FILE");
@@ -277,41 +280,6 @@ fn search(a: SearchArgs) -> Result<()> {
         Ok(())
     })?;
     answer(&mut batch)?;
-    latency.report(a.latency)
-}
-
-/// Seconds per query: the search, and the search with the query's share of embedding.
-#[derive(Default)]
-struct Latency {
-    search: Vec<f64>,
-    total: Vec<f64>,
-}
-
-impl Latency {
-    fn record(&mut self, search: f64, embed_share: f64) {
-        self.search.push(search);
-        self.total.push(search + embed_share);
-    }
-
-    /// Prints the percentiles to stderr when `on`.
-    fn report(mut self, on: bool) -> Result<()> {
-        if !on {
-            return Ok(());
-        }
-        let ms = |v: &mut Vec<f64>, q: f64| {
-            v.sort_by(f64::total_cmp);
-            // Nearest rank.
-            let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len().max(1)) - 1;
-            v.get(i).map_or(0.0, |s| s * 1e3)
-        };
-        let line = json!({
-            "queries": self.search.len(),
-            "search_ms_p50": ms(&mut self.search, 0.5),
-            "search_ms_p99": ms(&mut self.search, 0.99),
-            "query_ms_p50": ms(&mut self.total, 0.5),
-            "query_ms_p99": ms(&mut self.total, 0.99),
-        });
-        eprintln!("latency {line}");
-        Ok(())
-    }
+    latency.report(a.latency);
+    Ok(())
 }

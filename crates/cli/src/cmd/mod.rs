@@ -14,6 +14,7 @@ pub mod generate;
 pub mod generate_seq2seq;
 pub mod index;
 pub mod input;
+pub mod latency;
 pub mod lora;
 pub mod predict;
 pub mod pull;

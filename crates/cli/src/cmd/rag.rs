@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 use tasklm_tasks::rag::{Answer, Ask, ContextSource, RagOptions, RagPredictor, DEFAULT_PASSAGES};
 
 /// Where the passages come from and how many.
@@ -86,6 +87,12 @@ pub struct RagArgs {
     /// Print each prompt on stderr.
     #[arg(long)]
     pub show_prompt: bool,
+    /// Print per-question latency to stderr at the end as JSON: p50/p99 of retrieval
+    /// (embedding the question and searching), of generation, and of the whole answer. A
+    /// question's times are its batch's (what it waited for): use --batch-size 1 for
+    /// one-question-at-a-time latency.
+    #[arg(long)]
+    pub latency: bool,
 }
 
 pub fn run(a: RagArgs) -> Result<()> {
@@ -116,6 +123,7 @@ pub fn run(a: RagArgs) -> Result<()> {
         })?;
     }
     let mut out = std::io::stdout().lock();
+    let mut latency = super::latency::Latency::default();
     for chunk in records.chunks(a.batch_size.max(1)) {
         let asks: Vec<Ask> = chunk
             .iter()
@@ -125,17 +133,27 @@ pub fn run(a: RagArgs) -> Result<()> {
                 doc_id: None,
             })
             .collect();
+        let t0 = Instant::now();
         let cited = p.passages(&asks)?;
+        let retrieve_s = t0.elapsed().as_secs_f64();
         if a.show_prompt {
             for (ask, cited) in asks.iter().zip(&cited) {
                 eprintln!("{}\n", p.prompt(ask.question, cited));
             }
         }
+        let t1 = Instant::now();
         let answers = p.answer_from(&asks, cited, a.batch_size, &mut |_| {})?;
+        let generate_s = t1.elapsed().as_secs_f64();
+        for _ in &asks {
+            latency.record("retrieve", retrieve_s);
+            latency.record("generate", generate_s);
+            latency.record("question", retrieve_s + generate_s);
+        }
         for ((id, q, _), ans) in chunk.iter().zip(answers) {
             print_answer(&mut out, a.json, id, q, &ans).context("writing the answer")?;
         }
     }
+    latency.report(a.latency);
     Ok(())
 }
 
