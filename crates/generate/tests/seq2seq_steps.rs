@@ -146,7 +146,7 @@ fn marian_never_generates_pad_and_long_sources_are_refused() -> Result<()> {
         max_new_tokens: 8,
         ..SamplingParams::default()
     };
-    let g = sample(&steps, &tok, &[source.clone()], &params, &mut |_, _| {})?;
+    let g = sample(&steps, &tok, &[source], &params, &mut |_, _| {})?;
     assert!(
         !g[0].token_ids.is_empty() && !g[0].token_ids.contains(&42),
         "{:?}",
