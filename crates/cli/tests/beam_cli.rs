@@ -1,7 +1,8 @@
-//! Seq2seq and beam search from the command line: `tasklm generate` on the tiny T5s feeds the
-//! prompt to the encoder as given and its beam search prints transformers'
+//! Seq2seq and beam search from the command line: `tasklm generate` on the tiny T5s, BART and
+//! Marian feeds the prompt to the encoder as given and its beam search prints transformers'
 //! `generate(num_beams=4)` tokens and text (`text_case` in each fixture's beam.json, from
-//! scripts/golden/seq2seq_t5.py); `tasklm tokenizer train` writes its directory and names bad
+//! scripts/golden/seq2seq_t5.py and seq2seq_bart.py: BART's forced EOS comes from its
+//! generation_config.json, Marian never generates pad); `tasklm tokenizer train` writes its directory and names bad
 //! files; `tasklm eval` runs beam search; clear errors for what an encoder-decoder cannot do.
 
 use anyhow::{Context, Result};
@@ -28,7 +29,7 @@ fn tasklm(args: &[&str]) -> Result<(bool, String, String)> {
 
 #[test]
 fn beam_search_from_the_command_line_matches_transformers() -> Result<()> {
-    for name in ["tiny_t5", "tiny_t5_gated"] {
+    for name in ["tiny_t5", "tiny_t5_gated", "tiny_bart", "tiny_marian"] {
         let dir = fixture(name);
         let golden: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("beam.json"))?)?;
         let case = &golden["text_case"];
@@ -78,6 +79,42 @@ fn greedy_sampling_streams_and_chat_is_refused() -> Result<()> {
     assert_eq!(v["tokens"].as_array().map(Vec::len), Some(5));
     let (ok, _, err) = tasklm(&["generate", "--model", model, "--prompt", "hi", "--chat"])?;
     assert!(!ok && err.contains("encoder-decoder"), "{err}");
+    Ok(())
+}
+
+/// Greedy generation on Marian never prints its pad token; a prompt longer than BART's 32
+/// positions is an error that says so.
+#[test]
+fn marian_greedy_skips_pad_and_long_prompts_are_refused() -> Result<()> {
+    let dir = fixture("tiny_marian");
+    let (ok, out, err) = tasklm(&[
+        "generate",
+        "--model",
+        dir.to_str().context("path")?,
+        "--prompt",
+        "zwei hunde spielen",
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "6",
+        "--json",
+    ])?;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(out.trim())?;
+    let tokens = v["tokens"].as_array().context("tokens")?;
+    assert!(!tokens.is_empty() && tokens.iter().all(|t| t != 42), "{v}");
+    let dir = fixture("tiny_bart");
+    let long = "a man is riding a bike in the park ".repeat(4);
+    let (ok, _, err) = tasklm(&[
+        "generate",
+        "--model",
+        dir.to_str().context("path")?,
+        "--prompt",
+        &long,
+        "--num-beams",
+        "2",
+    ])?;
+    assert!(!ok && err.contains("32"), "{err}");
     Ok(())
 }
 

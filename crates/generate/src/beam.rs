@@ -78,7 +78,7 @@ impl Search {
     fn advance(
         &mut self,
         p: &BeamParams,
-        eos: &[u32],
+        (eos, never): (&[u32], &[u32]),
         max_new: usize,
         mut logprobs: Vec<Vec<f32>>,
     ) -> Vec<(usize, u32)> {
@@ -94,7 +94,7 @@ impl Search {
                 .chain(&self.running[b].0)
                 .copied()
                 .collect();
-            process_beam_row(p, &seq, generated, max_length, eos, row);
+            process_beam_row(p, &seq, (generated, max_length), (eos, never), row);
             let acc = self.running[b].1;
             flat.extend(row.iter().map(|&x| x + acc));
         }
@@ -228,7 +228,8 @@ pub fn beam_search<M: StepModel + ?Sized>(
         let mut still = Vec::new();
         for (slot, &pi) in live.iter().enumerate() {
             let rows = logprobs[slot * beams..(slot + 1) * beams].to_vec();
-            let forks = searches[pi].advance(params, eos, max_new[pi], rows);
+            let forks =
+                searches[pi].advance(params, (eos, model.never_generated()), max_new[pi], rows);
             if searches[pi].done {
                 continue;
             }

@@ -119,25 +119,31 @@ pub(crate) fn force(token: u32, logprobs: &mut [f32]) {
     }
 }
 
+/// Sets the log-probabilities of `tokens` to minus infinity.
+pub(crate) fn ban(tokens: &[u32], logprobs: &mut [f32]) {
+    for &t in tokens {
+        if let Some(x) = logprobs.get_mut(t as usize) {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+}
+
 /// transformers' processor order for beam search over one row's log-probabilities: the
 /// sequence so far (`seq`, prompt included; `generated` of it are new), the maximum length of
-/// the whole sequence, and the end-of-sequence ids.
+/// the whole sequence, the end-of-sequence ids, and the tokens never generated (single-token
+/// `bad_words_ids`).
 pub(crate) fn process_beam_row(
     p: &BeamParams,
     seq: &[u32],
-    generated: usize,
-    max_length: usize,
-    eos: &[u32],
+    (generated, max_length): (usize, usize),
+    (eos, never): (&[u32], &[u32]),
     logprobs: &mut [f32],
 ) {
     if generated < p.min_new_tokens {
-        for &e in eos {
-            if let Some(x) = logprobs.get_mut(e as usize) {
-                *x = f32::NEG_INFINITY;
-            }
-        }
+        ban(eos, logprobs);
     }
     ban_repeated_ngrams(seq, p.no_repeat_ngram_size, logprobs);
+    ban(never, logprobs);
     if let Some(bos) = p.forced_bos_token_id {
         if seq.len() == 1 {
             force(bos, logprobs);
@@ -174,7 +180,7 @@ mod tests {
             ..BeamParams::new(2, 5)
         };
         let mut lp = vec![-1.0; 6];
-        process_beam_row(&p, &[0], 0, 6, &[5], &mut lp);
+        process_beam_row(&p, &[0], (0, 6), (&[5], &[]), &mut lp);
         assert_eq!(lp[4], 0.0);
         assert!(lp
             .iter()
@@ -185,8 +191,19 @@ mod tests {
             ..BeamParams::new(2, 5)
         };
         let mut lp = vec![-1.0; 6];
-        process_beam_row(&p, &[0, 1, 2], 2, 4, &[5], &mut lp);
+        process_beam_row(&p, &[0, 1, 2], (2, 4), (&[5], &[]), &mut lp);
         assert_eq!(lp[5], 0.0, "the last position is forced to EOS");
+        // Tokens never generated (Marian's pad) are banned at every step.
+        let mut lp = vec![-1.0; 6];
+        process_beam_row(
+            &BeamParams::new(2, 5),
+            &[0, 1],
+            (1, 9),
+            (&[5], &[0]),
+            &mut lp,
+        );
+        assert_eq!(lp[0], f32::NEG_INFINITY);
+        assert!(lp[1..].iter().all(|&x| x == -1.0));
     }
 
     #[test]

@@ -118,10 +118,13 @@ pub fn sample<M: StepModel + ?Sized>(
         let mut logits = model.prefill(&mut batch, &inputs)?; // (B, V)
         timing.prefill = started.elapsed();
         let decode_start = std::time::Instant::now();
+        let never = model.never_generated();
         loop {
-            let all = logits.to_vec2::<f32>()?;
+            let mut all = logits.to_vec2::<f32>()?;
             let mut next = Vec::with_capacity(live.len());
             for (bi, &ri) in live.iter().enumerate() {
+                // transformers' `NoBadWordsLogitsProcessor` for single tokens.
+                crate::beam_params::ban(never, &mut all[bi]);
                 let a = rows[ri].accept(&all[bi], tok)?;
                 if !a.text.is_empty() {
                     on_text(ri, &a.text);

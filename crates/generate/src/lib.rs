@@ -35,6 +35,6 @@ pub use generator::{generate, sample, FinishReason, Generation, Timing, TokenLog
 pub use label_scoring::{label_logprobs, label_logprobs_batch, label_probabilities, LabelNorm};
 pub use params::SamplingParams;
 pub use row_sampler::{Accepted, RowSampler};
-pub use seq2seq_steps::{Seq2SeqBatch, T5Steps};
+pub use seq2seq_steps::{Seq2SeqBatch, Seq2SeqSteps};
 pub use steps::{log_softmax_rows, RowBatch, RowInput, StepModel};
 pub use stop::StopChecker;

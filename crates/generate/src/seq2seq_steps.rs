@@ -1,37 +1,42 @@
-//! The step contract served by the T5 encoder-decoder: prefill encodes each row's source (the
-//! prompt ids, right-padded and masked) once, computes every decoder layer's cross-attention
-//! keys and values, and feeds the decoder start token; each step grows the decoder's
-//! self-attention cache by one position.
+//! The step contract served by every encoder-decoder ([`Seq2SeqModel`]: T5, BART, Marian):
+//! prefill encodes each row's source (the prompt ids, right-padded and masked) once, computes
+//! every decoder layer's cross-attention keys and values, and feeds the decoder start token;
+//! each step grows the decoder's self-attention cache by one position.
 
 use crate::steps::{RowBatch, RowInput, StepModel};
 use crate::{GenerateError, Result};
 use candle_core::{Device, Tensor};
-use tasklm_models::seq2seq::{T5Cache, T5};
+use tasklm_models::seq2seq::{EncoderDecoder, Seq2SeqCache, Seq2SeqModel};
 
-/// Sources longer than this are refused (T5's relative positions have no hard limit; this
-/// bounds the (S x S) attention a prompt can ask for).
+/// Sources longer than this are refused when the encoder's positions do not bound them
+/// sooner (T5's relative positions have no hard limit; this bounds the (S x S) attention a
+/// prompt can ask for).
 pub const MAX_SOURCE_TOKENS: usize = 4096;
 /// The most tokens a row may generate.
 pub const MAX_TARGET_TOKENS: usize = 4096;
 
-/// [`StepModel`] for [`T5`]: a row's prompt is its source; its decoder starts from the model's
-/// decoder start token.
-pub struct T5Steps<'a> {
-    model: &'a T5,
+/// [`StepModel`] for an encoder-decoder: a row's prompt is its source; its decoder starts from
+/// the model's decoder start token.
+pub struct Seq2SeqSteps<'a> {
+    model: &'a Seq2SeqModel,
     pad_id: u32,
+    never: Vec<u32>,
 }
 
-impl<'a> T5Steps<'a> {
-    pub fn new(model: &'a T5) -> Self {
-        let pad_id = model.config().pad_token_id.unwrap_or(0);
-        Self { model, pad_id }
+impl<'a> Seq2SeqSteps<'a> {
+    pub fn new(model: &'a Seq2SeqModel) -> Self {
+        Self {
+            model,
+            pad_id: model.pad_id(),
+            never: model.never_generated(),
+        }
     }
 }
 
-/// A T5 running batch: the decoder cache (encoder outputs included), one row per sequence.
+/// An encoder-decoder's running batch: the decoder cache (encoder outputs included), one row per sequence.
 #[derive(Default)]
 pub struct Seq2SeqBatch {
-    cache: Option<T5Cache>,
+    cache: Option<Seq2SeqCache>,
     rows: usize,
 }
 
@@ -41,7 +46,7 @@ impl RowBatch for Seq2SeqBatch {
     }
 }
 
-impl StepModel for T5Steps<'_> {
+impl StepModel for Seq2SeqSteps<'_> {
     type Batch = Seq2SeqBatch;
 
     fn new_batch(&self) -> Seq2SeqBatch {
@@ -75,7 +80,7 @@ impl StepModel for T5Steps<'_> {
         let source = Tensor::from_vec(ids, (rows.len(), s), device)?;
         let enc = self.model.encode(&source, &mask, false)?;
         let mut cache = self.model.start_cache(&enc, &mask)?;
-        let start = self.model.config().decoder_start();
+        let start = self.model.decoder_start();
         let first = Tensor::from_vec(vec![start; rows.len()], (rows.len(), 1), device)?;
         let logits = self
             .model
@@ -121,19 +126,30 @@ impl StepModel for T5Steps<'_> {
     }
 
     fn max_prompt_tokens(&self) -> usize {
-        MAX_SOURCE_TOKENS
+        self.model
+            .max_source_tokens()
+            .map_or(MAX_SOURCE_TOKENS, |m| m.min(MAX_SOURCE_TOKENS))
     }
 
+    /// The decoder's positions hold the start token and what it generates.
     fn max_new_tokens(&self, _prompt_tokens: usize) -> usize {
-        MAX_TARGET_TOKENS
+        self.model
+            .max_target_tokens()
+            .map_or(MAX_TARGET_TOKENS, |m| {
+                m.saturating_sub(1).min(MAX_TARGET_TOKENS)
+            })
     }
 
     fn decoder_prompt(&self, _row: &RowInput) -> Vec<u32> {
-        vec![self.model.config().decoder_start()]
+        vec![self.model.decoder_start()]
+    }
+
+    fn never_generated(&self) -> &[u32] {
+        &self.never
     }
 
     fn vocab_size(&self) -> usize {
-        self.model.config().vocab_size
+        self.model.vocab_size()
     }
 
     fn device(&self) -> &Device {

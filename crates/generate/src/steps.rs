@@ -95,6 +95,13 @@ pub trait StepModel {
         row.ids.clone()
     }
 
+    /// Tokens that must never be generated (Marian's pad, which transformers bans through
+    /// `bad_words_ids`): strategies set their scores to minus infinity, as transformers'
+    /// `NoBadWordsLogitsProcessor` does.
+    fn never_generated(&self) -> &[u32] {
+        &[]
+    }
+
     /// The longest prompt a row may have, in tokens.
     fn max_prompt_tokens(&self) -> usize;
 

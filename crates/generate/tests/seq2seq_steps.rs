@@ -1,35 +1,47 @@
-//! The step contract on the tiny T5s (`tests/fixtures/tiny_t5*`, from
-//! `scripts/golden/seq2seq_t5.py`): beam search gives transformers' `generate(num_beams=...)`
-//! token ids (without the decoder start token) and sequence scores (within 1e-4); sources of
+//! The step contract on the tiny encoder-decoders (`tests/fixtures/tiny_{t5,t5_gated,bart,marian}`,
+//! from `scripts/golden/seq2seq_t5.py` and `seq2seq_bart.py`): beam search gives transformers'
+//! `generate(num_beams=...)` token ids (without the decoder start token) and sequence scores
+//! (within 1e-4), BART's forced BOS/EOS and Marian's never-generated pad included; sources of
 //! different lengths searched together give each one's result alone; greedy sampling over the
-//! cached steps equals argmax over full teacher-forced passes.
+//! cached steps equals argmax over full teacher-forced passes; a source longer than the
+//! encoder's positions is refused.
 
 mod common;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use common::{beam_params, fixture, ids};
 use serde_json::Value;
-use tasklm_generate::{beam_search, RowInput, StepModel, T5Steps};
-use tasklm_models::seq2seq::{T5Config, T5};
+use tasklm_generate::{
+    beam_search, sample, BeamParams, GenerateError, RowInput, SamplingParams, Seq2SeqSteps,
+    StepModel,
+};
+use tasklm_models::seq2seq::{EncoderDecoder, Seq2SeqModel};
+use tasklm_models::{Model, ModelArchitecture};
 
-fn load(name: &str) -> Result<T5> {
+fn load(name: &str) -> Result<Seq2SeqModel> {
     let dir = fixture(name);
-    let cfg: T5Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    let path = dir.join("config.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let arch = ModelArchitecture::from_config(&json, &path)?;
+    let cfg = arch.parse_config(&json, &path)?;
     let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    Ok(T5::new(&cfg, vb)?)
+    match arch.build(&cfg, vb, None)? {
+        Model::Seq2Seq(m) => Ok(*m),
+        other => bail!("{name}: not an encoder-decoder: {other:?}"),
+    }
 }
 
 #[test]
-fn t5_beam_search_matches_transformers() -> Result<()> {
-    for name in ["tiny_t5", "tiny_t5_gated"] {
+fn beam_search_matches_transformers() -> Result<()> {
+    for name in ["tiny_t5", "tiny_t5_gated", "tiny_bart", "tiny_marian"] {
         let model = load(name)?;
-        let steps = T5Steps::new(&model);
+        let steps = Seq2SeqSteps::new(&model);
         let golden: Value =
             serde_json::from_str(&std::fs::read_to_string(fixture(name).join("beam.json"))?)?;
-        let eos = [model.config().eos_token_id.context("eos")?];
+        let eos = [model.eos_token_id().context("eos")?];
         for case in golden["cases"].as_array().context("cases")? {
             let p = beam_params(&case["settings"])?;
             let source = RowInput::from_ids(ids(&case["source"])?);
@@ -47,12 +59,17 @@ fn t5_beam_search_matches_transformers() -> Result<()> {
             }
         }
         // All sources in one batch: each gets its result alone.
+        let settings = golden["cases"][0]["settings"].clone();
         let cases: Vec<&Value> = golden["cases"]
             .as_array()
             .context("cases")?
             .iter()
-            .step_by(2)
+            .filter(|c| c["settings"] == settings)
             .collect();
+        assert!(
+            cases.len() >= 3,
+            "{name}: every source under the first settings"
+        );
         let sources: Vec<RowInput> = cases
             .iter()
             .map(|c| ids(&c["source"]).map(RowInput::from_ids))
@@ -71,9 +88,18 @@ fn t5_beam_search_matches_transformers() -> Result<()> {
 
 #[test]
 fn cached_steps_equal_teacher_forced_passes() -> Result<()> {
-    let model = load("tiny_t5")?;
-    let steps = T5Steps::new(&model);
-    let source = vec![43u32, 27, 10, 16, 39];
+    for name in ["tiny_t5", "tiny_bart", "tiny_marian"] {
+        cached_steps_equal_teacher_forcing(name)?;
+    }
+    Ok(())
+}
+
+fn cached_steps_equal_teacher_forcing(name: &str) -> Result<()> {
+    let model = load(name)?;
+    let steps = Seq2SeqSteps::new(&model);
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(name).join("beam.json"))?)?;
+    let source = ids(&golden["cases"][0]["source"])?;
     let mut batch = steps.new_batch();
     let mut logits = steps.prefill(&mut batch, &[RowInput::from_ids(source.clone())])?;
     let mut generated: Vec<u32> = Vec::new();
@@ -96,12 +122,59 @@ fn cached_steps_equal_teacher_forced_passes() -> Result<()> {
             .to_scalar::<f32>()?;
         assert!(
             d <= 1e-5,
-            "after {} tokens: cached logits differ by {d}",
+            "{name} after {} tokens: cached logits differ by {d}",
             n - 1
         );
         let next = logits.argmax(1)?.to_vec1::<u32>()?[0];
         generated.push(next);
         logits = steps.step(&mut batch, &[next])?;
+    }
+    Ok(())
+}
+
+#[test]
+fn marian_never_generates_pad_and_long_sources_are_refused() -> Result<()> {
+    let model = load("tiny_marian")?;
+    let steps = Seq2SeqSteps::new(&model);
+    assert_eq!(steps.never_generated(), &[42]);
+    // Greedy sampling: pad (raised by final_logits_bias, which transformers' search without
+    // `bad_words_ids` picks every step) never comes out.
+    let source = RowInput::from_ids(vec![7, 21, 6, 10, 25, 35, 13, 23, 41, 34, 10]);
+    let tok = tasklm_text::TextTokenizer::from_dir(&fixture("tiny_marian"))?;
+    let params = SamplingParams {
+        temperature: 0.0,
+        max_new_tokens: 8,
+        ..SamplingParams::default()
+    };
+    let g = sample(&steps, &tok, &[source], &params, &mut |_, _| {})?;
+    assert!(
+        !g[0].token_ids.is_empty() && !g[0].token_ids.contains(&42),
+        "{:?}",
+        g[0].token_ids
+    );
+    // The encoder has 32 positions: a 33-token source is an error, not a panic.
+    for name in ["tiny_bart", "tiny_marian"] {
+        let model = load(name)?;
+        let steps = Seq2SeqSteps::new(&model);
+        assert_eq!(steps.max_prompt_tokens(), 32);
+        assert_eq!(
+            steps.max_new_tokens(5),
+            31,
+            "the start token takes a position"
+        );
+        let long = RowInput::from_ids(vec![5; 33]);
+        let err = beam_search(&steps, &[0], &[long], &BeamParams::new(2, 4)).err();
+        assert!(
+            matches!(
+                err,
+                Some(GenerateError::PromptTooLong {
+                    tokens: 33,
+                    context: 32,
+                    ..
+                })
+            ),
+            "{name}: {err:?}"
+        );
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use tasklm_models::seq2seq::T5;
+use tasklm_models::seq2seq::Seq2SeqModel;
 use tasklm_models::{
     gguf, weights, Bert, CausalLm, Model, ModelArchitecture, ModelConfig, ModelKind, BERT_PREFIX,
 };
@@ -79,7 +79,7 @@ impl Checkpoint {
     }
 
     /// The encoder-decoder, when this is one.
-    pub fn seq2seq(&self) -> Option<&T5> {
+    pub fn seq2seq(&self) -> Option<&Seq2SeqModel> {
         match &self.model {
             Model::Seq2Seq(m) => Some(m.as_ref()),
             Model::Decoder(_) | Model::Encoder(_) => None,

@@ -25,4 +25,4 @@ pub use registry::{
     Architecture, DecoderArchitecture, DecoderModel, EncoderArchitecture, Model, ModelArchitecture,
     ModelConfig, ModelKind, Seq2SeqArchitecture,
 };
-pub use seq2seq::{T5Config, T5};
+pub use seq2seq::{BartConfig, EncoderDecoder, Seq2SeqConfig, Seq2SeqModel, T5Config, T5};

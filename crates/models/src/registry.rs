@@ -10,7 +10,7 @@
 use crate::decoder::llama::{Llama, LlamaConfig};
 use crate::decoder::CausalLm;
 use crate::encoder::bert::{Bert, BertConfig, BERT_PREFIX};
-use crate::seq2seq::{T5Config, T5};
+use crate::seq2seq::{Bart, BartConfig, Seq2SeqConfig, Seq2SeqModel, T5Config, T5};
 use crate::{ModelError, Result};
 use candle_nn::VarBuilder;
 use serde_json::Value;
@@ -24,7 +24,7 @@ pub enum ModelKind {
     Decoder,
     /// Bidirectional encoder ([`Bert`]): token ids and segments in, hidden states out.
     Encoder,
-    /// Encoder-decoder ([`T5`]): a source read bidirectionally, a target generated while
+    /// Encoder-decoder (T5, BART, Marian: [`Seq2SeqModel`]): a source read bidirectionally, a target generated while
     /// cross-attending to it.
     Seq2Seq,
 }
@@ -173,15 +173,28 @@ impl EncoderArchitecture {
 pub enum Seq2SeqArchitecture {
     /// T5, T5 v1.1 and Flan-T5 (`T5ForConditionalGeneration`).
     T5,
+    /// `BartForConditionalGeneration`.
+    Bart,
+    /// `MarianMTModel` (opus-mt).
+    Marian,
 }
 
 impl Seq2SeqArchitecture {
     pub fn from_hf(name: &str) -> Option<Self> {
-        matches!(name, "T5ForConditionalGeneration" | "t5").then_some(Self::T5)
+        match name {
+            "T5ForConditionalGeneration" | "t5" => Some(Self::T5),
+            "BartForConditionalGeneration" | "bart" => Some(Self::Bart),
+            "MarianMTModel" | "marian" => Some(Self::Marian),
+            _ => None,
+        }
     }
 
     pub fn supported_hf() -> Vec<&'static str> {
-        vec!["T5ForConditionalGeneration"]
+        vec![
+            "T5ForConditionalGeneration",
+            "BartForConditionalGeneration",
+            "MarianMTModel",
+        ]
     }
 }
 
@@ -281,7 +294,20 @@ impl ModelArchitecture {
                 let cfg: T5Config = serde_json::from_value(config.clone())
                     .map_err(|e| bad(format!("not a T5 config: {e}")))?;
                 cfg.validate().map_err(bad)?;
-                Ok(ModelConfig::Seq2Seq(cfg))
+                Ok(ModelConfig::Seq2Seq(Seq2SeqConfig::T5(cfg)))
+            }
+            Self::Seq2Seq(arch @ (Seq2SeqArchitecture::Bart | Seq2SeqArchitecture::Marian)) => {
+                let name = if arch == Seq2SeqArchitecture::Bart {
+                    "BART"
+                } else {
+                    "Marian"
+                };
+                // Its flavor is read as the architecture was: the first `architectures`
+                // entry, else `model_type`.
+                let cfg: BartConfig = serde_json::from_value(config.clone())
+                    .map_err(|e| bad(format!("not a {name} config: {e}")))?;
+                cfg.validate().map_err(bad)?;
+                Ok(ModelConfig::Seq2Seq(Seq2SeqConfig::Bart(cfg)))
             }
         }
     }
@@ -304,11 +330,15 @@ impl ModelArchitecture {
                 }
                 Ok(Model::Encoder(Box::new(Bert::new(c, vb.pp(BERT_PREFIX))?)))
             }
-            (Self::Seq2Seq(Seq2SeqArchitecture::T5), ModelConfig::Seq2Seq(c)) => {
+            (Self::Seq2Seq(_), ModelConfig::Seq2Seq(c)) => {
                 if quantized.is_some_and(|q| !q.is_empty()) {
                     candle_core::bail!("quantized weights are for decoders only");
                 }
-                Ok(Model::Seq2Seq(Box::new(T5::new(c, vb)?)))
+                let model = match c {
+                    Seq2SeqConfig::T5(c) => Seq2SeqModel::T5(T5::new(c, vb)?),
+                    Seq2SeqConfig::Bart(c) => Seq2SeqModel::Bart(Bart::new(c, vb)?),
+                };
+                Ok(Model::Seq2Seq(Box::new(model)))
             }
             (a, c) => candle_core::bail!(
                 "{} architecture ({a:?}) cannot be built from {} config",
@@ -324,7 +354,7 @@ impl ModelArchitecture {
 pub enum ModelConfig {
     Decoder(LlamaConfig),
     Encoder(BertConfig),
-    Seq2Seq(T5Config),
+    Seq2Seq(Seq2SeqConfig),
 }
 
 impl ModelConfig {
@@ -341,8 +371,8 @@ impl ModelConfig {
         match self {
             Self::Decoder(c) => c.max_position_embeddings,
             Self::Encoder(c) => c.max_position_embeddings,
-            // Relative positions: no learned table bounds the length.
-            Self::Seq2Seq(_) => usize::MAX,
+            // T5's relative positions: no table bounds the length.
+            Self::Seq2Seq(c) => c.max_positions().unwrap_or(usize::MAX),
         }
     }
 
@@ -350,7 +380,7 @@ impl ModelConfig {
         match self {
             Self::Decoder(c) => c.vocab_size,
             Self::Encoder(c) => c.vocab_size,
-            Self::Seq2Seq(c) => c.vocab_size,
+            Self::Seq2Seq(c) => c.vocab_size(),
         }
     }
 }
@@ -360,7 +390,7 @@ pub enum Model {
     Decoder(DecoderModel),
     /// Boxed: a `Bert` is some 300 bytes, a boxed decoder 16.
     Encoder(Box<Bert>),
-    Seq2Seq(Box<T5>),
+    Seq2Seq(Box<Seq2SeqModel>),
 }
 
 impl Model {
@@ -378,7 +408,7 @@ impl std::fmt::Debug for Model {
         match self {
             Self::Decoder(m) => write!(f, "Decoder(vocab {})", m.vocab_size()),
             Self::Encoder(m) => write!(f, "Encoder({:?})", m.config()),
-            Self::Seq2Seq(m) => write!(f, "Seq2Seq({:?})", m.config()),
+            Self::Seq2Seq(m) => write!(f, "Seq2Seq({m:?})"),
         }
     }
 }

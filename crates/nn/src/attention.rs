@@ -1,7 +1,7 @@
 //! Scaled dot-product attention with grouped-query heads and additive masks (the KV cache is in
 //! [`crate::kv_cache`]).
 
-use crate::layers::dropout;
+use crate::layers::{dropout, Linear};
 use crate::ops::scaled_masked_softmax;
 use candle_core::{Result, Tensor};
 
@@ -67,4 +67,93 @@ pub fn biased_attention(
     let probs = dropout(&probs, p.dropout, p.train)?.reshape((b, nkv, rep * t, s))?;
     let out = probs.matmul(&v.contiguous()?)?; // (B, nkv, rep*T, hd)
     out.reshape((b, nh, t, hd))
+}
+
+/// Multi-head attention's projections around [`biased_attention`]: queries, keys and values
+/// split into heads, and the output projection over the joined heads. Self-attention and
+/// cross-attention are the same block: cross-attention takes its keys and values from the
+/// encoder output (computed once per source) and the source's mask.
+#[derive(Clone, Debug)]
+pub struct MultiHeadAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    heads: usize,
+    head_dim: usize,
+    /// Applied to `q k^T` (`1/sqrt(head_dim)`, or 1 for T5).
+    scale: f64,
+    /// On the attention probabilities, in training.
+    dropout: f32,
+}
+
+/// The shape of a [`MultiHeadAttention`].
+#[derive(Clone, Copy, Debug)]
+pub struct HeadLayout {
+    pub heads: usize,
+    pub head_dim: usize,
+    pub scale: f64,
+    pub dropout: f32,
+}
+
+impl MultiHeadAttention {
+    /// From its four projections (`q`, `k`, `v`: model width -> heads x head_dim; `o` back).
+    pub fn new(q: Linear, k: Linear, v: Linear, o: Linear, layout: HeadLayout) -> Self {
+        Self {
+            q,
+            k,
+            v,
+            o,
+            heads: layout.heads,
+            head_dim: layout.head_dim,
+            scale: layout.scale,
+            dropout: layout.dropout,
+        }
+    }
+
+    /// (B, T, H) -> (B, heads, T, head_dim) through `lin`.
+    fn split(&self, lin: &Linear, x: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        lin.forward_t(x, train)?
+            .reshape((b, t, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// The queries of `x`: (B, heads, T, head_dim).
+    pub fn queries(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.split(&self.q, x, train)
+    }
+
+    /// The keys and values of `x`: each (B, heads, S, head_dim).
+    pub fn keys_values(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
+        Ok((
+            self.split(&self.k, x, train)?,
+            self.split(&self.v, x, train)?,
+        ))
+    }
+
+    /// Attention of queries over keys and values (with an optional score bias and an additive
+    /// (B, 1, T, S) mask), heads joined and projected: (B, T, H).
+    pub fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: Option<&Tensor>,
+        mask: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let p = AttentionParams {
+            scale: self.scale,
+            dropout: self.dropout,
+            train,
+        };
+        let out = biased_attention(q, k, v, bias, Some(mask), p)?; // (B, heads, T, hd)
+        let (b, _, t, _) = out.dims4()?;
+        let out = out
+            .transpose(1, 2)?
+            .reshape((b, t, self.heads * self.head_dim))?;
+        self.o.forward_t(&out, train)
+    }
 }

@@ -16,7 +16,9 @@ pub mod ops;
 pub mod quant;
 pub mod rotary;
 
-pub use attention::{biased_attention, scaled_dot_product_attention, AttentionParams};
+pub use attention::{
+    biased_attention, scaled_dot_product_attention, AttentionParams, HeadLayout, MultiHeadAttention,
+};
 pub use kv_cache::KvCache;
 pub use layers::{dropout, Embedding, LayerNorm, Linear, LinearWeight, QuantizedWeights, RmsNorm};
 pub use lora::{linear_layer_names, Adapted, LoraSpec};

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod chat_mask;
 mod error;
 pub mod gguf_vocab;
+pub mod sentencepiece;
 pub mod tokenizer;
 pub mod trainer;
 

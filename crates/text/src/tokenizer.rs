@@ -53,7 +53,7 @@ fn guarded<T>(f: impl FnOnce() -> tokenizers::Result<T>) -> std::result::Result<
 }
 
 /// A special token in `tokenizer_config.json` is a string or `{"content": ...}`.
-fn token_field(cfg: &Value, key: &str) -> Option<String> {
+pub(crate) fn token_field(cfg: &Value, key: &str) -> Option<String> {
     match cfg.get(key)? {
         Value::String(s) => Some(s.clone()),
         Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(String::from),
@@ -63,21 +63,29 @@ fn token_field(cfg: &Value, key: &str) -> Option<String> {
 
 impl TextTokenizer {
     /// Loads `tokenizer.json` (padding and truncation switched off: tasks pad and truncate
-    /// themselves) and, when present beside it, `tokenizer_config.json`.
+    /// themselves) and, when present beside it, `tokenizer_config.json`. A Marian (opus-mt)
+    /// directory without `tokenizer.json` is read from its SentencePiece files
+    /// ([`crate::sentencepiece`]).
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
-        if !path.exists() {
-            return Err(TextError::file(
-                &path,
-                "missing: a model directory needs tokenizer.json",
-            ));
-        }
-        let json = std::fs::read(&path).map_err(|e| TextError::file(&path, e))?;
         let cfg_path = dir.join("tokenizer_config.json");
-        let config = if cfg_path.exists() {
+        let mut config = if cfg_path.exists() {
             Some(std::fs::read_to_string(&cfg_path).map_err(|e| TextError::file(&cfg_path, e))?)
         } else {
             None
+        };
+        let json = if path.exists() {
+            std::fs::read(&path).map_err(|e| TextError::file(&path, e))?
+        } else if dir.join("source.spm").exists() {
+            let (json, cfg) = Self::marian_json(dir, config.as_deref())?;
+            config = Some(cfg);
+            json
+        } else {
+            return Err(TextError::file(
+                &path,
+                "missing: a model directory needs tokenizer.json (or, for Marian, source.spm \
+                 and vocab.json)",
+            ));
         };
         let jinja = dir.join("chat_template.jinja");
         let chat_template = jinja
@@ -94,6 +102,39 @@ impl TextTokenizer {
                 generation_config: generation.as_deref(),
             },
         )
+    }
+
+    /// The `tokenizer.json` bytes of a Marian directory's SentencePiece files, and its
+    /// `tokenizer_config.json` (when given) with MarianTokenizer's default special tokens
+    /// filled in.
+    fn marian_json(dir: &Path, config: Option<&str>) -> Result<(Vec<u8>, String)> {
+        let cfg_path = dir.join("tokenizer_config.json");
+        let mut cfg: Value = match config {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| TextError::file(&cfg_path, format!("invalid JSON: {e}")))?,
+            None => Value::Null,
+        };
+        if cfg.get("separate_vocabs") == Some(&Value::Bool(true)) {
+            return Err(TextError::file(
+                &cfg_path,
+                "`separate_vocabs: true` (a target vocabulary of its own) is not supported: \
+                 convert the tokenizer to a tokenizer.json per side",
+            ));
+        }
+        let specials = crate::sentencepiece::MarianSpecials::from_config(&cfg);
+        let json = crate::sentencepiece::marian_tokenizer_json(dir, &specials)?;
+        if !cfg.is_object() {
+            cfg = Value::Object(Default::default());
+        }
+        for (k, v) in [
+            ("eos_token", &specials.eos),
+            ("unk_token", &specials.unk),
+            ("pad_token", &specials.pad),
+        ] {
+            cfg[k] = Value::String(v.clone());
+        }
+        let bytes = serde_json::to_vec(&json).map_err(|e| TextError::Tokenizer(e.to_string()))?;
+        Ok((bytes, cfg.to_string()))
     }
 
     /// [`Self::from_dir`] over the files' contents, already in memory; `dir` names them in

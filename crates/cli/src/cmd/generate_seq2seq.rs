@@ -7,7 +7,7 @@ use super::generate::{generation_json, print_beams, GenerateArgs};
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use std::io::Write;
-use tasklm_generate::{beam_search, sample, RowInput, SamplingParams, T5Steps};
+use tasklm_generate::{beam_search, sample, RowInput, SamplingParams, Seq2SeqSteps};
 use tasklm_hub::{LoadOptions, ModelSource};
 
 pub fn run(
@@ -28,7 +28,7 @@ pub fn run(
     let model = ck.seq2seq().context("an encoder-decoder checkpoint")?;
     let tok = &ck.tokenizer;
     let ids = tok.encode(prompt, true)?;
-    let steps = T5Steps::new(model);
+    let steps = Seq2SeqSteps::new(model);
     let rows = [RowInput::from_ids(ids.clone())];
     let dir = generation_config_dir(source);
     if let Some(beam) = a.beams.resolve(dir, a.sampling.max_new_tokens)? {

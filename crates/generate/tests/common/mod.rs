@@ -30,6 +30,7 @@ pub fn beam_params(s: &Value) -> Result<BeamParams> {
     p.no_repeat_ngram_size = num("no_repeat_ngram_size").unwrap_or(0);
     p.min_new_tokens = num("min_new_tokens").unwrap_or(0);
     p.num_return_sequences = num("num_return_sequences").unwrap_or(1);
+    p.forced_bos_token_id = num("forced_bos_token_id").map(|t| t as u32);
     p.forced_eos_token_id = num("forced_eos_token_id").map(|t| t as u32);
     Ok(p)
 }

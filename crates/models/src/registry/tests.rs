@@ -63,14 +63,14 @@ fn model_type_is_read_when_there_is_no_architectures_list() -> Result<()> {
 
 #[test]
 fn an_unknown_architecture_names_every_supported_one() {
-    let err =
-        arch(json!({"architectures": ["BartForConditionalGeneration"], "model_type": "bart"}));
+    let err = arch(json!({"architectures": ["PegasusForConditionalGeneration"]}));
     assert_eq!(
         err.err().map(|e| e.to_string()).as_deref(),
         Some(
-            "m/config.json: unknown architecture `BartForConditionalGeneration` (supported: \
+            "m/config.json: unknown architecture `PegasusForConditionalGeneration` (supported: \
              LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders); \
-             T5ForConditionalGeneration (encoder-decoders))"
+             T5ForConditionalGeneration, BartForConditionalGeneration, MarianMTModel \
+             (encoder-decoders))"
         )
     );
     // A known model_type does not rescue an unknown `architectures` entry: no guessing.
@@ -85,7 +85,8 @@ fn an_unknown_architecture_names_every_supported_one() {
         Some(
             "m/config.json: no `architectures` or `model_type`: cannot tell which model this is \
              (supported: LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* \
-             (encoders); T5ForConditionalGeneration (encoder-decoders))"
+             (encoders); T5ForConditionalGeneration, BartForConditionalGeneration, \
+             MarianMTModel (encoder-decoders))"
         )
     );
 }
@@ -112,6 +113,8 @@ fn configs_parse_for_their_kind_and_refuse_the_other() -> Result<()> {
         ("tiny_qwen2", ModelKind::Decoder),
         ("tiny_bert", ModelKind::Encoder),
         ("tiny_t5", ModelKind::Seq2Seq),
+        ("tiny_bart", ModelKind::Seq2Seq),
+        ("tiny_marian", ModelKind::Seq2Seq),
     ] {
         let dir = fixture(name);
         let json = read_config(&dir);
@@ -144,6 +147,8 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
         ("tiny_llama", ModelKind::Decoder),
         ("tiny_bert", ModelKind::Encoder),
         ("tiny_t5", ModelKind::Seq2Seq),
+        ("tiny_bart", ModelKind::Seq2Seq),
+        ("tiny_marian", ModelKind::Seq2Seq),
     ] {
         let dir = fixture(name);
         let json = read_config(&dir);
@@ -158,7 +163,7 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
                 assert_eq!(m.vocab_size(), c.vocab_size)
             }
             (Model::Encoder(m), ModelConfig::Encoder(c)) => assert_eq!(m.config(), c),
-            (Model::Seq2Seq(m), ModelConfig::Seq2Seq(c)) => assert_eq!(m.config(), c),
+            (Model::Seq2Seq(m), ModelConfig::Seq2Seq(c)) => assert_eq!(&m.config(), c),
             _ => panic!(
                 "{name}: built a {} from a {} config",
                 model.kind(),

@@ -10,35 +10,42 @@
 //! `tie_word_embeddings: false` in older configs); the decoder starts from
 //! `decoder_start_token_id` (0).
 
+use super::cache::Seq2SeqCache;
 use super::t5_config::{relative_position_bucket, T5Config};
-use candle_core::{DType, Device, Module, Result, Tensor};
+use super::EncoderDecoder;
+use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use tasklm_nn::{attention_mask, biased_attention, dropout, AttentionParams, Embedding, KvCache};
-use tasklm_nn::{Linear, RmsNorm};
+use tasklm_nn::{
+    attention_mask, dropout, Embedding, HeadLayout, Linear, MultiHeadAttention, RmsNorm,
+};
 
+/// T5's attention: the shared multi-head block with no biases, no `1/sqrt(d)` scaling and an
+/// inner width of `num_heads * d_kv`, plus the relative position table of a stack's first
+/// self-attention layer.
 struct T5Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    heads: usize,
-    d_kv: usize,
+    mha: MultiHeadAttention,
     /// (num_buckets, heads): only the first self-attention layer of each stack has it.
     relative_bias: Option<Embedding>,
-    dropout: f32,
 }
 
 impl T5Attention {
     fn load(cfg: &T5Config, has_bias: bool, vb: VarBuilder) -> Result<Self> {
         let inner = cfg.num_heads * cfg.d_kv;
         let lin = |n: &str, i, o| Linear::new(i, o, false, vb.pp(n));
-        Ok(Self {
-            q: lin("q", cfg.d_model, inner)?,
-            k: lin("k", cfg.d_model, inner)?,
-            v: lin("v", cfg.d_model, inner)?,
-            o: lin("o", inner, cfg.d_model)?,
+        let layout = HeadLayout {
             heads: cfg.num_heads,
-            d_kv: cfg.d_kv,
+            head_dim: cfg.d_kv,
+            scale: 1.0,
+            dropout: cfg.dropout_rate,
+        };
+        Ok(Self {
+            mha: MultiHeadAttention::new(
+                lin("q", cfg.d_model, inner)?,
+                lin("k", cfg.d_model, inner)?,
+                lin("v", cfg.d_model, inner)?,
+                lin("o", inner, cfg.d_model)?,
+                layout,
+            ),
             relative_bias: has_bias
                 .then(|| {
                     Embedding::new(
@@ -48,43 +55,7 @@ impl T5Attention {
                     )
                 })
                 .transpose()?,
-            dropout: cfg.dropout_rate,
         })
-    }
-
-    /// (B, T, H) -> (B, heads, T, d_kv).
-    fn heads_of(&self, lin: &Linear, x: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        lin.forward(x)?
-            .reshape((b, t, self.heads, self.d_kv))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-
-    fn keys_values(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        Ok((self.heads_of(&self.k, x)?, self.heads_of(&self.v, x)?))
-    }
-
-    fn attend(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        bias: Option<&Tensor>,
-        mask: &Tensor,
-        train: bool,
-    ) -> Result<Tensor> {
-        let p = AttentionParams {
-            scale: 1.0,
-            dropout: self.dropout,
-            train,
-        };
-        let out = biased_attention(q, k, v, bias, Some(mask), p)?; // (B, heads, T, d_kv)
-        let (b, _, t, _) = out.dims4()?;
-        let out = out
-            .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.d_kv))?;
-        self.o.forward(&out)
     }
 
     /// (1, heads, q_len, k_len) bias for queries at positions `past..past + q_len`.
@@ -211,50 +182,6 @@ impl Stack {
     }
 }
 
-/// The decoder's state while generating: its self-attention cache, each layer's
-/// cross-attention keys and values (computed once per source), and the source mask.
-pub struct T5Cache {
-    /// `None` in teacher forcing: the keys and values of one full pass keep their gradients
-    /// (the cache writes into buffers, which autograd does not follow).
-    self_kv: Option<KvCache>,
-    cross_kv: Vec<(Tensor, Tensor)>,
-    /// (B, 1, 1, S) additive mask over the source positions.
-    source_mask: Tensor,
-}
-
-impl T5Cache {
-    /// Decoder positions held.
-    pub fn len(&self) -> usize {
-        self.self_kv.as_ref().map_or(0, KvCache::seq_len)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn rows(&self) -> Result<usize> {
-        self.source_mask.dim(0)
-    }
-
-    /// Keeps `rows` (indices into the batch, repeats fork a row).
-    pub fn select(&mut self, rows: &[usize]) -> Result<()> {
-        let idx = Tensor::from_vec(
-            rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
-            rows.len(),
-            self.source_mask.device(),
-        )?;
-        if let Some(kv) = self.self_kv.as_mut().filter(|kv| !kv.is_empty()) {
-            kv.select(rows)?;
-        }
-        for (k, v) in &mut self.cross_kv {
-            *k = k.index_select(&idx, 0)?;
-            *v = v.index_select(&idx, 0)?;
-        }
-        self.source_mask = self.source_mask.index_select(&idx, 0)?;
-        Ok(())
-    }
-}
-
 pub struct T5 {
     cfg: T5Config,
     shared: Embedding,
@@ -287,10 +214,12 @@ impl T5 {
     pub fn config(&self) -> &T5Config {
         &self.cfg
     }
+}
 
+impl EncoderDecoder for T5 {
     /// The encoder's output (B, S, d_model) for source ids (B, S) with their key mask
     /// (`key_mask[b][j]`: 0 for padding).
-    pub fn encode(&self, ids: &Tensor, key_mask: &[Vec<u8>], train: bool) -> Result<Tensor> {
+    fn encode(&self, ids: &Tensor, key_mask: &[Vec<u8>], train: bool) -> Result<Tensor> {
         let (_, s) = ids.dims2()?;
         let stack = &self.encoder;
         let mask = attention_mask(key_mask, s, false, ids.device())?;
@@ -301,11 +230,10 @@ impl T5 {
         let mut h = dropout(&self.shared.forward(ids)?, stack.dropout, train)?;
         for b in &stack.blocks {
             let x = b.self_norm.forward(&h)?;
-            let q = b.self_attn.heads_of(&b.self_attn.q, &x)?;
-            let (k, v) = b.self_attn.keys_values(&x)?;
-            let a = b
-                .self_attn
-                .attend(&q, &k, &v, bias.as_ref(), &mask, train)?;
+            let attn = &b.self_attn.mha;
+            let q = attn.queries(&x, train)?;
+            let (k, v) = attn.keys_values(&x, train)?;
+            let a = attn.attend(&q, &k, &v, bias.as_ref(), &mask, train)?;
             h = (h + dropout(&a, stack.dropout, train)?)?;
             let f = b.ff.forward(&b.ff_norm.forward(&h)?, train)?;
             h = (h + dropout(&f, stack.dropout, train)?)?;
@@ -314,26 +242,26 @@ impl T5 {
     }
 
     /// A decoder cache for the encoder output `source` (B, S, d_model) and its key mask.
-    pub fn start_cache(&self, source: &Tensor, key_mask: &[Vec<u8>]) -> Result<T5Cache> {
+    fn start_cache(&self, source: &Tensor, key_mask: &[Vec<u8>]) -> Result<Seq2SeqCache> {
         let cross_kv = self
             .decoder
             .blocks
             .iter()
             .map(|b| match &b.cross {
-                Some((attn, _)) => attn.keys_values(source),
+                Some((attn, _)) => attn.mha.keys_values(source, false),
                 None => candle_core::bail!("a T5 decoder block without cross-attention"),
             })
             .collect::<Result<_>>()?;
-        Ok(T5Cache {
-            self_kv: Some(KvCache::new(self.decoder.blocks.len())),
+        Ok(Seq2SeqCache::new(
+            self.decoder.blocks.len(),
             cross_kv,
-            source_mask: attention_mask(key_mask, 1, false, source.device())?,
-        })
+            attention_mask(key_mask, 1, false, source.device())?,
+        ))
     }
 
     /// Decoder hidden states (B, T, d_model) for decoder ids (B, T) that follow the cache's
     /// positions (all of them, with an empty cache: teacher forcing).
-    pub fn decode(&self, ids: &Tensor, cache: &mut T5Cache, train: bool) -> Result<Tensor> {
+    fn decode(&self, ids: &Tensor, cache: &mut Seq2SeqCache, train: bool) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let past = cache.len();
         let stack = &self.decoder;
@@ -349,21 +277,17 @@ impl T5 {
         let mut h = dropout(&self.shared.forward(ids)?, stack.dropout, train)?;
         for (i, blk) in stack.blocks.iter().enumerate() {
             let x = blk.self_norm.forward(&h)?;
-            let attn = &blk.self_attn;
-            let q = attn.heads_of(&attn.q, &x)?;
-            let (k, v) = attn.keys_values(&x)?;
-            let (k, v) = match cache.self_kv.as_mut() {
-                Some(kv) => kv.append(i, &k, &v)?,
-                None => (k, v),
-            };
+            let attn = &blk.self_attn.mha;
+            let q = attn.queries(&x, train)?;
+            let (k, v) = attn.keys_values(&x, train)?;
+            let (k, v) = cache.self_keys_values(i, k, v)?;
             let a = attn.attend(&q, &k, &v, bias.as_ref(), &causal, train)?;
             h = (h + dropout(&a, stack.dropout, train)?)?;
             if let Some((cross, norm)) = &blk.cross {
                 let x = norm.forward(&h)?;
-                let q = cross.heads_of(&cross.q, &x)?;
-                let (k, v) = &cache.cross_kv[i];
-                let mask = cache.source_mask.broadcast_as((b, 1, t, k.dim(2)?))?;
-                let a = cross.attend(&q, k, v, None, &mask.contiguous()?, train)?;
+                let q = cross.mha.queries(&x, train)?;
+                let (k, v, mask) = cache.cross(i, t)?;
+                let a = cross.mha.attend(&q, k, v, None, &mask, train)?;
                 h = (h + dropout(&a, stack.dropout, train)?)?;
             }
             let f = blk.ff.forward(&blk.ff_norm.forward(&h)?, train)?;
@@ -373,7 +297,7 @@ impl T5 {
     }
 
     /// Next-token logits (.., vocab) of decoder hidden states.
-    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+    fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let h = if self.cfg.scales_decoder_output() {
             (hidden * (self.cfg.d_model as f64).powf(-0.5))?
         } else {
@@ -382,44 +306,11 @@ impl T5 {
         self.lm_head.forward(&h)
     }
 
-    /// transformers' `_shift_right`: the decoder input for `labels` (B, T) (i64, -100 where
-    /// not scored): the start token, then the labels but the last, -100 replaced by pad.
-    pub fn shift_right(&self, labels: &Tensor) -> Result<Tensor> {
-        let (b, t) = labels.dims2()?;
-        let pad = self.cfg.pad_token_id.unwrap_or(0) as i64;
-        let start = self.cfg.decoder_start() as i64;
-        let rows = labels.to_dtype(DType::I64)?.to_vec2::<i64>()?;
-        let mut out = Vec::with_capacity(b * t);
-        for row in rows {
-            out.push(start);
-            out.extend(
-                row[..t - 1]
-                    .iter()
-                    .map(|&x| if x == -100 { pad } else { x }),
-            );
-        }
-        Tensor::from_vec(out, (b, t), labels.device())?.to_dtype(DType::U32)
+    fn decoder_start(&self) -> u32 {
+        self.cfg.decoder_start()
     }
 
-    /// Teacher-forced logits (B, T, vocab) for source ids and labels (B, T; -100 not scored).
-    pub fn forward_train(
-        &self,
-        source: &Tensor,
-        key_mask: &[Vec<u8>],
-        labels: &Tensor,
-        train: bool,
-    ) -> Result<Tensor> {
-        let enc = self.encode(source, key_mask, train)?;
-        let mut cache = self.start_cache(&enc, key_mask)?;
-        cache.self_kv = None;
-        let dec_ids = self.shift_right(labels)?;
-        let hidden = self.decode(&dec_ids, &mut cache, train)?;
-        self.logits(&hidden)
+    fn pad_id(&self) -> u32 {
+        self.cfg.pad_token_id.unwrap_or(0)
     }
-}
-
-/// Mean cross-entropy over the scored positions (labels != -100), as transformers' T5 loss.
-pub fn seq2seq_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let (sum, n) = tasklm_nn::ops::masked_cross_entropy(logits, labels)?;
-    sum / n.max(1) as f64
 }
