@@ -117,7 +117,8 @@ fn an_unknown_architecture_is_refused_naming_the_supported_ones() -> Result<()> 
     let source = ModelSource::HfDir(dir.clone());
     let want = format!(
         "{}: unknown architecture `GPTNeoXForCausalLM` (supported: LlamaForCausalLM, \
-         Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders); T5ForConditionalGeneration (encoder-decoders))",
+         Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders); T5ForConditionalGeneration \
+         (encoder-decoders); ViTModel, ViTForImageClassification, CLIPVisionModel (vision encoders))",
         cfg.display()
     );
     assert_eq!(err_text(model_kind(&source)), want);
