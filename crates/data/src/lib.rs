@@ -10,6 +10,7 @@ pub mod classify;
 mod collate;
 mod error;
 pub mod generative;
+pub mod image;
 pub mod jsonl;
 pub mod ner;
 pub mod sft;
@@ -26,6 +27,7 @@ pub use error::{DataError, Result};
 pub use generative::{
     parse_generative, read_generative, read_translation, translation_files, GenRecord,
 };
+pub use image::{ImageLimits, ImageProcessor, Resample, Resize, Rgb8, PREPROCESSOR_CONFIG};
 pub use ner::{parse_ner, read_ner, NerRecord, CONLL2003_TAGS};
 pub use sft::{encode_sft, parse_sft_jsonl, read_sft_jsonl, EncodeStats, SftRecord, Truncation};
 pub use squad::{parse_squad, read_squad, QaRecord};

@@ -66,7 +66,7 @@ impl Checkpoint {
     pub fn decoder(&self) -> Option<&(dyn CausalLm + Send + Sync)> {
         match &self.model {
             Model::Decoder(m) => Some(m.as_ref()),
-            Model::Encoder(_) | Model::Seq2Seq(_) => None,
+            Model::Encoder(_) | Model::Seq2Seq(_) | Model::Vision(_) => None,
         }
     }
 
@@ -74,7 +74,7 @@ impl Checkpoint {
     pub fn encoder(&self) -> Option<&Bert> {
         match &self.model {
             Model::Encoder(m) => Some(m.as_ref()),
-            Model::Decoder(_) | Model::Seq2Seq(_) => None,
+            Model::Decoder(_) | Model::Seq2Seq(_) | Model::Vision(_) => None,
         }
     }
 
@@ -82,7 +82,7 @@ impl Checkpoint {
     pub fn seq2seq(&self) -> Option<&Seq2SeqModel> {
         match &self.model {
             Model::Seq2Seq(m) => Some(m.as_ref()),
-            Model::Decoder(_) | Model::Encoder(_) => None,
+            Model::Decoder(_) | Model::Encoder(_) | Model::Vision(_) => None,
         }
     }
 
@@ -224,11 +224,19 @@ pub(crate) fn read_files(
             let cfg_path = dir.join("config.json");
             let json = read_json(&cfg_path)?;
             let architecture = ModelArchitecture::from_config(&json, &cfg_path)?;
+            if architecture.kind() == ModelKind::Vision {
+                // A vision encoder has no tokenizer: `crate::vision::load_vision` reads it.
+                return Err(HubError::file(
+                    &cfg_path,
+                    "this checkpoint holds a vision encoder, which is loaded as one \
+                     (tasklm_hub::load_vision), not as a text model",
+                ));
+            }
             let config = architecture.parse_config(&json, &cfg_path)?;
             let mut tensors = weights::load_safetensors_dir(dir, opts.dtype, device)?;
             let tokenizer = TextTokenizer::from_dir(dir)?;
             let encoder_specials = match architecture.kind() {
-                ModelKind::Decoder | ModelKind::Seq2Seq => None,
+                ModelKind::Decoder | ModelKind::Seq2Seq | ModelKind::Vision => None,
                 ModelKind::Encoder => {
                     tensors = bert_names(tensors, dir)?;
                     Some(EncoderSpecials {

@@ -19,6 +19,7 @@ pub mod pull;
 pub mod resolve;
 pub mod save;
 pub mod testing;
+pub mod vision;
 
 pub use adapter::{apply_adapter, merge_adapter, read_adapter, Adapter, AdapterConfig};
 pub use catalog::{CatalogEntry, CATALOG};
@@ -33,3 +34,4 @@ pub use load::{
 pub use merge::write_merged;
 pub use resolve::{resolve, resolve_adapter, ModelSource};
 pub use save::{hf_config, write_model_files, write_tokenizer_files};
+pub use vision::{load_vision, load_vision_dir, VisionCheckpoint};

@@ -118,7 +118,8 @@ fn an_unknown_architecture_is_refused_naming_the_supported_ones() -> Result<()> 
     let want = format!(
         "{}: unknown architecture `GPTNeoXForCausalLM` (supported: LlamaForCausalLM, \
          Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders); T5ForConditionalGeneration, \
-         BartForConditionalGeneration, MarianMTModel (encoder-decoders))",
+         BartForConditionalGeneration, MarianMTModel (encoder-decoders); ViTModel, \
+         ViTForImageClassification, CLIPVisionModel (vision encoders))",
         cfg.display()
     );
     assert_eq!(err_text(model_kind(&source)), want);

@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod heads;
 pub mod registry;
 pub mod seq2seq;
+pub mod vision;
 pub mod weights;
 
 pub use decoder::llama::{Llama, LlamaConfig};
@@ -23,6 +24,9 @@ pub use error::{ModelError, Result};
 pub use heads::{ClassifierHead, Pool, SpanHead};
 pub use registry::{
     Architecture, DecoderArchitecture, DecoderModel, EncoderArchitecture, Model, ModelArchitecture,
-    ModelConfig, ModelKind, Seq2SeqArchitecture,
+    ModelConfig, ModelKind, Seq2SeqArchitecture, VisionArchitecture,
 };
 pub use seq2seq::{BartConfig, EncoderDecoder, Seq2SeqConfig, Seq2SeqModel, T5Config, T5};
+pub use vision::clip::{ClipVision, ClipVisionConfig};
+pub use vision::vit::{ViTConfig, Vit};
+pub use vision::{VisionConfig, VisionModel, VisionOutput};

@@ -11,6 +11,9 @@ use crate::decoder::llama::{Llama, LlamaConfig};
 use crate::decoder::CausalLm;
 use crate::encoder::bert::{Bert, BertConfig, BERT_PREFIX};
 use crate::seq2seq::{Bart, BartConfig, Seq2SeqConfig, Seq2SeqModel, T5Config, T5};
+use crate::vision::clip::{ClipVision, ClipVisionConfig};
+use crate::vision::vit::{ViTConfig, Vit};
+use crate::vision::{VisionConfig, VisionModel};
 use crate::{ModelError, Result};
 use candle_nn::VarBuilder;
 use serde_json::Value;
@@ -27,16 +30,25 @@ pub enum ModelKind {
     /// Encoder-decoder (T5, BART, Marian: [`Seq2SeqModel`]): a source read bidirectionally, a target generated while
     /// cross-attending to it.
     Seq2Seq,
+    /// Vision encoder ([`VisionModel`]: ViT, CLIP's vision tower): pixels in, patch hidden
+    /// states out.
+    Vision,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [ModelKind::Decoder, ModelKind::Encoder, ModelKind::Seq2Seq];
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Decoder,
+        ModelKind::Encoder,
+        ModelKind::Seq2Seq,
+        ModelKind::Vision,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Decoder => "decoder",
             Self::Encoder => "encoder",
             Self::Seq2Seq => "encoder-decoder",
+            Self::Vision => "vision encoder",
         }
     }
 
@@ -46,6 +58,7 @@ impl ModelKind {
             Self::Decoder => "a decoder",
             Self::Encoder => "an encoder",
             Self::Seq2Seq => "an encoder-decoder",
+            Self::Vision => "a vision encoder",
         }
     }
 }
@@ -198,12 +211,36 @@ impl Seq2SeqArchitecture {
     }
 }
 
+/// Vision encoder architectures tasklm can build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VisionArchitecture {
+    /// ViT: `ViTModel` (backbone at the top) and `ViTForImageClassification` (under `vit.`).
+    Vit,
+    /// CLIP's vision tower (`CLIPVisionModel`; weights under `vision_model.` or at the top).
+    ClipVision,
+}
+
+impl VisionArchitecture {
+    pub fn from_hf(name: &str) -> Option<Self> {
+        match name {
+            "ViTModel" | "ViTForImageClassification" | "vit" => Some(Self::Vit),
+            "CLIPVisionModel" | "clip_vision_model" => Some(Self::ClipVision),
+            _ => None,
+        }
+    }
+
+    pub fn supported_hf() -> Vec<&'static str> {
+        vec!["ViTModel", "ViTForImageClassification", "CLIPVisionModel"]
+    }
+}
+
 /// Every architecture the registry knows, by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelArchitecture {
     Decoder(DecoderArchitecture),
     Encoder(EncoderArchitecture),
     Seq2Seq(Seq2SeqArchitecture),
+    Vision(VisionArchitecture),
 }
 
 impl ModelArchitecture {
@@ -212,6 +249,7 @@ impl ModelArchitecture {
             Self::Decoder(_) => ModelKind::Decoder,
             Self::Encoder(_) => ModelKind::Encoder,
             Self::Seq2Seq(_) => ModelKind::Seq2Seq,
+            Self::Vision(_) => ModelKind::Vision,
         }
     }
 
@@ -221,6 +259,7 @@ impl ModelArchitecture {
             .map(Self::Decoder)
             .or_else(|| EncoderArchitecture::from_hf(name).map(Self::Encoder))
             .or_else(|| Seq2SeqArchitecture::from_hf(name).map(Self::Seq2Seq))
+            .or_else(|| VisionArchitecture::from_hf(name).map(Self::Vision))
     }
 
     /// The supported `config.json` names of every kind, as errors list them:
@@ -233,6 +272,7 @@ impl ModelArchitecture {
                     ModelKind::Decoder => DecoderArchitecture::supported_hf(),
                     ModelKind::Encoder => EncoderArchitecture::supported_hf(),
                     ModelKind::Seq2Seq => Seq2SeqArchitecture::supported_hf(),
+                    ModelKind::Vision => VisionArchitecture::supported_hf(),
                 };
                 format!("{} ({}s)", names.join(", "), k.name())
             })
@@ -309,6 +349,18 @@ impl ModelArchitecture {
                 cfg.validate().map_err(bad)?;
                 Ok(ModelConfig::Seq2Seq(Seq2SeqConfig::Bart(cfg)))
             }
+            Self::Vision(VisionArchitecture::Vit) => {
+                let cfg: ViTConfig = serde_json::from_value(config.clone())
+                    .map_err(|e| bad(format!("not a ViT config: {e}")))?;
+                cfg.validate().map_err(bad)?;
+                Ok(ModelConfig::Vision(VisionConfig::Vit(cfg)))
+            }
+            Self::Vision(VisionArchitecture::ClipVision) => {
+                let cfg: ClipVisionConfig = serde_json::from_value(config.clone())
+                    .map_err(|e| bad(format!("not a CLIP vision config: {e}")))?;
+                cfg.validate().map_err(bad)?;
+                Ok(ModelConfig::Vision(VisionConfig::Clip(cfg)))
+            }
         }
     }
 
@@ -340,6 +392,38 @@ impl ModelArchitecture {
                 };
                 Ok(Model::Seq2Seq(Box::new(model)))
             }
+            (Self::Vision(a), ModelConfig::Vision(c)) => {
+                if quantized.is_some_and(|q| !q.is_empty()) {
+                    candle_core::bail!("quantized weights are for decoders only");
+                }
+                let model = match (a, c) {
+                    (VisionArchitecture::Vit, VisionConfig::Vit(c)) => {
+                        // `ViTForImageClassification` keeps the backbone under `vit.`, a bare
+                        // `ViTModel` at the top.
+                        let prefixed = format!("{}.embeddings.cls_token", Vit::PREFIX);
+                        let vb = if vb.contains_tensor(&prefixed) {
+                            vb.pp(Vit::PREFIX)
+                        } else {
+                            vb
+                        };
+                        VisionModel::Vit(Vit::new(c, vb)?)
+                    }
+                    (VisionArchitecture::ClipVision, VisionConfig::Clip(c)) => {
+                        // `CLIPModel` checkpoints (and transformers 4's `CLIPVisionModel`) keep
+                        // the tower under `vision_model.`; transformers 5 saves a
+                        // `CLIPVisionModel` at the top.
+                        let prefixed = format!("{}.embeddings.class_embedding", ClipVision::PREFIX);
+                        let vb = if vb.contains_tensor(&prefixed) {
+                            vb.pp(ClipVision::PREFIX)
+                        } else {
+                            vb
+                        };
+                        VisionModel::Clip(ClipVision::new(c, vb)?)
+                    }
+                    (a, c) => candle_core::bail!("a {a:?} vision model cannot be built from {c:?}"),
+                };
+                Ok(Model::Vision(Box::new(model)))
+            }
             (a, c) => candle_core::bail!(
                 "{} architecture ({a:?}) cannot be built from {} config",
                 a.kind().with_article(),
@@ -355,6 +439,7 @@ pub enum ModelConfig {
     Decoder(LlamaConfig),
     Encoder(BertConfig),
     Seq2Seq(Seq2SeqConfig),
+    Vision(VisionConfig),
 }
 
 impl ModelConfig {
@@ -363,24 +448,28 @@ impl ModelConfig {
             Self::Decoder(_) => ModelKind::Decoder,
             Self::Encoder(_) => ModelKind::Encoder,
             Self::Seq2Seq(_) => ModelKind::Seq2Seq,
+            Self::Vision(_) => ModelKind::Vision,
         }
     }
 
-    /// The context window in tokens.
+    /// The context window in tokens (a vision encoder's: patches and `[CLS]`).
     pub fn max_positions(&self) -> usize {
         match self {
             Self::Decoder(c) => c.max_position_embeddings,
             Self::Encoder(c) => c.max_position_embeddings,
             // T5's relative positions: no table bounds the length.
             Self::Seq2Seq(c) => c.max_positions().unwrap_or(usize::MAX),
+            Self::Vision(c) => c.positions(),
         }
     }
 
+    /// The token vocabulary; 0 for a vision encoder, which reads no tokens.
     pub fn vocab_size(&self) -> usize {
         match self {
             Self::Decoder(c) => c.vocab_size,
             Self::Encoder(c) => c.vocab_size,
             Self::Seq2Seq(c) => c.vocab_size(),
+            Self::Vision(_) => 0,
         }
     }
 }
@@ -391,6 +480,7 @@ pub enum Model {
     /// Boxed: a `Bert` is some 300 bytes, a boxed decoder 16.
     Encoder(Box<Bert>),
     Seq2Seq(Box<Seq2SeqModel>),
+    Vision(Box<VisionModel>),
 }
 
 impl Model {
@@ -399,6 +489,7 @@ impl Model {
             Self::Decoder(_) => ModelKind::Decoder,
             Self::Encoder(_) => ModelKind::Encoder,
             Self::Seq2Seq(_) => ModelKind::Seq2Seq,
+            Self::Vision(_) => ModelKind::Vision,
         }
     }
 }
@@ -409,6 +500,7 @@ impl std::fmt::Debug for Model {
             Self::Decoder(m) => write!(f, "Decoder(vocab {})", m.vocab_size()),
             Self::Encoder(m) => write!(f, "Encoder({:?})", m.config()),
             Self::Seq2Seq(m) => write!(f, "Seq2Seq({m:?})"),
+            Self::Vision(m) => write!(f, "Vision({:?})", m.config()),
         }
     }
 }

@@ -7,6 +7,7 @@
 // Library code returns errors: no unwrap/expect outside tests (tests may use them).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod activation;
 pub mod attention;
 pub mod kv_cache;
 pub mod layers;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod quant;
 pub mod rotary;
 
+pub use activation::Activation;
 pub use attention::{
     biased_attention, scaled_dot_product_attention, AttentionParams, HeadLayout, MultiHeadAttention,
 };

@@ -208,6 +208,12 @@ pub fn load(
                 m.name, m.spec
             )));
         }
+        ModelKind::Vision => {
+            return Err(ServeError::Invalid(format!(
+                "model `{}` ({}): vision encoders are not served",
+                m.name, m.spec
+            )));
+        }
     }
     Ok(ServedModel {
         name: m.name.clone(),

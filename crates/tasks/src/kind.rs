@@ -35,10 +35,12 @@ pub enum TaskKind {
     Rag,
     /// A sentence encoder for search: in-batch negatives over query/positive pairs.
     Retrieval,
+    /// Image classification: a ViT's `[CLS]` head over labelled images.
+    ImageClassify,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 13] = [
+    pub const ALL: [TaskKind; 14] = [
         TaskKind::Sft,
         TaskKind::Chat,
         TaskKind::Classify,
@@ -52,6 +54,7 @@ impl TaskKind {
         TaskKind::Reasoning,
         TaskKind::Rag,
         TaskKind::Retrieval,
+        TaskKind::ImageClassify,
     ];
 
     /// The name on the command line (`--task NAME`), in `tasklm.json` and in server paths.
@@ -70,6 +73,7 @@ impl TaskKind {
             TaskKind::Reasoning => "reasoning",
             TaskKind::Rag => "rag",
             TaskKind::Retrieval => "retrieval",
+            TaskKind::ImageClassify => "image-classify",
         }
     }
 

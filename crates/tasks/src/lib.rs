@@ -12,6 +12,7 @@ pub mod classify;
 pub mod common;
 mod error;
 pub mod generative;
+pub mod image_classify;
 mod job;
 mod kind;
 pub mod ner;
@@ -55,6 +56,7 @@ pub fn family(task: TaskKind) -> &'static dyn TaskFamily {
         | TaskKind::Reasoning => &generative::Generative,
         TaskKind::Rag => &rag::Rag,
         TaskKind::Retrieval => &retrieval::Retrieval,
+        TaskKind::ImageClassify => &image_classify::ImageClassify,
     }
 }
 

@@ -70,7 +70,8 @@ fn an_unknown_architecture_names_every_supported_one() {
             "m/config.json: unknown architecture `PegasusForConditionalGeneration` (supported: \
              LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* (encoders); \
              T5ForConditionalGeneration, BartForConditionalGeneration, MarianMTModel \
-             (encoder-decoders))"
+             (encoder-decoders); ViTModel, ViTForImageClassification, CLIPVisionModel (vision \
+             encoders))"
         )
     );
     // A known model_type does not rescue an unknown `architectures` entry: no guessing.
@@ -86,7 +87,8 @@ fn an_unknown_architecture_names_every_supported_one() {
             "m/config.json: no `architectures` or `model_type`: cannot tell which model this is \
              (supported: LlamaForCausalLM, Qwen2ForCausalLM (decoders); BertModel, BertFor* \
              (encoders); T5ForConditionalGeneration, BartForConditionalGeneration, \
-             MarianMTModel (encoder-decoders))"
+             MarianMTModel (encoder-decoders); ViTModel, ViTForImageClassification, \
+             CLIPVisionModel (vision encoders))"
         )
     );
 }
@@ -149,6 +151,9 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
         ("tiny_t5", ModelKind::Seq2Seq),
         ("tiny_bart", ModelKind::Seq2Seq),
         ("tiny_marian", ModelKind::Seq2Seq),
+        ("tiny_vit", ModelKind::Vision),
+        ("tiny_vit_model", ModelKind::Vision),
+        ("tiny_clip_vision", ModelKind::Vision),
     ] {
         let dir = fixture(name);
         let json = read_config(&dir);
@@ -164,6 +169,7 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
             }
             (Model::Encoder(m), ModelConfig::Encoder(c)) => assert_eq!(m.config(), c),
             (Model::Seq2Seq(m), ModelConfig::Seq2Seq(c)) => assert_eq!(&m.config(), c),
+            (Model::Vision(m), ModelConfig::Vision(c)) => assert_eq!(&m.config(), c),
             _ => panic!(
                 "{name}: built a {} from a {} config",
                 model.kind(),
@@ -173,7 +179,7 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
         // The other kind's config is refused, naming both kinds.
         let other = match a.kind() {
             ModelKind::Decoder => ModelArchitecture::Encoder(EncoderArchitecture::Bert),
-            ModelKind::Encoder | ModelKind::Seq2Seq => {
+            ModelKind::Encoder | ModelKind::Seq2Seq | ModelKind::Vision => {
                 ModelArchitecture::Decoder(DecoderArchitecture::Llama)
             }
         };
@@ -182,5 +188,47 @@ fn build_makes_the_model_of_each_kind() -> Result<()> {
         let want = format!("cannot be built from {} config", cfg.kind().with_article());
         assert!(err.as_deref().is_some_and(|e| e.contains(&want)), "{err:?}");
     }
+    Ok(())
+}
+
+#[test]
+fn vision_configs_parse_and_a_bad_grid_is_refused() -> Result<()> {
+    use ModelArchitecture::Vision;
+    for (name, want, positions) in [
+        ("tiny_vit", Vision(VisionArchitecture::Vit), 17),
+        ("tiny_vit_model", Vision(VisionArchitecture::Vit), 17),
+        (
+            "tiny_clip_vision",
+            Vision(VisionArchitecture::ClipVision),
+            17,
+        ),
+    ] {
+        let dir = fixture(name);
+        let json = read_config(&dir);
+        let a = ModelArchitecture::from_config(&json, &dir)?;
+        assert_eq!(a, want, "{name}");
+        let cfg = a.parse_config(&json, &dir)?;
+        assert_eq!(cfg.kind(), ModelKind::Vision);
+        // 32 x 32 images in 8 x 8 patches: 16 patches and [CLS].
+        assert_eq!(
+            (cfg.max_positions(), cfg.vocab_size()),
+            (positions, 0),
+            "{name}"
+        );
+    }
+    let mut json = read_config(&fixture("tiny_vit"));
+    json["patch_size"] = json!(7);
+    let err = arch(json.clone())?
+        .parse_config(&json, Path::new("v/config.json"))
+        .err();
+    assert_eq!(
+        err.map(|e| e.to_string()).as_deref(),
+        Some("v/config.json: image_size (32) must be a positive multiple of patch_size (7)")
+    );
+    let err = arch(json!({"architectures": ["SiglipVisionModel"]})).err();
+    assert!(err
+        .map(|e| e.to_string())
+        .is_some_and(|e| e
+            .contains("ViTModel, ViTForImageClassification, CLIPVisionModel (vision encoders)")));
     Ok(())
 }

@@ -23,7 +23,8 @@ use super::EncoderDecoder;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use tasklm_nn::{
-    attention_mask, dropout, ops, Embedding, HeadLayout, LayerNorm, Linear, MultiHeadAttention,
+    attention_mask, dropout, Activation, Embedding, HeadLayout, LayerNorm, Linear,
+    MultiHeadAttention,
 };
 
 /// BART's learned positions start at row 2 of their table.
@@ -281,12 +282,10 @@ impl Bart {
 
     fn feed_forward(&self, layer: &Layer, h: &Tensor, train: bool) -> Result<Tensor> {
         let up = layer.fc1.forward_t(h, train)?;
-        let act = match self.cfg.activation_function.as_str() {
-            "gelu_new" => up.gelu()?,
-            "relu" => up.relu()?,
-            "swish" | "silu" => ops::silu(&up)?,
-            _ => ops::gelu_erf(&up)?,
-        };
+        // `validate` accepted the name; gelu (BART's default) otherwise.
+        let act = Activation::from_name(&self.cfg.activation_function)
+            .unwrap_or(Activation::Gelu)
+            .forward(&up)?;
         let act = dropout(&act, self.cfg.activation_dropout, train)?;
         let out = layer.fc2.forward_t(&act, train)?;
         self.residual(h, &out, &layer.final_norm, train)

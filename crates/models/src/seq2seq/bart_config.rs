@@ -52,7 +52,7 @@ pub struct BartConfig {
     pub decoder_attention_heads: usize,
     pub encoder_ffn_dim: usize,
     pub decoder_ffn_dim: usize,
-    /// `gelu` (exact), `gelu_new`, `relu`, `swish` / `silu` (opus-mt).
+    /// `gelu` (exact), `gelu_new`, `relu`, `swish` / `silu` (opus-mt): any `nn::Activation`.
     #[serde(default = "default_act")]
     pub activation_function: String,
     #[serde(default = "default_dropout")]
@@ -141,13 +141,11 @@ impl BartConfig {
                 ));
             }
         }
-        if !matches!(
-            self.activation_function.as_str(),
-            "gelu" | "gelu_new" | "relu" | "swish" | "silu"
-        ) {
+        if tasklm_nn::Activation::from_name(&self.activation_function).is_none() {
             return Err(format!(
-                "`activation_function` {:?}: expected gelu, gelu_new, relu, swish or silu",
-                self.activation_function
+                "`activation_function` {:?}: expected one of {}",
+                self.activation_function,
+                tasklm_nn::Activation::NAMES
             ));
         }
         let unsupported = |field: &str, what: &str| {

@@ -11,6 +11,8 @@ pub fn default_targets(kind: ModelKind) -> Vec<String> {
         ModelKind::Decoder => &["q_proj", "v_proj"],
         ModelKind::Encoder => &["query", "value"],
         ModelKind::Seq2Seq => &["q", "v"],
+        // ViT's names; CLIP's (`q_proj`, `v_proj`) are the decoder's.
+        ModelKind::Vision => &["query", "value"],
     };
     names.iter().map(|s| s.to_string()).collect()
 }
