@@ -263,10 +263,11 @@ fn parts(adapter: &Adapter, file: &Path, has: &dyn Fn(&str) -> bool) -> Result<P
 
 /// Adds `adapter` to a base's `tensors` (tasklm's names; `quantized` the matrices kept
 /// quantized): each adapted layer gets its A, B, scale and dropout beside its weight, and each
-/// module saved whole replaces the base's. `file` names the adapter in errors.
+/// module saved whole replaces the base's (a quantized one is taken out of `quantized`, so the
+/// trained dense module is what loads). `file` names the adapter in errors.
 pub fn apply_adapter(
     tensors: &mut HashMap<String, Tensor>,
-    quantized: &QuantizedWeights,
+    quantized: &mut QuantizedWeights,
     adapter: &Adapter,
     file: &Path,
 ) -> Result<()> {
@@ -275,8 +276,21 @@ pub fn apply_adapter(
     for (layer, a, b) in p.layers {
         tensors.extend(adapter.config.spec.layer_tensors(&layer, a, b)?);
     }
+    for (name, _) in &p.whole {
+        quantized.remove(name);
+    }
     tensors.extend(p.whole);
     Ok(())
+}
+
+/// Was the adapter in `dir` trained over a quantized base (`tasklm train --lora --quantized`,
+/// recorded as `quantized_base` in its `tasklm.json`)? Such an adapter loads over its GGUF base
+/// kept quantized, so its outputs are the ones it was trained to give.
+pub fn trained_on_quantized_base(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("tasklm.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .is_some_and(|v| v["quantized_base"] == serde_json::Value::Bool(true))
 }
 
 /// Folds `adapter` into a base's dense `tensors`: `W + scale * B A` for each adapted layer, the

@@ -190,10 +190,21 @@ pub(crate) fn read_files(
 ) -> Result<Files> {
     match source {
         ModelSource::Adapter { dir, base } => {
+            // An adapter trained over a quantized GGUF base runs over it quantized, as trained.
+            let quantized = base.is_gguf() && crate::adapter::trained_on_quantized_base(dir);
+            let opts = LoadOptions {
+                quantized: opts.quantized || quantized,
+                ..opts
+            };
             let mut files = read_files(base, opts, device)?;
             let adapter = crate::adapter::read_adapter(dir, device)?;
             let file = dir.join(crate::adapter::ADAPTER_WEIGHTS);
-            crate::adapter::apply_adapter(&mut files.tensors, &files.quantized, &adapter, &file)?;
+            crate::adapter::apply_adapter(
+                &mut files.tensors,
+                &mut files.quantized,
+                &adapter,
+                &file,
+            )?;
             if dir.join("tokenizer.json").is_file() {
                 files.tokenizer = TextTokenizer::from_dir(dir)?;
             }

@@ -39,10 +39,11 @@ pub enum LinearWeight {
     /// A float matrix; gradients flow through it when it is a `Var`'s tensor.
     Dense(Tensor),
     /// A GGUF Q8_0/Q4_0/Q4_1 matrix, multiplied with integer dot products ([`crate::quant`]).
-    /// Inference only, as every quantized variant.
+    /// Frozen: an input that tracks a gradient gets it through the transposed product (the
+    /// weight dequantized panel by panel in the kernel), the weight none.
     BlockQuantized(Arc<BlockQuantized>),
     /// Another GGUF block-quantized matrix (k-quants), through candle's quantized matmul.
-    /// Inference only: no gradients flow through a quantized matmul.
+    /// Inference only: it passes no gradient, so a tracked input is an error.
     Quantized(QMatMul),
     /// A frozen base (any of the above) plus a LoRA update; gradients flow to A and B when they
     /// are `Var`s' tensors, and never to the base.
@@ -86,10 +87,10 @@ impl Linear {
 
     /// [`Linear::forward_fused`] with `train` turning on the dropout of adapted parts.
     pub fn forward_fused_t(parts: &[&Linear], xs: &Tensor, train: bool) -> Result<Vec<Tensor>> {
-        let blocks: Option<Vec<&BlockQuantized>> = parts
+        let blocks: Option<Vec<Arc<BlockQuantized>>> = parts
             .iter()
             .map(|l| match &l.weight {
-                LinearWeight::BlockQuantized(m) => Some(m.as_ref()),
+                LinearWeight::BlockQuantized(m) => Some(m.clone()),
                 _ => None,
             })
             .collect();
@@ -222,7 +223,12 @@ fn weight_out_dim(weight: &LinearWeight) -> Result<usize> {
 /// `x W^T` without the bias, whatever holds `W`.
 fn weight_product(weight: &LinearWeight, xs: &Tensor, train: bool) -> Result<Tensor> {
     match weight {
-        LinearWeight::BlockQuantized(m) => quantized_matmul(xs, &[m.as_ref()]),
+        LinearWeight::BlockQuantized(m) => quantized_matmul(xs, std::slice::from_ref(m)),
+        // candle's quantized matmul has no backward: a gradient through it would silently stop.
+        LinearWeight::Quantized(_) if xs.track_op() => candle_core::bail!(
+            "a k-quant matrix passes no gradient; requantize it to Q8_0 for training \
+             (`tasklm train` does so)"
+        ),
         LinearWeight::Quantized(q) => q.forward(xs),
         LinearWeight::Dense(w) => dense_product(xs, w),
         LinearWeight::Adapted(a) => weight_product(&a.base, xs, train)? + a.delta(xs, train)?,

@@ -4,7 +4,8 @@
 //! `chat_template`, and `tasklm.json`'s `end_of_turn`), so every later use renders alike.
 
 use crate::common::lm_runner::{
-    default_max_seq_len, encode_each, fit_lm, report_encoding, EncodedFile, TrainOutcome,
+    default_max_seq_len, encode_each, fit_lm, load_for_training, report_encoding, EncodedFile,
+    TrainOutcome,
 };
 use crate::common::provenance::data_section;
 use crate::common::tasklm_json::model_meta;
@@ -110,7 +111,7 @@ fn train(job: &TrainJob, notice: Notice) -> Result<TrainOutcome> {
     let eval_records = job.eval.as_deref().map(read_chat_jsonl).transpose()?;
     let source = tasklm_hub::resolve(&job.model, job.progress)?;
     let meta = model_meta(&source);
-    let ck = load_checkpoint(&source, DType::F32, &Device::Cpu)?;
+    let ck = load_for_training(job, &source, notice)?;
     let mut tok = ck.tokenizer.clone();
     let template = job.options.template.as_deref();
     let tpl = resolve_template(&mut tok, template, meta.as_ref())?;

@@ -3,17 +3,16 @@
 //! the metric.
 
 use crate::common::lm_runner::{
-    default_max_seq_len, encode_each, fit_lm, report_encoding, EncodedFile, TrainOutcome,
+    default_max_seq_len, encode_each, fit_lm, load_for_training, report_encoding, EncodedFile,
+    TrainOutcome,
 };
 use crate::common::provenance::{data_entry, data_entry_files};
 use crate::{
     EvalJob, Notice, PredictJob, Predictor, Report, Result, TaskError, TaskFamily, TrainJob,
 };
-use candle_core::{DType, Device};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tasklm_data::{encode_sft, pack, read_sft_jsonl, SftRecord, Truncation};
-use tasklm_hub::load_checkpoint;
 use tasklm_text::TextTokenizer;
 use tasklm_train::lm_eval;
 
@@ -130,7 +129,7 @@ pub(crate) fn train_records_with(
     notice: Notice,
 ) -> Result<TrainOutcome> {
     let source = tasklm_hub::resolve(&job.model, job.progress)?;
-    let ck = load_checkpoint(&source, DType::F32, &Device::Cpu)?;
+    let ck = load_for_training(job, &source, notice)?;
     let max_len = job
         .max_seq_len
         .unwrap_or_else(|| default_max_seq_len(ck.config.max_position_embeddings));

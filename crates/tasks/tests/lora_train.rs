@@ -47,6 +47,7 @@ fn lora(targets: &[&str], r: usize) -> LoraTraining {
         targets: targets.iter().map(|s| s.to_string()).collect(),
         modules_to_save: vec![],
         seed: 0,
+        quantized_base: false,
     }
 }
 

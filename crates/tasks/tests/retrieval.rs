@@ -308,6 +308,7 @@ fn bad_pairs_are_errors_naming_the_file_line_and_field() -> Result<()> {
                 targets: Vec::new(),
                 modules_to_save: Vec::new(),
                 seed: 0,
+                quantized_base: false,
             }),
             ..Default::default()
         },

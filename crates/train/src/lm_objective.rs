@@ -1,7 +1,7 @@
 //! Causal language modelling as a trainer [`Objective`]: the decoder's parameters as `Var`s,
 //! the SFT loss on supervised tokens, and evaluation loss/perplexity on held-out features.
 
-use crate::lora::{lora_params, select_targets, LoraParams, LoraTraining};
+use crate::lora::{lora_params, select_targets, trainable_quantized, LoraParams, LoraTraining};
 use crate::trainer::{LossSum, Metrics, Objective};
 use crate::{causal_lm_loss, Result, TrainError};
 use candle_core::{DType, Device, Tensor, Var};
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use tasklm_data::{collate, Features};
 use tasklm_models::{Architecture, DecoderModel, LlamaConfig};
-use tasklm_nn::linear_layer_names;
+use tasklm_nn::{linear_layer_names, QuantizedWeights};
 
 /// Builds `arch` over `tensors` as trainable variables; returns the model and its parameters
 /// (sorted by name). Tied weights are one variable, so their gradients add up.
@@ -38,11 +38,14 @@ pub fn trainable_decoder(
 }
 
 /// Builds `arch` over `tensors` for LoRA training: the layers `lora` targets get fresh
-/// adapters, the base stays frozen. Returns the model and its adapter parameters.
+/// adapters, the base stays frozen. Matrices in `quantized` (a GGUF base loaded with
+/// `--quantized`) stay quantized ([`crate::lora::trainable_quantized`]), except the modules
+/// saved whole. Returns the model and its adapter parameters.
 pub fn trainable_decoder_lora(
     arch: Architecture,
     cfg: &LlamaConfig,
     tensors: HashMap<String, Tensor>,
+    quantized: QuantizedWeights,
     lora: &LoraTraining,
 ) -> Result<(DecoderModel, LoraParams)> {
     let device = tensors
@@ -50,13 +53,24 @@ pub fn trainable_decoder_lora(
         .next()
         .map(|t| t.device().clone())
         .unwrap_or(Device::Cpu);
-    let linear = linear_layer_names(tensors.clone(), DType::F32, &device, |vb| {
-        arch.build(cfg, vb)
-    })?;
+    let untied = tensors.contains_key("lm_head.weight") || quantized.contains_key("lm_head.weight");
+    let mut quantized = trainable_quantized(quantized, untied, &device)?;
+    // The layer names, from a build where each quantized matrix is a stand-in of its shape
+    // (one zero broadcast, no memory), so nothing is converted twice.
+    let mut shapes = tensors.clone();
+    for (name, q) in &quantized {
+        if !shapes.contains_key(name) {
+            let stand_in = Tensor::zeros((1, 1), DType::F32, &device)?.broadcast_as(q.shape())?;
+            shapes.insert(name.clone(), stand_in);
+        }
+    }
+    let linear = linear_layer_names(shapes, DType::F32, &device, |vb| arch.build(cfg, vb))?;
     let layers = select_targets(&linear, lora)?;
-    let p = lora_params(tensors, layers, lora)?;
+    let p = lora_params(tensors, &mut quantized, layers, lora)?;
     let vb = VarBuilder::from_tensors(p.tensors.clone(), DType::F32, &device);
-    Ok((arch.build(cfg, vb)?, p))
+    let q = (!quantized.is_empty()).then_some(&quantized);
+    // The quantized map is dropped on return: the model holds its own block-quantized copies.
+    Ok((arch.build_with(cfg, vb, q)?, p))
 }
 
 /// Language-model loss and perplexity over `features`, in batches of `batch_size` rows of

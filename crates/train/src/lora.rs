@@ -3,12 +3,20 @@
 //! gets a fresh A and B (`Var`s), and each module saved whole becomes `Var`s. Every trainable
 //! parameter is named as PEFT saves it (`base_model.model.{layer}.lora_A.weight`), so the
 //! checkpoints and the final `adapter_model.safetensors` hold the adapter only, in PEFT's names.
+//!
+//! Over a quantized (GGUF) base (`--quantized`, QLoRA-style), the frozen matrices stay
+//! quantized: a targeted layer's base is `LinearWeight::BlockQuantized`, whose backward gives
+//! the input its gradient through the transposed quantized product, and only a module saved
+//! whole (trained, so dense) is dequantized.
 
 use crate::{Result, TrainError};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor, Var};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use tasklm_nn::lora::{LORA_A, LORA_B, PEFT_PREFIX};
-use tasklm_nn::LoraSpec;
+use tasklm_nn::quant::BlockFormat;
+use tasklm_nn::{LoraSpec, QuantizedWeights};
 
 /// `--lora-targets all-linear`: every linear layer but the output head and the modules saved whole.
 pub const ALL_LINEAR: &str = "all-linear";
@@ -23,6 +31,9 @@ pub struct LoraTraining {
     pub modules_to_save: Vec<String>,
     /// Seeds A's draws (with each layer's name).
     pub seed: u64,
+    /// Keep a GGUF base's matrices quantized in memory (`--quantized`): the frozen base runs
+    /// the quantized matmul forward and its transpose backward, never an f32 copy.
+    pub quantized_base: bool,
 }
 
 /// A layer name's last component (`model.layers.0.self_attn.q_proj` -> `q_proj`).
@@ -89,9 +100,12 @@ pub struct LoraParams {
 
 /// Adds fresh adapters on `layers` (from [`select_targets`]) to `tensors`, and makes the
 /// modules to save trainable. A tied `lm_head` to save becomes a copy of the embedding table,
-/// as PEFT copies the module; another module that has no tensors is an error naming it.
+/// as PEFT copies the module; another module that has no tensors is an error naming it. A
+/// module to save that `quantized` holds is dequantized (it trains, so it is dense) and taken
+/// out of `quantized`; targeted layers in `quantized` stay there, as the adapters' frozen base.
 pub fn lora_params(
     tensors: HashMap<String, Tensor>,
+    quantized: &mut QuantizedWeights,
     layers: Vec<String>,
     lora: &LoraTraining,
 ) -> Result<LoraParams> {
@@ -106,20 +120,27 @@ pub fn lora_params(
         .collect::<Result<_>>()?;
     let mut params = Vec::new();
     for m in &lora.modules_to_save {
+        let module_of = |k: &str| {
+            k.rsplit_once('.')
+                .is_some_and(|(module, _)| names(m, module))
+        };
+        let held: Vec<String> = quantized.keys().filter(|k| module_of(k)).cloned().collect();
+        for k in held {
+            if let Some(q) = quantized.remove(&k) {
+                // The embedding table is dense already (lookups); its quantized copy served a
+                // tied head, which now reads the trained table.
+                if let std::collections::hash_map::Entry::Vacant(e) = tensors.entry(k) {
+                    e.insert(q.dequantize(&device)?);
+                }
+            }
+        }
         if m == "lm_head" && !tensors.contains_key("lm_head.weight") {
             if let Some(table) = tensors.get("model.embed_tokens.weight") {
                 let copy = table.copy()?;
                 tensors.insert("lm_head.weight".into(), copy);
             }
         }
-        let owned: Vec<String> = tensors
-            .keys()
-            .filter(|k| {
-                k.rsplit_once('.')
-                    .is_some_and(|(module, _)| names(m, module))
-            })
-            .cloned()
-            .collect();
+        let owned: Vec<String> = tensors.keys().filter(|k| module_of(k)).cloned().collect();
         if owned.is_empty() {
             return Err(TrainError::Setting(format!(
                 "--modules-to-save `{m}`: the model has no module of that name with weights"
@@ -132,10 +153,16 @@ pub fn lora_params(
         }
     }
     for layer in &layers {
-        let w = tensors.get(&format!("{layer}.weight")).ok_or_else(|| {
-            TrainError::Setting(format!("LoRA target `{layer}` has no dense weight"))
-        })?;
-        let (out_dim, in_dim) = w.dims2()?;
+        let name = format!("{layer}.weight");
+        let (out_dim, in_dim) = match (tensors.get(&name), quantized.get(&name)) {
+            (Some(w), _) => w.dims2()?,
+            (None, Some(q)) => q.shape().dims2()?,
+            (None, None) => {
+                return Err(TrainError::Setting(format!(
+                    "LoRA target `{layer}` has no weight"
+                )))
+            }
+        };
         let (a, b) = lora
             .spec
             .fresh(out_dim, in_dim, name_seed(lora.seed, layer), &device)?;
@@ -153,4 +180,31 @@ pub fn lora_params(
         params,
         layers,
     })
+}
+
+/// A quantized base made ready to train over: matrices in a format without a backward here
+/// (k-quants, on candle's matmul) are requantized to Q8_0 one at a time (8.5 bits a weight;
+/// only that one matrix is ever f32), and the quantized embedding table is dropped when the
+/// head does not read it (`untied`: the model has its own `lm_head`).
+pub fn trainable_quantized(
+    quantized: QuantizedWeights,
+    untied: bool,
+    device: &Device,
+) -> Result<QuantizedWeights> {
+    let mut out = QuantizedWeights::new();
+    for (name, q) in quantized {
+        if untied && name == "model.embed_tokens.weight" {
+            continue;
+        }
+        let q = if BlockFormat::of(q.dtype()).is_some() {
+            q
+        } else {
+            let dense = q.dequantize(device)?;
+            Arc::new(QTensor::quantize(&dense, GgmlDType::Q8_0).map_err(|e| {
+                TrainError::Setting(format!("{name}: requantizing to Q8_0 for training: {e}"))
+            })?)
+        };
+        out.insert(name, q);
+    }
+    Ok(out)
 }

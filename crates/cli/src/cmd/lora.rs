@@ -35,6 +35,11 @@ pub struct LoraFlags {
     /// Comma-separated modules trained in full and saved with the adapter (lm_head, score).
     #[arg(long)]
     pub modules_to_save: Option<String>,
+    /// With a GGUF base: keep its matrices quantized in memory (QLoRA-style), the frozen base
+    /// running quantized matmuls forward and backward; the adapter then loads over the
+    /// quantized base by itself (generate, eval, predict, serve). Default: f32-dequantized.
+    #[arg(long)]
+    pub quantized: bool,
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -56,6 +61,7 @@ impl LoraFlags {
                 ("--lora-targets", self.lora_targets.is_some()),
                 ("--lora-rslora", self.lora_rslora),
                 ("--modules-to-save", self.modules_to_save.is_some()),
+                ("--quantized", self.quantized),
             ];
             if let Some((name, _)) = given.iter().find(|g| g.1) {
                 bail!("{name} applies to LoRA training: add --lora");
@@ -88,6 +94,7 @@ impl LoraFlags {
                 .map(list)
                 .unwrap_or_default(),
             seed: 0,
+            quantized_base: self.quantized,
         }))
     }
 }

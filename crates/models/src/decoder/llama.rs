@@ -331,6 +331,26 @@ impl CausalLm for Llama {
         KvCache::new(self.layers.len())
     }
 
+    fn linear_layers(&self) -> Vec<(String, &Linear)> {
+        let mut out = Vec::with_capacity(7 * self.layers.len() + 1);
+        for (i, b) in self.layers.iter().enumerate() {
+            let (a, m) = (&b.self_attn, &b.mlp);
+            for (name, l) in [
+                ("self_attn.q_proj", &a.q_proj),
+                ("self_attn.k_proj", &a.k_proj),
+                ("self_attn.v_proj", &a.v_proj),
+                ("self_attn.o_proj", &a.o_proj),
+                ("mlp.gate_proj", &m.gate_proj),
+                ("mlp.up_proj", &m.up_proj),
+                ("mlp.down_proj", &m.down_proj),
+            ] {
+                out.push((format!("model.layers.{i}.{name}"), l));
+            }
+        }
+        out.push(("lm_head".to_string(), &self.lm_head));
+        out
+    }
+
     fn max_context(&self) -> usize {
         self.cfg.max_position_embeddings
     }

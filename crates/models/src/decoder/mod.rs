@@ -3,7 +3,7 @@
 pub mod llama;
 
 use candle_core::{Device, Tensor};
-use tasklm_nn::KvCache;
+use tasklm_nn::{KvCache, Linear};
 
 /// One forward call: new tokens plus the key mask over cached + new positions.
 ///
@@ -168,6 +168,9 @@ pub trait CausalLm {
         self.lm_logits(&h.narrow(1, t - 1, 1)?.squeeze(1)?) // (B, V)
     }
     fn new_cache(&self) -> KvCache;
+    /// Every linear layer under its checkpoint name (`model.layers.0.self_attn.q_proj`, the
+    /// head as `lm_head`, tied or not), so callers can tell how each holds its weight.
+    fn linear_layers(&self) -> Vec<(String, &Linear)>;
     /// The context window in tokens.
     fn max_context(&self) -> usize;
     fn vocab_size(&self) -> usize;

@@ -9,11 +9,14 @@
 //! and all their rows are shared out over the threads in one parallel pass.
 
 mod kernels;
+mod transpose;
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use std::sync::Arc;
 
 pub use kernels::Isa;
+pub use transpose::matmul_rows_transposed;
 
 /// Elements per quantization block (all formats here).
 pub const BLOCK: usize = 32;
@@ -256,11 +259,11 @@ pub fn matmul_rows(x: &[f32], k: usize, mats: &[&BlockQuantized]) -> Result<Vec<
     Ok(y)
 }
 
-struct QuantizedMatmul<'a> {
-    mats: &'a [&'a BlockQuantized],
+struct QuantizedMatmul {
+    mats: Vec<Arc<BlockQuantized>>,
 }
 
-impl CustomOp1 for QuantizedMatmul<'_> {
+impl CustomOp1 for QuantizedMatmul {
     fn name(&self) -> &'static str {
         "block-quantized-matmul"
     }
@@ -272,20 +275,39 @@ impl CustomOp1 for QuantizedMatmul<'_> {
         let x = crate::ops::contiguous_slice(self.name(), x, l)?;
         let dims = l.shape().dims();
         let k = dims.last().copied().unwrap_or(0);
-        let y = matmul_rows(x, k, self.mats)?;
+        let mats: Vec<&BlockQuantized> = self.mats.iter().map(|m| m.as_ref()).collect();
+        let y = matmul_rows(x, k, &mats)?;
         let mut out = dims.to_vec();
         if let Some(last) = out.last_mut() {
             *last = self.mats.iter().map(|m| m.rows).sum();
         }
         Ok((CpuStorage::F32(y), Shape::from(out)))
     }
+
+    /// The input's gradient only (the weights are frozen): `grad [W_0; W_1; ...]`, the weights
+    /// dequantized panel by panel inside the kernel ([`matmul_rows_transposed`]).
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op = transpose::QuantizedMatmulT {
+            mats: self.mats.clone(),
+        };
+        let g = grad.to_dtype(candle_core::DType::F32)?.contiguous()?;
+        Ok(Some(g.apply_op1_no_bwd(&op)?))
+    }
 }
 
-/// `x [W_0; W_1; ...]^T` for `x` (.., k), f32: (.., sum of the matrices' rows). Inference only
-/// (no gradient flows through quantized weights).
-pub fn quantized_matmul(x: &Tensor, mats: &[&BlockQuantized]) -> Result<Tensor> {
+/// `x [W_0; W_1; ...]^T` for `x` (.., k), f32: (.., sum of the matrices' rows). The weights are
+/// frozen: when `x` tracks a gradient (LoRA training over a quantized base), the backward
+/// gives `x` its gradient through the transposed product and the weights none.
+pub fn quantized_matmul(x: &Tensor, mats: &[Arc<BlockQuantized>]) -> Result<Tensor> {
     let x = x.to_dtype(candle_core::DType::F32)?.contiguous()?;
-    x.apply_op1_no_bwd(&QuantizedMatmul { mats })
+    let op = QuantizedMatmul {
+        mats: mats.to_vec(),
+    };
+    if x.track_op() {
+        x.apply_op1(op)
+    } else {
+        x.apply_op1_no_bwd(&op)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use super::*;
 use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module};
+use std::sync::Arc;
 
 const FORMATS: [BlockFormat; 3] = [BlockFormat::Q8_0, BlockFormat::Q4_0, BlockFormat::Q4_1];
 
@@ -73,10 +74,11 @@ fn matmul_matches_dequantized_weights_and_candles_quantized_matmul() {
     let (w1, w2, x) = (random(70, 128, 4), random(130, 128, 5), random(4, 128, 6));
     for f in FORMATS {
         let (m1, m2) = (
-            BlockQuantized::quantize(&w1, f).unwrap(),
-            BlockQuantized::quantize(&w2, f).unwrap(),
+            Arc::new(BlockQuantized::quantize(&w1, f).unwrap()),
+            Arc::new(BlockQuantized::quantize(&w2, f).unwrap()),
         );
-        let y = quantized_matmul(&x.reshape((2, 2, 128)).unwrap(), &[&m1, &m2]).unwrap();
+        let y =
+            quantized_matmul(&x.reshape((2, 2, 128)).unwrap(), &[m1.clone(), m2.clone()]).unwrap();
         assert_eq!(y.dims(), &[2, 2, 200]);
         let y = y.reshape((4, 200)).unwrap();
         // Reference: f32 products with the dequantized weights; the gap is the activations'
@@ -124,4 +126,96 @@ fn half_conversion_is_exact() {
 
 fn half_ref(bits: u16) -> f32 {
     half::f16::from_bits(bits).to_f32()
+}
+
+/// (a, b) as row-major f32 values.
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn every_instruction_set_dequantizes_as_the_plain_formula() {
+    let w = random(3, 320, 8);
+    for f in FORMATS {
+        let m = BlockQuantized::quantize(&w, f).unwrap();
+        let want = m.dequantize();
+        for isa in Isa::supported() {
+            for r in 0..3 {
+                // Blocks 2..7 of the row, as a backward task reads them.
+                let mut got = vec![f32::NAN; 5 * BLOCK];
+                isa.dequantize_blocks(f, &m.row(r), 2..7, &mut got);
+                let from = r * 320 + 2 * BLOCK;
+                assert_eq!(got, want[from..from + 5 * BLOCK], "{f:?} {isa:?} row {r}");
+            }
+        }
+    }
+}
+
+#[test]
+fn transposed_product_is_the_input_gradient_of_a_dense_matmul_on_every_isa() {
+    // Several matrices (as q/k/v), more rows than a panel and more columns than a task.
+    let dev = Device::Cpu;
+    let (w1, w2, g) = (
+        random(300, 1088, 9),
+        random(40, 1088, 10),
+        random(5, 340, 11),
+    );
+    for f in FORMATS {
+        let (m1, m2) = (
+            BlockQuantized::quantize(&w1, f).unwrap(),
+            BlockQuantized::quantize(&w2, f).unwrap(),
+        );
+        let dq = |m: &BlockQuantized| Tensor::from_vec(m.dequantize(), m.dims(), &dev).unwrap();
+        let wd = Tensor::cat(&[dq(&m1), dq(&m2)], 0).unwrap(); // (340, 1088)
+        let want = values(&g.matmul(&wd).unwrap()); // (5, 1088)
+        let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for isa in Isa::supported() {
+            let got = matmul_rows_transposed(&values(&g), 5, &[&m1, &m2], isa).unwrap();
+            assert_eq!(got.len(), want.len());
+            let gap = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+            assert!(
+                gap <= 1e-5 * scale,
+                "{f:?} {isa:?}: max gap {gap} of {scale}"
+            );
+        }
+    }
+}
+
+#[test]
+fn autograd_gives_the_input_the_dense_gradient_and_the_weights_none() {
+    use candle_core::Var;
+    let dev = Device::Cpu;
+    let (w1, w2) = (random(70, 128, 12), random(33 * 2, 128, 13));
+    let x = Var::from_tensor(&random(6, 128, 14).reshape((2, 3, 128)).unwrap()).unwrap();
+    let coef = random(6, 136, 15).reshape((2, 3, 136)).unwrap();
+    for f in FORMATS {
+        let mats = [
+            Arc::new(BlockQuantized::quantize(&w1, f).unwrap()),
+            Arc::new(BlockQuantized::quantize(&w2, f).unwrap()),
+        ];
+        // loss = sum(coef * y): its gradient for y is coef.
+        let y = quantized_matmul(x.as_tensor(), &mats).unwrap();
+        let grads = (&y * &coef).unwrap().sum_all().unwrap().backward().unwrap();
+        let got = grads.get(x.as_tensor()).expect("x has a gradient");
+        let dq = |m: &BlockQuantized| Tensor::from_vec(m.dequantize(), m.dims(), &dev).unwrap();
+        let wd = Tensor::cat(&[dq(&mats[0]), dq(&mats[1])], 0).unwrap(); // (136, 128)
+        let want = coef.broadcast_matmul(&wd).unwrap(); // (2, 3, 128)
+        assert_eq!(got.dims(), &[2, 3, 128]);
+        let gap = (got - &want).unwrap().abs().unwrap().max_all().unwrap();
+        let gap = gap.to_scalar::<f32>().unwrap();
+        assert!(gap < 1e-4, "{f:?}: max gap {gap}");
+        // Without a tracked input nothing is recorded.
+        let plain = quantized_matmul(&x.as_tensor().detach(), &mats).unwrap();
+        assert!(!plain.track_op());
+    }
+}
+
+#[test]
+fn the_backward_refuses_a_gradient_of_the_wrong_size() {
+    let m = BlockQuantized::quantize(&random(4, 64, 16), BlockFormat::Q4_0).unwrap();
+    let err = matmul_rows_transposed(&[0.0; 7], 2, &[&m], Isa::Generic).unwrap_err();
+    assert!(err.to_string().contains("expected 2 x 4"), "{err}");
 }

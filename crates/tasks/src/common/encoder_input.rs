@@ -119,6 +119,11 @@ pub fn backbone_and_head(
             lora: None,
         });
     };
+    if lora.quantized_base {
+        return Err(crate::TaskError::Invalid(
+            "--quantized keeps a GGUF decoder's base quantized; an encoder has no GGUF base".into(),
+        ));
+    }
     let mut lora = lora.clone();
     if !lora.modules_to_save.iter().any(|m| m == head.name) {
         // As PEFT's SEQ_CLS / TOKEN_CLS / QUESTION_ANS: the (fresh) head trains in full.
@@ -128,7 +133,12 @@ pub fn backbone_and_head(
         Bert::new(cfg, vb.pp(BERT_PREFIX))
     })?;
     let layers = tasklm_train::lora::select_targets(&linear, &lora)?;
-    let p = tasklm_train::lora::lora_params(tensors, layers, &lora)?;
+    let p = tasklm_train::lora::lora_params(
+        tensors,
+        &mut tasklm_nn::QuantizedWeights::new(),
+        layers,
+        &lora,
+    )?;
     Ok(EncoderParams {
         tensors: p.tensors,
         params: p.params,

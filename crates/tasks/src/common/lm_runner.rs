@@ -126,6 +126,39 @@ pub fn train_options(job: &TrainJob) -> TrainOptions<'_> {
     }
 }
 
+/// Loads the decoder `job` trains from `source`: with `--lora --quantized`, a GGUF base's
+/// matrices stay quantized (QLoRA-style); otherwise every tensor is f32, and `--lora` on a
+/// GGUF without `--quantized` is told that the option exists.
+pub fn load_for_training(
+    job: &TrainJob,
+    source: &tasklm_hub::ModelSource,
+    notice: Notice,
+) -> Result<tasklm_hub::DecoderCheckpoint> {
+    let quantized = job.options.lora.as_ref().is_some_and(|l| l.quantized_base);
+    if quantized && !source.is_gguf() {
+        return Err(TaskError::Invalid(format!(
+            "--quantized needs a GGUF base model; {} is not one",
+            source.path().display()
+        )));
+    }
+    if job.options.lora.is_some() && !quantized && source.is_gguf() {
+        notice(&format!(
+            "{}: LoRA over the f32-dequantized GGUF base; --quantized keeps its matrices \
+             quantized in memory (QLoRA-style)",
+            source.path().display()
+        ));
+    }
+    let opts = tasklm_hub::LoadOptions {
+        dtype: candle_core::DType::F32,
+        quantized,
+    };
+    Ok(tasklm_hub::load_checkpoint_with(
+        source,
+        opts,
+        &candle_core::Device::Cpu,
+    )?)
+}
+
 /// Trains the decoder of `ck` on `train_features` (encoded from `train_file`), evaluating on
 /// `eval_file`, and writes the model with `tok` and `provenance` as `tasklm.json`.
 pub fn fit_lm(
@@ -134,18 +167,28 @@ pub fn fit_lm(
     tok: &TextTokenizer,
     (train_features, train_file): (Vec<Features>, &EncodedFile),
     eval_file: Option<&EncodedFile>,
-    provenance: serde_json::Value,
+    mut provenance: serde_json::Value,
     max_len: usize,
 ) -> Result<TrainOutcome> {
     let (arch, cfg) = (ck.architecture, ck.config.clone());
+    if !ck.quantized.is_empty() {
+        // Read back by the hub: the adapter then loads over the base kept quantized.
+        provenance["quantized_base"] = true.into();
+    }
     let (model, params, weights_file, adapter) = match &job.options.lora {
+        None if !ck.quantized.is_empty() => {
+            return Err(TaskError::Invalid(
+                "a quantized base trains LoRA adapters only: add --lora, or drop --quantized"
+                    .into(),
+            ))
+        }
         None => {
             let (model, params) = trainable_decoder(arch, &cfg, ck.tensors)?;
             (model, params, "model.safetensors", None)
         }
         Some(lora) => {
             let lora = lora_settings(lora, ModelKind::Decoder, job.args.seed);
-            let (model, p) = trainable_decoder_lora(arch, &cfg, ck.tensors, &lora)?;
+            let (model, p) = trainable_decoder_lora(arch, &cfg, ck.tensors, ck.quantized, &lora)?;
             let adapter = adapter_config(&lora, &p.layers, "CAUSAL_LM", ck.source.path());
             (model, p.params, ADAPTER_WEIGHTS, Some(adapter))
         }
