@@ -24,7 +24,7 @@ use super::PgLocation;
 use crate::chunk::ChunkConfig;
 use crate::store::{Manifest, FORMAT};
 use crate::{RagError, Result};
-use postgres::GenericClient;
+use postgres::{Client, GenericClient};
 
 pub const MANIFEST_TABLE: &str = "tasklm_indexes";
 /// The full-text configuration of the `tsv` column and of queries.
@@ -35,8 +35,19 @@ pub fn chunks_table(name: &str) -> String {
     format!("tasklm_chunks__{name}")
 }
 
-pub(crate) fn create_manifest_table(c: &mut impl GenericClient, loc: &PgLocation) -> Result<()> {
-    c.batch_execute(&format!(
+/// Creates the manifest table shared by every index, in a short transaction of its own.
+/// `CREATE TABLE IF NOT EXISTS` is not safe against itself (two builds on a fresh database
+/// both create the table's row type and one fails on `pg_type`'s unique index), so creators
+/// take an advisory lock first; it is released at commit, before the build's long transaction.
+pub(crate) fn create_manifest_table(c: &mut Client, loc: &PgLocation) -> Result<()> {
+    let err = |e: &postgres::Error| loc.err(&format!("creating table {MANIFEST_TABLE}"), e);
+    let mut tx = c.transaction().map_err(|e| err(&e))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&"tasklm manifest table"],
+    )
+    .map_err(|e| err(&e))?;
+    tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {MANIFEST_TABLE} (
             name text PRIMARY KEY, format integer NOT NULL, version bigint NOT NULL,
             model text NOT NULL, model_path text NOT NULL, dims integer NOT NULL,
@@ -44,7 +55,8 @@ pub(crate) fn create_manifest_table(c: &mut impl GenericClient, loc: &PgLocation
             documents bigint NOT NULL, chunks bigint NOT NULL,
             built_at timestamptz NOT NULL DEFAULT now())"
     ))
-    .map_err(|e| loc.err(&format!("creating table {MANIFEST_TABLE}"), &e))
+    .map_err(|e| err(&e))?;
+    tx.commit().map_err(|e| err(&e))
 }
 
 /// Creates the chunks table `table` (its search indexes come after the rows).

@@ -155,8 +155,8 @@ pub fn build(
         .capped(model.embedder.max_len.saturating_sub(2))?;
     let dims = model.embedder.dims;
     let mut client = loc.connect(true)?;
+    schema::create_manifest_table(&mut client, loc)?;
     let mut tx = begin(&mut client, loc)?;
-    schema::create_manifest_table(&mut tx, loc)?;
     let version = read_manifest(&mut tx, loc)?.map_or(1, |m| m.version + 1);
     let table = chunks_table(loc.name());
     let fresh = format!("{table}_build");
