@@ -86,7 +86,7 @@ fn unsupported_variants_name_what_is_missing() -> Result<()> {
         (
             "activation_function",
             json!("tanh"),
-            "expected gelu, gelu_new",
+            "expected one of gelu, gelu_new",
         ),
     ];
     for (key, value, want) in cases {

@@ -89,6 +89,7 @@ mod tests {
             Activation::from_name("gelu_pytorch_tanh"),
             Some(Activation::GeluTanh)
         );
-        assert_eq!(Activation::from_name("swish"), None);
+        assert_eq!(Activation::from_name("swish"), Some(Activation::Silu));
+        assert_eq!(Activation::from_name("tanh"), None);
     }
 }
