@@ -273,16 +273,30 @@ pub fn run(c: TrainCmd) -> Result<()> {
     };
     let r = tasklm_tasks::train(&job, &notice).context("training failed")?;
     let refused = r.count_of("refused");
-    eprintln!(
-        "trained {} updates on {} records ({} sequences of at most {} tokens) in {:.1} s, {:.0} tokens/s{}",
-        r.count_of("steps"),
-        r.count_of("kept"),
-        r.count_of("sequences"),
-        r.count_of("max_seq_len"),
-        r.timing_of("train_s"),
-        r.count_of("tokens") as f64 / r.timing_of("train_s").max(1e-9),
-        if refused > 0 { format!(", {refused} updates refused (NaN/Inf)") } else { String::new() }
-    );
+    let refused = if refused > 0 {
+        format!(", {refused} updates refused (NaN/Inf)")
+    } else {
+        String::new()
+    };
+    let train_s = r.timing_of("train_s");
+    if r.count_of("images") > 0 {
+        // An image task counts images seen, not tokens.
+        eprintln!(
+            "trained {} updates on {} images in {train_s:.1} s, {:.1} images/s{refused}",
+            r.count_of("steps"),
+            r.count_of("records"),
+            r.count_of("images") as f64 / train_s.max(1e-9),
+        );
+    } else {
+        eprintln!(
+            "trained {} updates on {} records ({} sequences of at most {} tokens) in {train_s:.1} s, {:.0} tokens/s{refused}",
+            r.count_of("steps"),
+            r.count_of("kept"),
+            r.count_of("sequences"),
+            r.count_of("max_seq_len"),
+            r.count_of("tokens") as f64 / train_s.max(1e-9),
+        );
+    }
     if !r.metrics.is_empty() {
         let parts: Vec<String> = r
             .metrics
