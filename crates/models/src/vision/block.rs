@@ -130,6 +130,33 @@ impl BlockStack {
     }
 }
 
+/// A tower's activation from its `hidden_act` (an error lists the supported names).
+pub(crate) fn tower_activation(name: &str) -> std::result::Result<Activation, String> {
+    Activation::from_name(name).ok_or_else(|| {
+        format!(
+            "hidden_act `{name}` is not supported ({})",
+            Activation::NAMES
+        )
+    })
+}
+
+/// What every vision tower's forward pass relies on: heads that divide the width, a known
+/// activation, a patch grid that tiles the image.
+pub(crate) fn check_tower(
+    hidden_size: usize,
+    heads: usize,
+    hidden_act: &str,
+    grid: PatchGrid,
+) -> std::result::Result<(), String> {
+    if heads == 0 || !hidden_size.is_multiple_of(heads) {
+        return Err(format!(
+            "hidden_size ({hidden_size}) must be a multiple of num_attention_heads ({heads})"
+        ));
+    }
+    tower_activation(hidden_act)?;
+    grid.validate()
+}
+
 /// Sizes of the patch grid an encoder was built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PatchGrid {

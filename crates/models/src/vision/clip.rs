@@ -16,7 +16,9 @@
 //! embedding and `last_hidden_state` the last block's output, not normed (what LLaVA's
 //! `vision_feature_layer` indexes).
 
-use super::block::{BlockConfig, BlockNames, BlockStack, PatchEmbedding, PatchGrid};
+use super::block::{
+    check_tower, tower_activation, BlockConfig, BlockNames, BlockStack, PatchEmbedding, PatchGrid,
+};
 use super::VisionOutput;
 use crate::heads::Pool;
 use candle_core::{Module, Result, Tensor};
@@ -81,26 +83,16 @@ pub struct ClipVisionConfig {
 impl ClipVisionConfig {
     /// Checks what the forward pass relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return Err(format!(
-                "hidden_size ({}) must be a multiple of num_attention_heads ({})",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        self.activation()?;
-        self.grid().validate()
+        check_tower(
+            self.hidden_size,
+            self.num_attention_heads,
+            &self.hidden_act,
+            self.grid(),
+        )
     }
 
     fn activation(&self) -> std::result::Result<Activation, String> {
-        Activation::from_name(&self.hidden_act).ok_or_else(|| {
-            format!(
-                "hidden_act `{}` is not supported ({})",
-                self.hidden_act,
-                Activation::NAMES
-            )
-        })
+        tower_activation(&self.hidden_act)
     }
 
     pub(crate) fn grid(&self) -> PatchGrid {

@@ -15,7 +15,9 @@
 //! layernorm (the last one differs from `last_hidden_state`). Position interpolation for other
 //! image sizes (`interpolate_pos_encoding`) is not supported: a wrong size is an error.
 
-use super::block::{BlockConfig, BlockNames, BlockStack, PatchEmbedding, PatchGrid};
+use super::block::{
+    check_tower, tower_activation, BlockConfig, BlockNames, BlockStack, PatchEmbedding, PatchGrid,
+};
 use super::VisionOutput;
 use crate::heads::Pool;
 use candle_core::{Module, Result, Tensor};
@@ -79,26 +81,16 @@ pub struct ViTConfig {
 impl ViTConfig {
     /// Checks what the forward pass relies on.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return Err(format!(
-                "hidden_size ({}) must be a multiple of num_attention_heads ({})",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        self.activation()?;
-        self.grid().validate()
+        check_tower(
+            self.hidden_size,
+            self.num_attention_heads,
+            &self.hidden_act,
+            self.grid(),
+        )
     }
 
     fn activation(&self) -> std::result::Result<Activation, String> {
-        Activation::from_name(&self.hidden_act).ok_or_else(|| {
-            format!(
-                "hidden_act `{}` is not supported ({})",
-                self.hidden_act,
-                Activation::NAMES
-            )
-        })
+        tower_activation(&self.hidden_act)
     }
 
     pub(crate) fn grid(&self) -> PatchGrid {
