@@ -33,7 +33,19 @@ pub fn labels_for(task: TaskKind, examples: &[LabelExample]) -> Result<Vec<Strin
     if task == TaskKind::Nli {
         return Ok(NLI_LABELS.iter().map(|s| s.to_string()).collect());
     }
-    let mut l: Vec<String> = examples.iter().filter_map(|e| e.label.clone()).collect();
+    sorted_labels(
+        examples.iter().filter_map(|e| e.label.clone()),
+        "a classifier",
+    )
+}
+
+/// The distinct `labels` sorted (numerically when every one is an integer); two at least,
+/// else an error saying what `model` ("a classifier") needs.
+pub(crate) fn sorted_labels(
+    labels: impl Iterator<Item = String>,
+    model: &str,
+) -> Result<Vec<String>> {
+    let mut l: Vec<String> = labels.collect();
     l.sort();
     l.dedup();
     if l.iter().all(|x| x.parse::<i64>().is_ok()) {
@@ -41,7 +53,7 @@ pub fn labels_for(task: TaskKind, examples: &[LabelExample]) -> Result<Vec<Strin
     }
     if l.len() < 2 {
         return Err(TaskError::Invalid(format!(
-            "a classifier needs at least two labels, the data has {l:?}"
+            "{model} needs at least two labels, the data has {l:?}"
         )));
     }
     Ok(l)

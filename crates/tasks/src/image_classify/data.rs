@@ -114,18 +114,10 @@ fn read_jsonl(path: &Path) -> Result<Vec<ImageExample>> {
 /// The sorted label set of `examples` (numerically when every label is an integer); two at
 /// least.
 pub fn labels_of(examples: &[ImageExample]) -> Result<Vec<String>> {
-    let mut l: Vec<String> = examples.iter().filter_map(|e| e.label.clone()).collect();
-    l.sort();
-    l.dedup();
-    if l.iter().all(|x| x.parse::<i64>().is_ok()) {
-        l.sort_by_key(|x| x.parse::<i64>().unwrap_or(0));
-    }
-    if l.len() < 2 {
-        return Err(TaskError::Invalid(format!(
-            "an image classifier needs at least two labels, the data has {l:?}"
-        )));
-    }
-    Ok(l)
+    crate::classify::encoder::sorted_labels(
+        examples.iter().filter_map(|e| e.label.clone()),
+        "an image classifier",
+    )
 }
 
 #[cfg(test)]
