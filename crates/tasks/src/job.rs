@@ -36,6 +36,9 @@ pub struct TaskOptions {
     pub lora: Option<tasklm_train::LoraTraining>,
     /// rag: the index, passages per prompt, search mode and context source.
     pub rag: crate::rag::RagOptions,
+    /// translate, summarize on an encoder-decoder: a fresh model's arch, config and
+    /// tokenizer, and label smoothing.
+    pub seq2seq: crate::seq2seq::Seq2SeqOptions,
 }
 
 /// One `tasklm train` run.

@@ -21,6 +21,7 @@ pub mod qa;
 pub mod rag;
 mod report;
 pub mod retrieval;
+pub mod seq2seq;
 pub mod sft;
 
 pub use error::{Result, TaskError};

@@ -15,6 +15,7 @@ pub mod lora;
 mod mnrl;
 mod optim;
 mod schedule;
+mod seq2seq_loss;
 pub mod trainer;
 
 pub use clip::clip_grad_norm;
@@ -26,6 +27,7 @@ pub use lora::{LoraParams, LoraTraining};
 pub use mnrl::{l2_normalize, mnrl_loss, MNRL_SCALE};
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{LrSchedule, ScheduleKind};
+pub use seq2seq_loss::{label_smoothed_sum, seq2seq_train_loss};
 pub use trainer::{
     accumulate, epoch_order, train, write_model, LossSum, Metrics, Objective, TrainArgs,
     TrainOptions, TrainSummary,

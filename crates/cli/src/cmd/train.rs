@@ -35,6 +35,36 @@ impl LangFlags {
     }
 }
 
+/// A fresh encoder-decoder (translate, summarize) and its loss.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Seq2SeqFlags {
+    /// translate/summarize: train a fresh encoder-decoder of this architecture (t5, bart,
+    /// marian) instead of fine-tuning --model; needs --tokenizer.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// With --arch: TOML of config.json keys over the arch's defaults (d_model = 256, ...).
+    #[arg(long, requires = "arch")]
+    pub model_config: Option<PathBuf>,
+    /// With --arch: the tokenizer directory (tokenizer.json), e.g. from `tasklm tokenizer train`.
+    #[arg(long, requires = "arch")]
+    pub tokenizer: Option<PathBuf>,
+    /// Label smoothing of an encoder-decoder's loss (as transformers' label_smoothing_factor)
+    /// [default: 0].
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+}
+
+impl Seq2SeqFlags {
+    pub fn options(&self) -> tasklm_tasks::seq2seq::Seq2SeqOptions {
+        tasklm_tasks::seq2seq::Seq2SeqOptions {
+            arch: self.arch.clone(),
+            model_config: self.model_config.clone(),
+            tokenizer: self.tokenizer.clone(),
+            label_smoothing: self.label_smoothing,
+        }
+    }
+}
+
 /// How a record becomes a prompt for a decoder classifier (classify, nli).
 #[derive(Args, Clone, Debug, Default)]
 pub struct LabelPromptFlags {
@@ -194,9 +224,10 @@ impl TrainerFlags {
 pub struct TrainCmd {
     #[arg(long, value_parser = parse_task, help = task_help())]
     pub task: TaskKind,
-    /// Base model: a catalog name, a Hugging Face directory, a .gguf file or a hub id.
-    #[arg(long)]
-    pub model: String,
+    /// Base model: a catalog name, a Hugging Face directory, a .gguf file or a hub id
+    /// (not with --arch, which trains a fresh encoder-decoder).
+    #[arg(long, required_unless_present = "arch")]
+    pub model: Option<String>,
     /// Training data (JSONL).
     #[arg(long)]
     pub data: PathBuf,
@@ -232,6 +263,8 @@ pub struct TrainCmd {
     pub trainer: TrainerFlags,
     #[command(flatten)]
     pub lora: super::lora::LoraFlags,
+    #[command(flatten)]
+    pub seq2seq: Seq2SeqFlags,
     /// Print the run's report (final eval metrics, counts) as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -251,7 +284,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
     });
     let job = TrainJob {
         task: c.task,
-        model: c.model,
+        model: c.model.unwrap_or_default(),
         data: c.data,
         eval: c.eval,
         out: c.out.clone(),
@@ -268,6 +301,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
             doc_stride: c.doc_stride,
             langs: c.langs.pair(),
             lora: c.lora.settings()?,
+            seq2seq: c.seq2seq.options(),
             ..TaskOptions::default()
         },
     };

@@ -25,7 +25,7 @@ impl Seq2SeqCache {
     }
 
     /// Teacher forcing: the full decoder input in one pass, no self-attention cache.
-    pub(crate) fn without_self_cache(mut self) -> Self {
+    pub fn without_self_cache(mut self) -> Self {
         self.self_kv = None;
         self
     }

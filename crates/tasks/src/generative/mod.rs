@@ -30,7 +30,14 @@ impl TaskFamily for Generative {
             .eval
             .as_ref()
             .map(|p| GenData::new(task, p, &job.options));
-        Ok(train(&data, eval.as_ref(), job, notice)?.into_report(job.task))
+        let outcome = if job.options.seq2seq.arch.is_some()
+            || crate::seq2seq::is_seq2seq(&job.model, job.progress)?
+        {
+            crate::seq2seq::train(&data, eval.as_ref(), job, notice)?
+        } else {
+            train(&data, eval.as_ref(), job, notice)?
+        };
+        Ok(outcome.into_report(job.task))
     }
 
     fn evaluate(&self, job: &EvalJob, _notice: Notice) -> Result<Report> {
@@ -56,7 +63,11 @@ impl TaskFamily for Generative {
             beam: g.beam.clone(),
         };
         let data = GenData::new(task, &job.data, &job.options);
-        let (metrics, preds) = evaluate(&job.model, &data, &opts)?;
+        let (metrics, preds) = if crate::seq2seq::is_seq2seq(&job.model, job.progress)? {
+            crate::seq2seq::evaluate(&job.model, &data, &opts)?
+        } else {
+            evaluate(&job.model, &data, &opts)?
+        };
         if let Some(p) = &g.predictions {
             write_predictions(p, &preds)?;
         }
@@ -71,6 +82,10 @@ impl TaskFamily for Generative {
             stop: task.stops(),
             ..SamplingParams::greedy(task.default_max_new_tokens())
         };
+        if crate::seq2seq::is_seq2seq(&job.model, job.progress)? {
+            let p = crate::seq2seq::Seq2SeqPredictor::load(&job.model, task, sampling)?;
+            return Ok(Box::new(p));
+        }
         let data = GenData::new(task, Path::new(""), &job.options);
         Ok(Box::new(GenPredictor::load(&job.model, data, sampling)?))
     }

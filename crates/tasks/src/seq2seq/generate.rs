@@ -1,0 +1,163 @@
+//! Generating with an encoder-decoder for translate and summarize: `eval` (every record's
+//! source through the encoder, greedy, sampled or beam decoding, scored with the task's metric)
+//! and `predict`.
+
+use super::source_text;
+use crate::generative::eval::{score, GenEvalOptions, Scored};
+use crate::generative::{GenData, GenTask};
+use crate::{Predictor, Result, TaskError, TaskKind};
+use serde_json::{json, Value};
+use tasklm_data::GenRecord;
+use tasklm_generate::{beam_search, sample, BeamParams, RowInput, SamplingParams, Seq2SeqSteps};
+use tasklm_hub::{Checkpoint, LoadOptions};
+
+/// Loads the encoder-decoder `spec` names.
+fn load(spec: &str, progress: bool) -> Result<Checkpoint> {
+    let source = tasklm_hub::resolve(spec, progress)?;
+    let ck = tasklm_hub::load_model(&source, LoadOptions::default(), &candle_core::Device::Cpu)?;
+    if ck.seq2seq().is_none() {
+        return Err(TaskError::File {
+            path: source.path().to_path_buf(),
+            msg: "expected an encoder-decoder (T5, BART, Marian)".into(),
+        });
+    }
+    Ok(ck)
+}
+
+/// The model's output for each source, in batches of `batch_size`: beam search when `beam` is
+/// set, else `sampling` (greedy at temperature 0).
+fn generate_for(
+    ck: &Checkpoint,
+    sources: &[&str],
+    sampling: &SamplingParams,
+    beam: Option<&BeamParams>,
+    batch_size: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<String>> {
+    let model = ck
+        .seq2seq()
+        .ok_or_else(|| TaskError::Invalid("not an encoder-decoder".into()))?;
+    let tok = &ck.tokenizer;
+    let max_src = model.max_source_tokens().unwrap_or(usize::MAX);
+    let steps = Seq2SeqSteps::new(model);
+    let mut out = Vec::with_capacity(sources.len());
+    for chunk in sources.chunks(batch_size.max(1)) {
+        let rows = chunk
+            .iter()
+            .map(|s| Ok(RowInput::from_ids(super::encode_capped(tok, s, max_src)?.0)))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(b) = beam {
+            let b = BeamParams {
+                max_new_tokens: sampling.max_new_tokens,
+                num_return_sequences: 1,
+                ..b.clone()
+            };
+            for hyps in beam_search(&steps, &tok.eos_ids, &rows, &b)? {
+                let ids = hyps
+                    .into_iter()
+                    .next()
+                    .map(|h| h.token_ids)
+                    .unwrap_or_default();
+                out.push(tok.decode(&ids, true)?.trim().to_string());
+            }
+        } else {
+            for g in sample(&steps, tok, &rows, sampling, &mut |_, _| {})? {
+                out.push(g.text.trim().to_string());
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    Ok(out)
+}
+
+/// `tasklm eval --task translate|summarize` on an encoder-decoder: every record's source
+/// through the model, scored with the task's metric (sacreBLEU and chrF, ROUGE).
+pub fn evaluate(model: &str, data: &GenData, opts: &GenEvalOptions) -> Result<Scored> {
+    if opts.samples != 1 {
+        return Err(TaskError::Invalid(
+            "--samples: an encoder-decoder is scored on one output per record".into(),
+        ));
+    }
+    let mut records = data.read()?;
+    records.truncate(opts.limit.unwrap_or(usize::MAX));
+    let ck = load(model, opts.progress)?;
+    let sources = records
+        .iter()
+        .map(|r| source_text(data.task, r))
+        .collect::<Result<Vec<_>>>()?;
+    let bar = crate::common::progress::eval_bar(sources.len(), opts.progress);
+    let outs = generate_for(
+        &ck,
+        &sources,
+        &opts.sampling,
+        opts.beam.as_ref(),
+        opts.batch_size,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    let gens: Vec<Vec<String>> = outs.into_iter().map(|o| vec![o]).collect();
+    score(data, &records, &gens, opts)
+}
+
+/// An encoder-decoder answering one record at a time (`tasklm predict`, the server).
+pub struct Seq2SeqPredictor {
+    ck: Checkpoint,
+    task: GenTask,
+    sampling: SamplingParams,
+}
+
+impl Seq2SeqPredictor {
+    pub fn load(model: &str, task: GenTask, sampling: SamplingParams) -> Result<Self> {
+        Ok(Self {
+            ck: load(model, true)?,
+            task,
+            sampling,
+        })
+    }
+
+    fn predict_one(&self, record: &Value) -> Result<Value> {
+        let field = match self.task {
+            GenTask::Translate => "source",
+            _ => "document",
+        };
+        let text = record
+            .get(field)
+            .or_else(|| {
+                (field == "document")
+                    .then(|| record.get("dialogue"))
+                    .flatten()
+            })
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                TaskError::Invalid(format!(
+                    "expected a string field `{field}`{}",
+                    if field == "document" {
+                        " (or `dialogue`)"
+                    } else {
+                        ""
+                    }
+                ))
+            })?;
+        let r = GenRecord {
+            id: String::new(),
+            fields: vec![(field.to_string(), text.to_string())],
+            target: String::new(),
+            references: Vec::new(),
+            test: None,
+        };
+        let src = source_text(self.task, &r)?;
+        let bar = indicatif::ProgressBar::hidden();
+        let out = generate_for(&self.ck, &[src], &self.sampling, None, 1, &bar)?;
+        Ok(json!({"prediction": out.into_iter().next().unwrap_or_default()}))
+    }
+}
+
+impl Predictor for Seq2SeqPredictor {
+    fn task(&self) -> TaskKind {
+        self.task.kind()
+    }
+
+    fn predict_batch(&self, records: &[Value]) -> Vec<Result<Value>> {
+        records.iter().map(|r| self.predict_one(r)).collect()
+    }
+}

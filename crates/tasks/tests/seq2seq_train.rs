@@ -1,0 +1,207 @@
+//! Encoder-decoders trained by `--task translate|summarize`: a fresh T5, BART and Marian
+//! (`--arch`, a model config, a tokenizer trained here) each learn a handful of pairs by heart
+//! (loss down, greedy outputs equal to the targets through `eval`), the written directory
+//! loads back, and bad settings are errors that name what is wrong.
+
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use tasklm_tasks::seq2seq::Seq2SeqOptions;
+use tasklm_tasks::{EvalJob, TaskKind, TaskOptions, TrainJob};
+use tasklm_text::trainer::{save_trained, train_tokenizer, SubwordKind, TrainerOptions};
+use tasklm_train::TrainArgs;
+
+const PAIRS: [(&str, &str); 6] = [
+    ("A dog runs in the park.", "Ein Hund rennt im Park."),
+    ("Two men are talking.", "Zwei Männer unterhalten sich."),
+    ("A woman reads a book.", "Eine Frau liest ein Buch."),
+    ("Children play in the snow.", "Kinder spielen im Schnee."),
+    ("A man rides a bike.", "Ein Mann fährt Fahrrad."),
+    ("The girl is singing.", "Das Mädchen singt."),
+];
+
+/// The pairs as translate JSONL, and a tokenizer of `kind` trained on both sides.
+fn setup(dir: &Path, kind: SubwordKind) -> Result<(PathBuf, PathBuf)> {
+    let data = dir.join("pairs.jsonl");
+    let lines: Vec<String> = PAIRS
+        .iter()
+        .map(|(s, t)| serde_json::json!({"source": s, "target": t}).to_string())
+        .collect();
+    std::fs::write(&data, lines.join("\n") + "\n")?;
+    let corpus = dir.join("corpus.txt");
+    let text: Vec<&str> = PAIRS.iter().flat_map(|(s, t)| [*s, *t]).collect();
+    std::fs::write(&corpus, text.join("\n") + "\n")?;
+    let opts = TrainerOptions {
+        kind,
+        vocab_size: 120,
+        min_frequency: 1,
+        ..TrainerOptions::default()
+    };
+    let (tok, _) = train_tokenizer(&[corpus], &opts)?;
+    let tok_dir = dir.join("tok");
+    save_trained(&tok, kind, &tok_dir)?;
+    Ok((data, tok_dir))
+}
+
+fn tiny_config(dir: &Path, arch: &str) -> Result<PathBuf> {
+    let path = dir.join("small.toml");
+    let text = if arch == "t5" {
+        "d_model = 32\nd_kv = 8\nd_ff = 64\nnum_layers = 2\nnum_decoder_layers = 2\nnum_heads = 4\ndropout_rate = 0.0\n"
+    } else {
+        "d_model = 32\nencoder_layers = 2\ndecoder_layers = 2\nencoder_attention_heads = 4\n\
+         decoder_attention_heads = 4\nencoder_ffn_dim = 64\ndecoder_ffn_dim = 64\ndropout = 0.0\n\
+         max_position_embeddings = 64\n"
+    };
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn job(arch: &str, data: &Path, tok: &Path, cfg: &Path, out: &Path, steps: u64) -> TrainJob {
+    TrainJob {
+        eval: Some(data.to_path_buf()),
+        args: TrainArgs {
+            max_steps: Some(steps),
+            batch_size: PAIRS.len(),
+            lr: 3e-3,
+            max_grad_norm: 1.0,
+            ..TrainArgs::default()
+        },
+        options: TaskOptions {
+            seq2seq: Seq2SeqOptions {
+                arch: Some(arch.into()),
+                model_config: Some(cfg.to_path_buf()),
+                tokenizer: Some(tok.to_path_buf()),
+                label_smoothing: 0.1,
+            },
+            langs: Some(("en".into(), "de".into())),
+            ..TaskOptions::default()
+        },
+        ..TrainJob::new(
+            TaskKind::Translate,
+            "",
+            data.to_path_buf(),
+            out.to_path_buf(),
+        )
+    }
+}
+
+#[test]
+fn fresh_t5_bart_and_marian_learn_their_pairs_by_heart() -> Result<()> {
+    for (arch, kind, class) in [
+        ("marian", SubwordKind::Unigram, "MarianMTModel"),
+        ("t5", SubwordKind::Unigram, "T5ForConditionalGeneration"),
+        ("bart", SubwordKind::Bpe, "BartForConditionalGeneration"),
+    ] {
+        let tmp = tempfile::tempdir()?;
+        let (data, tok) = setup(tmp.path(), kind)?;
+        let cfg = tiny_config(tmp.path(), arch)?;
+        let out = tmp.path().join("out");
+        let report = tasklm_tasks::train(&job(arch, &data, &tok, &cfg, &out, 400), &|_: &str| {})?;
+        let first = report.losses.first().copied().unwrap_or(f64::NAN);
+        let last = report.losses.last().copied().unwrap_or(f64::NAN);
+        let eval_loss = report.metric_f64("loss").unwrap_or(f64::NAN);
+        assert!(
+            eval_loss < 0.3 && last < first / 3.0,
+            "{arch}: training loss {first} -> {last}, eval loss {eval_loss}"
+        );
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json"))?)?;
+        assert_eq!(config["architectures"][0], class, "{arch}");
+        assert_eq!(config["d_model"], 32);
+        for f in [
+            "model.safetensors",
+            "tokenizer.json",
+            "generation_config.json",
+            "tasklm.json",
+        ] {
+            assert!(out.join(f).is_file(), "{arch}: {f} missing");
+        }
+        let ej = EvalJob {
+            options: TaskOptions {
+                langs: Some(("en".into(), "de".into())),
+                ..TaskOptions::default()
+            },
+            ..EvalJob::new(
+                TaskKind::Translate,
+                out.to_str().unwrap_or_default(),
+                data.clone(),
+            )
+        };
+        let r = tasklm_tasks::evaluate(&ej, &|_: &str| {})?;
+        let bleu = r.metric_f64("bleu").unwrap_or(0.0);
+        assert!(
+            bleu > 95.0,
+            "{arch}: greedy BLEU on the memorised pairs {bleu}"
+        );
+    }
+    Ok(())
+}
+
+fn train_err(j: &TrainJob) -> String {
+    match tasklm_tasks::train(j, &|_: &str| {}) {
+        Ok(_) => "trained".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_fresh_model_settings_are_errors_that_say_what_is_wrong() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (data, tok) = setup(tmp.path(), SubwordKind::Unigram)?;
+    let cfg = tiny_config(tmp.path(), "marian")?;
+    let out = tmp.path().join("out");
+    let base = job("marian", &data, &tok, &cfg, &out, 1);
+
+    let mut j = base.clone();
+    j.model = "some-model".into();
+    assert!(
+        train_err(&j).contains("give one of them"),
+        "{}",
+        train_err(&j)
+    );
+
+    let mut j = base.clone();
+    j.options.seq2seq.arch = Some("gpt".into());
+    assert!(
+        train_err(&j).contains("expected t5, bart or marian"),
+        "{}",
+        train_err(&j)
+    );
+
+    let mut j = base.clone();
+    j.options.seq2seq.tokenizer = None;
+    assert!(
+        train_err(&j).contains("needs --tokenizer"),
+        "{}",
+        train_err(&j)
+    );
+
+    // BART needs <s>, which a Unigram tokenizer does not have.
+    let mut j = base.clone();
+    j.options.seq2seq.arch = Some("bart".into());
+    let e = train_err(&j);
+    assert!(e.contains("no `<s>`") && e.contains("tok"), "{e}");
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "d_model = \"wide\"\n")?;
+    let mut j = base.clone();
+    j.options.seq2seq.model_config = Some(bad.clone());
+    let e = train_err(&j);
+    assert!(e.contains("bad.toml") && e.contains("d_model"), "{e}");
+
+    std::fs::write(&bad, "vocab_size = 10\n")?;
+    let e = train_err(&j);
+    assert!(e.contains("comes from --arch and --tokenizer"), "{e}");
+
+    let mut j = base.clone();
+    j.options.seq2seq.label_smoothing = 1.0;
+    assert!(train_err(&j).contains("[0, 1)"), "{}", train_err(&j));
+
+    let mut j = base;
+    j.task = TaskKind::Genqa;
+    assert!(
+        train_err(&j).contains("needs a decoder"),
+        "{}",
+        train_err(&j)
+    );
+    Ok(())
+}
