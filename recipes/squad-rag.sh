@@ -3,8 +3,11 @@
 # paragraph of all 38 articles is indexed; the retriever trains on the questions of the first
 # 35 articles and every figure is measured on the questions of the last 3.
 #   step 1  split: the first 35 articles' questions -> OUT/split/train.json (SQuAD JSON)
-#   step 2  retriever: all-minilm-l6-v2 trained with --task retrieval -> OUT/retriever
-#           (skipped when OUT/retriever already holds a model; delete it to retrain)
+#   step 2  retriever: every paragraph indexed with MiniLM as shipped (OUT/index-all-minilm-l6-v2),
+#           each training question paired with its paragraph and a BM25-mined hard negative
+#           (scripts/rag/squad_pairs.py), all-minilm-l6-v2 trained on the pairs with --task
+#           retrieval -> OUT/retriever (skipped when OUT/retriever already holds a model; delete
+#           it to retrain; an interrupted run resumes from its last checkpoint)
 #   step 3  recall@1/5/20 (bm25, dense, hybrid) with MiniLM as shipped and with OUT/retriever
 #   steps 4-6  RAG EM/F1 (retrieved, closed-book, gold) of SmolLM2 as shipped and of a genqa
 #           fine-tune (every 16th training question) on every 5th held-out question
@@ -31,13 +34,19 @@ n = lambda arts: sum(len(p["qas"]) for a in arts for p in a["paragraphs"])
 print(f"train: {n(d[:35])} questions of {len(d[:35])} articles; held out: {n(d[35:])} of {len(d[35:])}")
 PY
 
-echo "== step 2: retriever (multiple-negatives ranking loss) -> $OUT/retriever"
+echo "== step 2: retriever (hard negatives mined by BM25, multiple-negatives ranking loss) -> $OUT/retriever"
 if [ -f "$OUT/retriever/model.safetensors" ]; then
   echo "$OUT/retriever already holds a trained model: kept (delete it to retrain)"
 else
+  if [ ! -f "$OUT/index-all-minilm-l6-v2/CURRENT" ]; then
+    "$TASKLM" "${T[@]}" index build --model all-minilm-l6-v2 --data "$SQUAD" --out "$OUT/index-all-minilm-l6-v2"
+  fi
+  "$PYTHON" scripts/rag/squad_pairs.py --tasklm "$TASKLM" --squad "$OUT/split/train.json" \
+    --index "$OUT/index-all-minilm-l6-v2" --out "$OUT/split/pairs.jsonl"
   start=$(date +%s)
   "$TASKLM" "${T[@]}" train --task retrieval --model all-minilm-l6-v2 \
-    --data "$OUT/split/train.json" --out "$OUT/retriever" --config recipes/squad-retriever.toml
+    --data "$OUT/split/pairs.jsonl" --out "$OUT/retriever" --config recipes/squad-retriever.toml \
+    --save-every 20 --save-total-limit 1 $([ -d "$OUT/retriever/checkpoints" ] && echo --resume)
   echo "retriever trained in $(( $(date +%s) - start )) s"
 fi
 
