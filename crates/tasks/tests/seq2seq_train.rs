@@ -71,6 +71,7 @@ fn job(arch: &str, data: &Path, tok: &Path, cfg: &Path, out: &Path, steps: u64) 
                 model_config: Some(cfg.to_path_buf()),
                 tokenizer: Some(tok.to_path_buf()),
                 label_smoothing: 0.1,
+                predict_with_generate: false,
             },
             langs: Some(("en".into(), "de".into())),
             ..TaskOptions::default()
@@ -133,6 +134,56 @@ fn fresh_t5_bart_and_marian_learn_their_pairs_by_heart() -> Result<()> {
             "{arch}: greedy BLEU on the memorised pairs {bleu}"
         );
     }
+    Ok(())
+}
+
+/// With `metric_for_best_model = bleu` every evaluation generates: the report carries BLEU
+/// and chrF, the best model is kept in OUT/best, and the final model is that one.
+#[test]
+fn the_best_model_by_bleu_is_kept_and_becomes_the_final_one() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let (data, tok) = setup(tmp.path(), SubwordKind::Unigram)?;
+    let cfg = tiny_config(tmp.path(), "marian")?;
+    let out = tmp.path().join("out");
+    let mut j = job("marian", &data, &tok, &cfg, &out, 200);
+    j.args.eval_every = 50;
+    j.args.metric_for_best_model = Some("bleu".into());
+    let report = tasklm_tasks::train(&j, &|_: &str| {})?;
+    let bleu = report.metric_f64("bleu").unwrap_or(f64::NAN);
+    assert!(
+        report.metric_f64("chrf").is_some() && bleu.is_finite(),
+        "{:?}",
+        report.metrics
+    );
+    let evals: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("eval_bleu").is_some())
+        .collect();
+    assert_eq!(
+        evals.len(),
+        4,
+        "evaluations at 50, 100, 150 and 200: {evals:?}"
+    );
+    let best = evals
+        .iter()
+        .filter_map(|v| v["eval_bleu"].as_f64())
+        .fold(f64::MIN, f64::max);
+    assert_eq!(
+        std::fs::read(out.join("best/model.safetensors"))?,
+        std::fs::read(out.join("model.safetensors"))?,
+        "the final model is the best one"
+    );
+    assert!(best >= bleu, "best {best}, last {bleu}");
+
+    // A metric the evaluation does not report is an error naming the ones it does.
+    let mut j = job("marian", &data, &tok, &cfg, &tmp.path().join("out2"), 2);
+    j.args.metric_for_best_model = Some("accuracy".into());
+    let e = train_err(&j);
+    assert!(
+        e.contains("accuracy") && e.contains("loss, perplexity"),
+        "{e}"
+    );
     Ok(())
 }
 

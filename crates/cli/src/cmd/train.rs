@@ -52,6 +52,10 @@ pub struct Seq2SeqFlags {
     /// [default: 0].
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f64,
+    /// Encoder-decoder: score each evaluation by greedy generation (sacreBLEU and chrF for
+    /// translate, ROUGE for summarize), as transformers' predict_with_generate.
+    #[arg(long)]
+    pub predict_with_generate: bool,
 }
 
 impl Seq2SeqFlags {
@@ -61,6 +65,7 @@ impl Seq2SeqFlags {
             model_config: self.model_config.clone(),
             tokenizer: self.tokenizer.clone(),
             label_smoothing: self.label_smoothing,
+            predict_with_generate: self.predict_with_generate,
         }
     }
 }
@@ -181,6 +186,14 @@ pub struct TrainerFlags {
     /// Checkpoints kept [default: 2].
     #[arg(long)]
     pub save_total_limit: Option<usize>,
+    /// Keep the model of the evaluation with the best value of this metric (bleu, rougeL,
+    /// loss, ...) in OUT/best and make it the final model (needs --eval).
+    #[arg(long)]
+    pub metric_for_best_model: Option<String>,
+    /// Whether a higher --metric-for-best-model is better [default: true, false for *loss and
+    /// perplexity].
+    #[arg(long)]
+    pub greater_is_better: Option<bool>,
 }
 
 impl TrainerFlags {
@@ -211,6 +224,12 @@ impl TrainerFlags {
         );
         if self.max_steps.is_some() {
             a.max_steps = self.max_steps;
+        }
+        if self.metric_for_best_model.is_some() {
+            a.metric_for_best_model = self.metric_for_best_model.clone();
+        }
+        if self.greater_is_better.is_some() {
+            a.greater_is_better = self.greater_is_better;
         }
         if let Some(s) = &self.scheduler {
             a.scheduler = s.parse::<ScheduleKind>()?;
@@ -393,6 +412,8 @@ mod tests {
             "eval_every" => "11",
             "save_every" => "13",
             "save_total_limit" => "4",
+            "metric_for_best_model" => "bleu",
+            "greater_is_better" => "false",
             _ => return None,
         })
     }

@@ -10,6 +10,14 @@ use serde_json::{json, Value};
 use tasklm_data::GenRecord;
 use tasklm_generate::{beam_search, sample, BeamParams, RowInput, SamplingParams, Seq2SeqSteps};
 use tasklm_hub::{Checkpoint, LoadOptions};
+use tasklm_models::seq2seq::Seq2SeqModel;
+use tasklm_text::TextTokenizer;
+
+/// The checkpoint's encoder-decoder.
+fn model_of(ck: &Checkpoint) -> Result<&Seq2SeqModel> {
+    ck.seq2seq()
+        .ok_or_else(|| TaskError::Invalid("not an encoder-decoder".into()))
+}
 
 /// Loads the encoder-decoder `spec` names.
 fn load(spec: &str, progress: bool) -> Result<Checkpoint> {
@@ -26,18 +34,15 @@ fn load(spec: &str, progress: bool) -> Result<Checkpoint> {
 
 /// The model's output for each source, in batches of `batch_size`: beam search when `beam` is
 /// set, else `sampling` (greedy at temperature 0).
-fn generate_for(
-    ck: &Checkpoint,
+pub fn generate_for(
+    model: &Seq2SeqModel,
+    tok: &TextTokenizer,
     sources: &[&str],
     sampling: &SamplingParams,
     beam: Option<&BeamParams>,
     batch_size: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<String>> {
-    let model = ck
-        .seq2seq()
-        .ok_or_else(|| TaskError::Invalid("not an encoder-decoder".into()))?;
-    let tok = &ck.tokenizer;
     let max_src = model.max_source_tokens().unwrap_or(usize::MAX);
     let steps = Seq2SeqSteps::new(model);
     let mut out = Vec::with_capacity(sources.len());
@@ -87,7 +92,8 @@ pub fn evaluate(model: &str, data: &GenData, opts: &GenEvalOptions) -> Result<Sc
         .collect::<Result<Vec<_>>>()?;
     let bar = crate::common::progress::eval_bar(sources.len(), opts.progress);
     let outs = generate_for(
-        &ck,
+        model_of(&ck)?,
+        &ck.tokenizer,
         &sources,
         &opts.sampling,
         opts.beam.as_ref(),
@@ -147,7 +153,15 @@ impl Seq2SeqPredictor {
         };
         let src = source_text(self.task, &r)?;
         let bar = indicatif::ProgressBar::hidden();
-        let out = generate_for(&self.ck, &[src], &self.sampling, None, 1, &bar)?;
+        let out = generate_for(
+            model_of(&self.ck)?,
+            &self.ck.tokenizer,
+            &[src],
+            &self.sampling,
+            None,
+            1,
+            &bar,
+        )?;
         Ok(json!({"prediction": out.into_iter().next().unwrap_or_default()}))
     }
 }

@@ -34,7 +34,13 @@ pub struct Seq2SeqOptions {
     pub tokenizer: Option<PathBuf>,
     /// Label smoothing of the loss (transformers' `label_smoothing_factor`) [default: 0].
     pub label_smoothing: f64,
+    /// Score each evaluation by generating (greedy): sacreBLEU and chrF for translate, ROUGE
+    /// for summarize; also on when `metric_for_best_model` is one of them.
+    pub predict_with_generate: bool,
 }
+
+/// The metrics an evaluation reports only when it generates.
+pub const GENERATED_METRICS: [&str; 5] = ["bleu", "chrf", "rouge1", "rouge2", "rougeL"];
 
 /// Whether `spec` names an encoder-decoder checkpoint (a GGUF file never is).
 pub fn is_seq2seq(spec: &str, progress: bool) -> Result<bool> {
@@ -275,12 +281,38 @@ pub fn train(
             msg: "no training pairs left".into(),
         });
     }
-    let eval_pairs = match eval {
+    let generate = job.options.seq2seq.predict_with_generate
+        || job
+            .args
+            .metric_for_best_model
+            .as_deref()
+            .is_some_and(|m| GENERATED_METRICS.contains(&m));
+    let (eval_pairs, generated_eval) = match eval {
         Some(e) => {
             let recs = e.read()?;
-            encode_pairs(e.task, &recs, &s.tokenizer, lim, Truncation::Left, &e.path)?.0
+            let pairs =
+                encode_pairs(e.task, &recs, &s.tokenizer, lim, Truncation::Left, &e.path)?.0;
+            let g = generate
+                .then(|| -> Result<objective::GeneratedEval> {
+                    Ok(objective::GeneratedEval {
+                        task: e.task,
+                        tokenizer: s.tokenizer.clone(),
+                        sources: recs
+                            .iter()
+                            .map(|r| source_text(e.task, r).map(String::from))
+                            .collect::<Result<_>>()?,
+                        references: recs.iter().map(|r| r.references.clone()).collect(),
+                        max_new_tokens: e.task.default_max_new_tokens().min(lim.1),
+                    })
+                })
+                .transpose()?;
+            (pairs, g)
         }
-        None => Vec::new(),
+        None if generate => return Err(TaskError::Invalid(
+            "--predict-with-generate (or a generated --metric-for-best-model) needs --eval data"
+                .into(),
+        )),
+        None => (Vec::new(), None),
     };
     let provenance = json!({
         "task": data.task.name(),
@@ -316,6 +348,7 @@ pub fn train(
         generation_config: s.generation_config,
         tokenizer_dir: s.tokenizer_dir,
         provenance,
+        generated_eval,
     };
     let summary = tasklm_train::train(&obj, &job.args, train_options(job))?;
     Ok(TrainOutcome {

@@ -2,14 +2,17 @@
 //! tensor a `Var`, teacher-forced (label-smoothed) cross-entropy on the target tokens, and
 //! evaluation loss/perplexity on held-out pairs.
 
+use crate::generative::GenTask;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tasklm_data::IGNORE_INDEX;
+use tasklm_generate::SamplingParams;
 use tasklm_models::seq2seq::Seq2SeqModel;
 use tasklm_models::{Model, ModelArchitecture, ModelConfig};
+use tasklm_text::TextTokenizer;
 use tasklm_train::trainer::{LossSum, Metrics, Objective};
 use tasklm_train::{seq2seq_train_loss, TrainError};
 
@@ -95,6 +98,56 @@ pub struct Seq2SeqObjective {
     pub tokenizer_dir: PathBuf,
     /// `tasklm.json`.
     pub provenance: Value,
+    /// Generation metrics at each evaluation (transformers' `predict_with_generate`): the
+    /// eval sources and references, decoded greedily with this tokenizer.
+    pub generated_eval: Option<GeneratedEval>,
+}
+
+/// What an evaluation that generates needs: translate scores sacreBLEU and chrF, summarize
+/// ROUGE-1/2/L.
+pub struct GeneratedEval {
+    pub task: GenTask,
+    pub tokenizer: TextTokenizer,
+    pub sources: Vec<String>,
+    pub references: Vec<Vec<String>>,
+    pub max_new_tokens: usize,
+}
+
+impl GeneratedEval {
+    fn metrics(&self, model: &Seq2SeqModel, batch: usize) -> crate::Result<Metrics> {
+        let sources: Vec<&str> = self.sources.iter().map(String::as_str).collect();
+        let sampling = SamplingParams::greedy(self.max_new_tokens);
+        let bar = indicatif::ProgressBar::hidden();
+        let preds = super::generate::generate_for(
+            model,
+            &self.tokenizer,
+            &sources,
+            &sampling,
+            None,
+            batch,
+            &bar,
+        )?;
+        Ok(match self.task {
+            GenTask::Summarize => {
+                let (r1, r2, rl) = tasklm_eval::mean_rouge(&preds, &self.references);
+                vec![
+                    ("rouge1".into(), r1),
+                    ("rouge2".into(), r2),
+                    ("rougeL".into(), rl),
+                ]
+            }
+            _ => vec![
+                (
+                    "bleu".into(),
+                    tasklm_eval::corpus_bleu(&preds, &self.references).score,
+                ),
+                (
+                    "chrf".into(),
+                    tasklm_eval::corpus_chrf(&preds, &self.references).0,
+                ),
+            ],
+        })
+    }
 }
 
 impl Seq2SeqObjective {
@@ -173,10 +226,14 @@ impl Objective for Seq2SeqObjective {
             n += k;
         }
         let loss = if n > 0 { sum / n as f64 } else { f64::NAN };
-        Ok(Some(vec![
-            ("loss".into(), loss),
-            ("perplexity".into(), loss.exp()),
-        ]))
+        let mut m = vec![("loss".into(), loss), ("perplexity".into(), loss.exp())];
+        if let Some(g) = &self.generated_eval {
+            m.extend(
+                g.metrics(&self.model, self.eval_batch_size)
+                    .map_err(TrainError::objective)?,
+            );
+        }
+        Ok(Some(m))
     }
 
     fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {

@@ -36,6 +36,13 @@ pub struct TrainArgs {
     pub save_total_limit: usize,
     /// Consecutive updates refused for a NaN/Inf loss or gradient before training aborts.
     pub max_bad_steps: u32,
+    /// Keep the model of the evaluation with the best value of this metric (`bleu`, `loss`,
+    /// ...) in `OUT/best` and make it the final model, as transformers'
+    /// `metric_for_best_model` with `load_best_model_at_end`.
+    pub metric_for_best_model: Option<String>,
+    /// Whether a higher value of `metric_for_best_model` is better [default: true, false for
+    /// a metric whose name ends in `loss` or is `perplexity`].
+    pub greater_is_better: Option<bool>,
 }
 
 impl Default for TrainArgs {
@@ -56,6 +63,8 @@ impl Default for TrainArgs {
             save_every: 500,
             save_total_limit: 2,
             max_bad_steps: 3,
+            metric_for_best_model: None,
+            greater_is_better: None,
         }
     }
 }
@@ -69,6 +78,15 @@ impl TrainArgs {
     }
 
     /// Checks every setting, naming the one at fault.
+    /// Whether a higher `metric_for_best_model` is better (transformers' default: unless the
+    /// name ends in `loss`; perplexity too).
+    pub fn higher_is_better(&self) -> bool {
+        self.greater_is_better.unwrap_or_else(|| {
+            let m = self.metric_for_best_model.as_deref().unwrap_or("loss");
+            !(m.ends_with("loss") || m == "perplexity")
+        })
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(TrainError::Setting(m));
         if self.batch_size == 0 {

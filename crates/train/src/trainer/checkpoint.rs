@@ -26,6 +26,9 @@ pub struct TrainerState {
     pub bad_streak: u32,
     /// Training examples when the run started (a resume on other data is refused).
     pub train_len: usize,
+    /// The best evaluation so far by `metric_for_best_model`: its step and value.
+    #[serde(default)]
+    pub best: Option<(u64, f64)>,
 }
 
 pub const CHECKPOINTS: &str = "checkpoints";

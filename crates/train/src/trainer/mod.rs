@@ -3,6 +3,7 @@
 //! with a warmup schedule, a NaN/Inf guard, evaluation, atomic checkpoints and exact resume.
 
 mod args;
+mod best;
 pub mod checkpoint;
 mod log;
 mod objective;
@@ -209,10 +210,17 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn evaluate(&self) -> Result<Option<Metrics>> {
+    /// Evaluates, logs, and keeps the model in `OUT/best` when `metric_for_best_model`
+    /// improved.
+    fn evaluate(&mut self) -> Result<Option<Metrics>> {
         let m = self.obj.evaluate()?;
         if let Some(m) = &m {
             self.log.eval(self.state.step, m)?;
+            if let Some(note) =
+                best::consider(self.opts.out, self.args, &mut self.state, m, self.obj)?
+            {
+                self.log.note(&note);
+            }
         }
         Ok(m)
     }
@@ -337,6 +345,7 @@ pub fn train(obj: &dyn Objective, args: &TrainArgs, opts: TrainOptions) -> Resul
         optimizer_steps: 0,
         bad_streak: 0,
         train_len: n,
+        best: None,
     };
     let mut resumed_from = None;
     if opts.resume {
@@ -453,6 +462,12 @@ pub fn train(obj: &dyn Objective, args: &TrainArgs, opts: TrainOptions) -> Resul
     let final_eval = run.evaluate()?;
     run.save_checkpoint()?;
     write_model(out, obj)?;
+    if let Some(note) = best::load_best_at_end(out, &run.state)? {
+        run.log.note(&note);
+    } else if args.metric_for_best_model.is_some() && final_eval.is_none() {
+        run.log
+            .note("metric_for_best_model: no evaluation ran (no --eval data); the final model is the last one");
+    }
     run.log.finish();
     Ok(TrainSummary {
         steps: run.state.step,
