@@ -1,6 +1,6 @@
 //! Training encoder-decoders from the command line: `tasklm tokenizer train`, then `tasklm
 //! train --task translate --arch marian --model-config --tokenizer` from scratch, `eval`
-//! (greedy and beam) and `predict` on what it wrote; fine-tuning a seq2seq checkpoint (the
+//! (greedy and beam) and `predict` (greedy and beam) on what it wrote; fine-tuning a seq2seq checkpoint (the
 //! tiny BART) without `--arch`; and the errors of a train command with neither.
 
 mod plumbing;
@@ -106,17 +106,21 @@ fn a_fresh_marian_trains_evaluates_and_predicts_from_the_command_line() {
         );
     }
     let input = write(&dir, "in.jsonl", &jsonl(&[json!({"source": PAIRS[2].0})]));
-    let p = tasklm(&[
-        "predict",
-        "--task",
-        "translate",
-        "--model",
-        path(&out),
-        "--input",
-        &input,
-    ]);
-    let p: Value = serde_json::from_str(p.trim()).expect("predict JSON");
-    assert_eq!(p["prediction"], PAIRS[2].1, "{p}");
+    for beams in ["1", "3"] {
+        let p = tasklm(&[
+            "predict",
+            "--task",
+            "translate",
+            "--model",
+            path(&out),
+            "--input",
+            &input,
+            "--num-beams",
+            beams,
+        ]);
+        let p: Value = serde_json::from_str(p.trim()).expect("predict JSON");
+        assert_eq!(p["prediction"], PAIRS[2].1, "beams {beams}: {p}");
+    }
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct TaskOptions {
     /// translate, summarize on an encoder-decoder: a fresh model's arch, config and
     /// tokenizer, and label smoothing.
     pub seq2seq: crate::seq2seq::Seq2SeqOptions,
+    /// predict of a generative task: beam search instead of greedy decoding.
+    pub beam: Option<tasklm_generate::BeamParams>,
 }
 
 /// One `tasklm train` run.

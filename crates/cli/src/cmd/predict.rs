@@ -28,10 +28,18 @@ pub struct PredictCmd {
     pub langs: super::train::LangFlags,
     #[command(flatten)]
     pub scoring: LabelScoreFlags,
+    /// Generative tasks: beam search instead of greedy decoding.
+    #[command(flatten)]
+    pub beams: super::beam_args::BeamArgs,
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
     let (model, _view) = c.adapter.model_spec(c.model.as_deref(), None)?;
+    // A model directory's generation_config.json gives the beam defaults, as for `eval`.
+    let model_dir = std::path::Path::new(&model);
+    let beam = c
+        .beams
+        .resolve(model_dir.is_dir().then_some(model_dir), 0)?;
     let job = PredictJob {
         task: c.task,
         model,
@@ -41,6 +49,7 @@ pub fn run(c: PredictCmd) -> Result<()> {
             score: c.scoring.score_options(),
             chat: c.scoring.chat,
             langs: c.langs.pair(),
+            beam,
             ..TaskOptions::default()
         },
     };

@@ -106,7 +106,7 @@ fn generate_all(
 
 /// The text before the first stop string (beam search runs to EOS or the length limit; the
 /// task's stop strings then cut its text as sampling would have stopped).
-fn cut_at_stop(text: &str, stops: &[String]) -> String {
+pub(crate) fn cut_at_stop(text: &str, stops: &[String]) -> String {
     let end = stops
         .iter()
         .filter_map(|s| text.find(s.as_str()))

@@ -83,11 +83,13 @@ impl TaskFamily for Generative {
             ..SamplingParams::greedy(task.default_max_new_tokens())
         };
         if crate::seq2seq::is_seq2seq(&job.model, job.progress)? {
-            let p = crate::seq2seq::Seq2SeqPredictor::load(&job.model, task, sampling)?;
+            let p = crate::seq2seq::Seq2SeqPredictor::load(&job.model, task, sampling)?
+                .with_beam(job.options.beam.clone());
             return Ok(Box::new(p));
         }
         let data = GenData::new(task, Path::new(""), &job.options);
-        Ok(Box::new(GenPredictor::load(&job.model, data, sampling)?))
+        let p = GenPredictor::load(&job.model, data, sampling)?.with_beam(job.options.beam.clone());
+        Ok(Box::new(p))
     }
 }
 

@@ -4,13 +4,14 @@ use super::{GenData, GenTask};
 use crate::{Predictor, Result, TaskError, TaskKind};
 use serde_json::{json, Value};
 use tasklm_data::GenRecord;
-use tasklm_generate::{generate, SamplingParams};
+use tasklm_generate::{beam_search, generate, BeamParams, DecoderSteps, RowInput, SamplingParams};
 
 /// A decoder answering one JSON record at a time for a generative task (`tasklm predict`).
 pub struct GenPredictor {
     model: tasklm_hub::LoadedDecoder,
     data: GenData,
     sampling: SamplingParams,
+    beam: Option<BeamParams>,
 }
 
 impl GenPredictor {
@@ -19,7 +20,14 @@ impl GenPredictor {
             model: tasklm_hub::load_decoder(model, true)?,
             data,
             sampling,
+            beam: None,
         })
+    }
+
+    /// Beam search instead of greedy decoding (its best sequence, cut at the task's stops).
+    pub fn with_beam(mut self, beam: Option<BeamParams>) -> Self {
+        self.beam = beam;
+        self
     }
 }
 
@@ -72,6 +80,24 @@ impl GenPredictor {
             test: None,
         };
         let ids = self.model.tokenizer.encode(&self.data.prompt(&r), true)?;
+        if let Some(b) = &self.beam {
+            let b = BeamParams {
+                max_new_tokens: self.sampling.max_new_tokens,
+                num_return_sequences: 1,
+                ..b.clone()
+            };
+            let steps = DecoderSteps::new(self.model.model.as_ref(), self.model.tokenizer.pad_id());
+            let rows = [RowInput::from_ids(ids)];
+            let best = beam_search(&steps, &self.model.tokenizer.eos_ids, &rows, &b)?
+                .into_iter()
+                .next()
+                .and_then(|h| h.into_iter().next())
+                .map(|h| h.token_ids)
+                .unwrap_or_default();
+            let text = self.model.tokenizer.decode(&best, true)?;
+            let text = super::eval::cut_at_stop(&text, &self.sampling.stop);
+            return Ok(json!({"prediction": text.trim()}));
+        }
         let g = generate(
             self.model.model.as_ref(),
             &self.model.tokenizer,

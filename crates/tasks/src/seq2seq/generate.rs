@@ -110,6 +110,7 @@ pub struct Seq2SeqPredictor {
     ck: Checkpoint,
     task: GenTask,
     sampling: SamplingParams,
+    beam: Option<BeamParams>,
 }
 
 impl Seq2SeqPredictor {
@@ -118,7 +119,14 @@ impl Seq2SeqPredictor {
             ck: load(model, true)?,
             task,
             sampling,
+            beam: None,
         })
+    }
+
+    /// Beam search instead of greedy decoding.
+    pub fn with_beam(mut self, beam: Option<BeamParams>) -> Self {
+        self.beam = beam;
+        self
     }
 
     fn predict_one(&self, record: &Value) -> Result<Value> {
@@ -158,7 +166,7 @@ impl Seq2SeqPredictor {
             &self.ck.tokenizer,
             &[src],
             &self.sampling,
-            None,
+            self.beam.as_ref(),
             1,
             &bar,
         )?;
