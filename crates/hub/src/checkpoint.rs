@@ -153,6 +153,7 @@ pub fn load_model(source: &ModelSource, opts: LoadOptions, device: &Device) -> R
 }
 
 /// What a checkpoint's files hold, read and dispatched by kind but not built.
+#[derive(Clone)]
 pub(crate) struct Files {
     pub source: ModelSource,
     pub architecture: ModelArchitecture,
@@ -196,7 +197,7 @@ pub(crate) fn read_files(
                 quantized: opts.quantized || quantized,
                 ..opts
             };
-            let mut files = read_files(base, opts, device)?;
+            let mut files = crate::shared_base::base_files(base, opts, device)?;
             let adapter = crate::adapter::read_adapter(dir, device)?;
             let file = dir.join(crate::adapter::ADAPTER_WEIGHTS);
             crate::adapter::apply_adapter(

@@ -18,6 +18,7 @@ pub mod merge;
 pub mod pull;
 pub mod resolve;
 pub mod save;
+mod shared_base;
 pub mod testing;
 pub mod vision;
 
@@ -34,4 +35,5 @@ pub use load::{
 pub use merge::write_merged;
 pub use resolve::{resolve, resolve_adapter, ModelSource};
 pub use save::{hf_config, write_model_files, write_tokenizer_files};
+pub use shared_base::{share_bases, SharedBases};
 pub use vision::{load_vision, load_vision_dir, VisionCheckpoint};

@@ -46,6 +46,8 @@ fn load_models(
     pool: Option<&Arc<ThreadPool>>,
 ) -> Result<Vec<ServedModel>> {
     let settings = &options.load;
+    // Adapters over one base share its weights in memory.
+    let _shared = tasklm_hub::share_bases();
     let mut out: Vec<ServedModel> = Vec::new();
     for m in &options.models {
         if out.iter().any(|o| o.name == m.name) {
