@@ -4,6 +4,7 @@
 
 pub mod encoder_input;
 pub mod encoder_runner;
+pub mod fresh_init;
 pub mod lm_runner;
 pub mod lora_out;
 pub mod progress;

@@ -7,10 +7,11 @@
 use super::file_err as data_err;
 use crate::common::encoder_input::fresh_linear;
 use crate::common::encoder_runner::task_config;
+use crate::common::fresh_init::{normal, param_shapes};
 use crate::{Notice, Result, TaskError};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -73,31 +74,14 @@ fn fresh_tensor(
     } else if name.ends_with(".bias") {
         vec![0.0; n]
     } else {
-        (0..n)
-            .map(|_| {
-                let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-                let u2: f64 = rng.random();
-                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
-            })
-            .collect()
+        normal(n, std, rng)
     };
     Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
 }
 
 /// Every tensor a ViT of `cfg` has under `vit.`, freshly drawn from `seed`.
 fn fresh_backbone(cfg: &ViTConfig, seed: u64) -> Result<HashMap<String, Tensor>> {
-    // Build once over a VarMap to learn the names and shapes the model asks for.
-    let map = candle_nn::VarMap::new();
-    let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
-    Vit::new(cfg, vb.pp(Vit::PREFIX))?;
-    let mut shapes: Vec<(String, Vec<usize>)> = map
-        .data()
-        .lock()
-        .map_err(|_| TaskError::Invalid("the parameter map's lock is poisoned".into()))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.dims().to_vec()))
-        .collect();
-    shapes.sort();
+    let shapes = param_shapes(|vb| Vit::new(cfg, vb.pp(Vit::PREFIX)).map(drop))?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     shapes
         .into_iter()

@@ -4,10 +4,10 @@
 //! with the TOML's keys over them and the vocabulary and special ids from the tokenizer; the
 //! weights are drawn as transformers' `_init_weights` of that arch draws them.
 
+use crate::common::fresh_init::{normal, param_shapes};
 use crate::{Result, TaskError};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use rand::{Rng, SeedableRng};
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -189,17 +189,11 @@ pub fn fresh_tensors(
     config: &ModelConfig,
     seed: u64,
 ) -> Result<HashMap<String, Tensor>> {
-    let map = candle_nn::VarMap::new();
-    let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
-    ModelArchitecture::Seq2Seq(arch).build(config, vb, None)?;
-    let mut shapes: Vec<(String, Vec<usize>)> = map
-        .data()
-        .lock()
-        .map_err(|_| TaskError::Invalid("the parameter map's lock is poisoned".into()))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.dims().to_vec()))
-        .collect();
-    shapes.sort();
+    let shapes = param_shapes(|vb| {
+        ModelArchitecture::Seq2Seq(arch)
+            .build(config, vb, None)
+            .map(drop)
+    })?;
     let pad = cfg_json.get("pad_token_id").and_then(Value::as_u64);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut out = HashMap::new();
@@ -208,13 +202,7 @@ pub fn fresh_tensors(
         let mut v: Vec<f32> = match init_std(arch, cfg_json, &name) {
             None if name.ends_with(".bias") => vec![0.0; n],
             None => vec![1.0; n],
-            Some(std) => (0..n)
-                .map(|_| {
-                    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-                    let u2: f64 = rng.random();
-                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * std) as f32
-                })
-                .collect(),
+            Some(std) => normal(n, std, &mut rng),
         };
         let embedding = name.ends_with("shared.weight") || name.ends_with("embed_tokens.weight");
         if let (Some(p), true, false) = (pad, embedding, arch == Seq2SeqArchitecture::T5) {
