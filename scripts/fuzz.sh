@@ -18,7 +18,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-TARGETS=(gguf gguf_tokenizer safetensors tokenizer_json chat_template jsonl tsv conll squad)
+TARGETS=(gguf gguf_tokenizer safetensors tokenizer_json chat_template jsonl tsv conll squad image image_processor)
 models=${TASKLM_HOME:-$HOME/.cache/tasklm}
 data=${TASKLM_DATA:-$root/../shared/data}
 timeout=${FUZZ_TIMEOUT:-25}
@@ -38,7 +38,7 @@ max_len() {
     case $1 in
         gguf | gguf_tokenizer) echo 65536 ;;
         safetensors | tokenizer_json) echo 131072 ;;
-        squad) echo 65536 ;;
+        squad | image) echo 65536 ;;
         *) echo 16384 ;;
     esac
 }
@@ -148,6 +148,16 @@ d["data"] = [{"title": d["data"][0]["title"], "paragraphs": [p]}]
 json.dump(d, open(sys.argv[2], "w"), ensure_ascii=False)
 EOF
             fi
+            ;;
+        image)
+            local n=0
+            while IFS= read -r f; do
+                n=$((n + 1))
+                add_head "$dir" "$f" 16384 "easy_vqa_$n.png"
+            done < <(find "$data/easy_vqa" -name '*.png' 2>/dev/null | sort | head -n 3)
+            ;;
+        image_processor)
+            add "$dir" tests/fixtures/tiny_vit/preprocessor_config.json
             ;;
     esac
 }
