@@ -42,43 +42,9 @@ impl Predictor for GenPredictor {
 }
 
 impl GenPredictor {
-    /// `{"prediction"}` for a record with the task's input fields (`question`[, `context`];
-    /// `dialogue`/`document`; `source`; `prompt`).
+    /// `{"prediction"}` for a record with the task's input fields (see [`gen_record`]).
     fn predict_one(&self, record: &Value) -> Result<Value> {
-        let text = |k: &str| record.get(k).and_then(Value::as_str).map(String::from);
-        let fields: Vec<(String, String)> = [
-            ("context", text("context")),
-            ("question", text("question")),
-            ("document", text("document").or_else(|| text("dialogue"))),
-            ("source", text("source")),
-            ("prompt", text("prompt")),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-        .collect();
-        let needed = match self.data.task {
-            GenTask::GenQa | GenTask::Reasoning => "question",
-            GenTask::Summarize => "document",
-            GenTask::Translate => "source",
-            GenTask::Code => "prompt",
-        };
-        if !fields.iter().any(|f| f.0 == needed) {
-            return Err(TaskError::Invalid(format!(
-                "expected a string field `{needed}`{}",
-                if needed == "document" {
-                    " (or `dialogue`)"
-                } else {
-                    ""
-                }
-            )));
-        }
-        let r = GenRecord {
-            id: String::new(),
-            fields,
-            target: String::new(),
-            references: Vec::new(),
-            test: None,
-        };
+        let r = gen_record(self.data.task, record)?;
         let ids = self.model.tokenizer.encode(&self.data.prompt(&r), true)?;
         if let Some(b) = &self.beam {
             let b = BeamParams {
@@ -108,4 +74,44 @@ impl GenPredictor {
         let out = g.into_iter().next().map(|g| g.text).unwrap_or_default();
         Ok(json!({"prediction": out.trim()}))
     }
+}
+
+/// A record to answer for `task` from a JSON request with its input fields (`question`[,
+/// `context`]; `dialogue`/`document`; `source`; `prompt`): a missing field the task needs is an
+/// error naming it. Decoders and encoder-decoders read requests through it.
+pub(crate) fn gen_record(task: GenTask, record: &Value) -> Result<GenRecord> {
+    let text = |k: &str| record.get(k).and_then(Value::as_str).map(String::from);
+    let fields: Vec<(String, String)> = [
+        ("context", text("context")),
+        ("question", text("question")),
+        ("document", text("document").or_else(|| text("dialogue"))),
+        ("source", text("source")),
+        ("prompt", text("prompt")),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .collect();
+    let needed = match task {
+        GenTask::GenQa | GenTask::Reasoning => "question",
+        GenTask::Summarize => "document",
+        GenTask::Translate => "source",
+        GenTask::Code => "prompt",
+    };
+    if !fields.iter().any(|f| f.0 == needed) {
+        return Err(TaskError::Invalid(format!(
+            "expected a string field `{needed}`{}",
+            if needed == "document" {
+                " (or `dialogue`)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(GenRecord {
+        id: String::new(),
+        fields,
+        target: String::new(),
+        references: Vec::new(),
+        test: None,
+    })
 }

@@ -7,7 +7,6 @@ use crate::generative::eval::{score, GenEvalOptions, Scored};
 use crate::generative::{GenData, GenTask};
 use crate::{Predictor, Result, TaskError, TaskKind};
 use serde_json::{json, Value};
-use tasklm_data::GenRecord;
 use tasklm_generate::{beam_search, sample, BeamParams, RowInput, SamplingParams, Seq2SeqSteps};
 use tasklm_hub::{Checkpoint, LoadOptions};
 use tasklm_models::seq2seq::Seq2SeqModel;
@@ -130,35 +129,7 @@ impl Seq2SeqPredictor {
     }
 
     fn predict_one(&self, record: &Value) -> Result<Value> {
-        let field = match self.task {
-            GenTask::Translate => "source",
-            _ => "document",
-        };
-        let text = record
-            .get(field)
-            .or_else(|| {
-                (field == "document")
-                    .then(|| record.get("dialogue"))
-                    .flatten()
-            })
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                TaskError::Invalid(format!(
-                    "expected a string field `{field}`{}",
-                    if field == "document" {
-                        " (or `dialogue`)"
-                    } else {
-                        ""
-                    }
-                ))
-            })?;
-        let r = GenRecord {
-            id: String::new(),
-            fields: vec![(field.to_string(), text.to_string())],
-            target: String::new(),
-            references: Vec::new(),
-            test: None,
-        };
+        let r = crate::generative::predict::gen_record(self.task, record)?;
         let src = source_text(self.task, &r)?;
         let bar = indicatif::ProgressBar::hidden();
         let out = generate_for(

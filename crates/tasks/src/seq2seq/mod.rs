@@ -48,16 +48,22 @@ pub fn is_seq2seq(spec: &str, progress: bool) -> Result<bool> {
     Ok(!source.is_gguf() && tasklm_hub::model_kind(&source)? == ModelKind::Seq2Seq)
 }
 
-/// The source text of a record: what the encoder reads.
-pub fn source_text(task: GenTask, r: &GenRecord) -> Result<&str> {
+/// The field of a record the encoder reads for `task`; an error for the tasks an
+/// encoder-decoder does not take.
+fn source_field(task: GenTask) -> Result<&'static str> {
     match task {
-        GenTask::Translate => Ok(r.field("source")),
-        GenTask::Summarize => Ok(r.field("document")),
+        GenTask::Translate => Ok("source"),
+        GenTask::Summarize => Ok("document"),
         other => Err(TaskError::Invalid(format!(
             "an encoder-decoder trains translate and summarize; --task {} needs a decoder",
             other.name()
         ))),
     }
+}
+
+/// The source text of a record: what the encoder reads.
+pub fn source_text(task: GenTask, r: &GenRecord) -> Result<&str> {
+    Ok(r.field(source_field(task)?))
 }
 
 /// Token ids of `text` cut to `max` tokens, keeping a final EOS (as transformers' truncation
@@ -239,12 +245,7 @@ pub fn train(
                 .into(),
         ));
     }
-    if !matches!(data.task, GenTask::Translate | GenTask::Summarize) {
-        return Err(TaskError::Invalid(format!(
-            "an encoder-decoder trains translate and summarize; --task {} needs a decoder",
-            data.task.name()
-        )));
-    }
+    source_field(data.task)?;
     let eps = job.options.seq2seq.label_smoothing;
     if !(0.0..1.0).contains(&eps) {
         return Err(TaskError::Invalid(format!(
@@ -336,12 +337,6 @@ pub fn train(
         params,
         train,
         eval: eval_pairs,
-        pad_id: s
-            .config_json
-            .get("pad_token_id")
-            .and_then(Value::as_u64)
-            .map(|p| p as u32)
-            .unwrap_or_else(|| s.tokenizer.pad_id()),
         label_smoothing: eps,
         eval_batch_size: job.args.batch_size,
         config_json: s.config_json,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tasklm_data::IGNORE_INDEX;
 use tasklm_generate::SamplingParams;
-use tasklm_models::seq2seq::Seq2SeqModel;
+use tasklm_models::seq2seq::{EncoderDecoder, Seq2SeqModel};
 use tasklm_models::{Model, ModelArchitecture, ModelConfig};
 use tasklm_text::TextTokenizer;
 use tasklm_train::trainer::{LossSum, Metrics, Objective};
@@ -87,7 +87,6 @@ pub struct Seq2SeqObjective {
     pub params: Vec<(String, Var)>,
     pub train: Vec<EncodedPair>,
     pub eval: Vec<EncodedPair>,
-    pub pad_id: u32,
     pub label_smoothing: f64,
     pub eval_batch_size: usize,
     /// `config.json` as it will be written.
@@ -161,7 +160,7 @@ impl Seq2SeqObjective {
         train: bool,
     ) -> crate::Result<(Tensor, usize, usize)> {
         let rows: Vec<&EncodedPair> = indices.iter().filter_map(|&i| pairs.get(i)).collect();
-        let (src, mask, labels) = collate(&rows, self.pad_id)?;
+        let (src, mask, labels) = collate(&rows, self.model.pad_id())?;
         let tokens = rows.iter().map(|r| r.source.len() + r.target.len()).sum();
         let (sum, n) = seq2seq_train_loss(&self.model, &src, &mask, &labels, smoothing, train)?;
         Ok((sum, n, tokens))
