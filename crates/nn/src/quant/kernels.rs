@@ -79,8 +79,24 @@ impl Isa {
         let nb = xs.iter().map(|x| blocks(f, w, x)).min().unwrap_or(0);
         let n = xs.len().min(out.len());
         match self {
+            // Few activation rows (decoding): one pass over the weight row per activation row,
+            // nothing staged; the weight row is a few hundred bytes and stays in L1.
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::supported` checked the features; `nb` bounds every read.
+            Isa::Avx512Vnni if n < STAGED_ROWS => unsafe {
+                for (o, x) in out.iter_mut().zip(xs) {
+                    *o = x86::dot_one_vnni(f, w, x, nb);
+                }
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 if n < STAGED_ROWS => unsafe {
+                for (o, x) in out.iter_mut().zip(xs) {
+                    *o = x86::dot_one_avx2(f, w, x, nb);
+                }
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
             Isa::Avx512Vnni => unsafe { x86::dot_rows_vnni(f, w, &xs[..n], nb, &mut out[..n]) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
@@ -100,6 +116,10 @@ impl Isa {
         out[0]
     }
 }
+
+/// From this many activation rows on, a weight row's scales and nibbles are converted once
+/// into a staging area shared by the rows; below it each row reads the weights directly.
+const STAGED_ROWS: usize = 4;
 
 /// Blocks both rows hold in full: every kernel reads only these.
 fn blocks(f: BlockFormat, w: &WeightRow, x: &ActRow) -> usize {
@@ -357,6 +377,102 @@ mod x86 {
                 seg += len;
             }
         }};
+    }
+
+    /// One weight row against one activation row, in groups of eight blocks: the eight weight
+    /// scales (and Q4_1 offsets) converted in one vector and multiplied by the activation
+    /// scales in one, the Q4_1 offset terms accumulated as a vector, the integer dots into two
+    /// accumulators; the last blocks one by one. Nothing is staged.
+    macro_rules! dot_one_body {
+        ($f:expr, $w:expr, $x:expr, $nb:expr, $q8_biased:expr, |$a:ident, $c:ident| $idot:expr) => {{
+            let biased: bool = $q8_biased;
+            let (f, w, x, nb): (BlockFormat, &WeightRow, &ActRow, usize) = ($f, $w, $x, $nb);
+            let (wq, xq) = (w.quants.as_ptr(), x.quants.as_ptr());
+            // SAFETY (every block below): b < nb blocks, in bounds of both rows (`blocks`).
+            let block = |b: usize| -> __m256i {
+                let xv = unsafe { _mm256_loadu_si256(xq.add(b * 32).cast()) };
+                let ($a, $c) = match f {
+                    BlockFormat::Q8_0 => {
+                        let wv = unsafe { _mm256_loadu_si256(wq.add(b * 32).cast()) };
+                        if biased {
+                            (_mm256_xor_si256(wv, _mm256_set1_epi8(-128)), xv)
+                        } else {
+                            (_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
+                        }
+                    }
+                    _ => (unsafe { nibbles(wq.add(b * 16)) }, xv),
+                };
+                $idot
+            };
+            // The weights' offset (128 for biased Q8_0 bytes, 8 for Q4_0 nibbles) taken back:
+            // `- o d_w (d_x sum q_x)`; Q4_1's offset term is `+ m (d_x sum q_x)`.
+            let shift = match f {
+                BlockFormat::Q8_0 if biased => -128.0,
+                BlockFormat::Q4_0 => -8.0,
+                _ => 0.0,
+            };
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let mut offs = _mm256_setzero_ps();
+            let mut cs = [0f32; 8];
+            let mut b = 0;
+            while b + 8 <= nb {
+                let (dw, dx, sx) = unsafe {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(w.scales.as_ptr().add(b).cast())),
+                        _mm256_loadu_ps(x.scales.as_ptr().add(b)),
+                        _mm256_loadu_ps(x.scaled_sums.as_ptr().add(b)),
+                    )
+                };
+                unsafe { _mm256_storeu_ps(cs.as_mut_ptr(), _mm256_mul_ps(dw, dx)) };
+                offs = if f == BlockFormat::Q4_1 {
+                    let m = unsafe {
+                        _mm256_cvtph_ps(_mm_loadu_si128(w.offsets.as_ptr().add(b).cast()))
+                    };
+                    _mm256_fmadd_ps(m, sx, offs)
+                } else {
+                    _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(shift), dw), sx, offs)
+                };
+                for j in (0..8).step_by(2) {
+                    let (p0, p1) = (block(b + j), block(b + j + 1));
+                    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(cs[j]), _mm256_cvtepi32_ps(p0), acc0);
+                    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(cs[j + 1]), _mm256_cvtepi32_ps(p1), acc1);
+                }
+                b += 8;
+            }
+            let mut tail = 0f32;
+            while b < nb {
+                let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(w.scales[b]))));
+                let p = _mm256_cvtepi32_ps(block(b));
+                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scales[b]), p, acc0);
+                tail += if f == BlockFormat::Q4_1 {
+                    let m = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(w.offsets[b]))));
+                    m * x.scaled_sums[b]
+                } else {
+                    shift * dw * x.scaled_sums[b]
+                };
+                b += 1;
+            }
+            hsum(_mm256_add_ps(acc0, acc1)) + hsum(offs) + tail
+        }};
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; `nb` blocks must be in bounds of both rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_one_avx2(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
+        let ones = _mm256_set1_epi16(1);
+        dot_one_body!(f, w, x, nb, false, |a, c| _mm256_madd_epi16(
+            _mm256_maddubs_epi16(a, c),
+            ones
+        ))
+    }
+
+    /// # Safety
+    /// As [`dot_one_avx2`], and the CPU must have AVX-512 VL and VNNI.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn dot_one_vnni(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
+        let zero = _mm256_setzero_si256();
+        dot_one_body!(f, w, x, nb, true, |a, c| _mm256_dpbusd_epi32(zero, a, c))
     }
 
     /// # Safety

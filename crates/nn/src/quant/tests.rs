@@ -40,27 +40,31 @@ fn dequantize_matches_candle_for_every_format() {
 
 #[test]
 fn every_instruction_set_gives_the_plain_dot_product() {
-    let (w, x) = (random(9, 320, 2), random(3, 320, 3));
+    // Five activation rows: all five go through the staged kernel, each alone through the
+    // direct one. 320 columns: a group of eight blocks and two blocks after it.
+    const N: usize = 5;
+    let (w, x) = (random(9, 320, 2), random(N, 320, 3));
     let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let xq = QuantizedRows::new(&xs, 320).unwrap();
+    let rows: Vec<_> = (0..N).map(|i| xq.row(i)).collect();
     for f in FORMATS {
         let m = BlockQuantized::quantize(&w, f).unwrap();
         for r in 0..9 {
-            for i in 0..3 {
-                let plain = Isa::Generic.dot(f, &m.row(r), &xq.row(i));
-                for isa in Isa::supported() {
-                    let rows: Vec<_> = (0..3).map(|i| xq.row(i)).collect();
-                    let mut all = [0f32; 3];
-                    isa.dot_rows(f, &m.row(r), &rows, &mut all);
+            for isa in Isa::supported() {
+                let mut all = [0f32; N];
+                isa.dot_rows(f, &m.row(r), &rows, &mut all);
+                for (i, x) in rows.iter().enumerate() {
+                    let plain = Isa::Generic.dot(f, &m.row(r), x);
+                    let close = |v: f32| (v - plain).abs() <= 1e-4 * plain.abs().max(1.0);
                     assert!(
-                        (all[i] - plain).abs() <= 1e-4 * plain.abs().max(1.0),
-                        "{f:?} {isa:?} rows, row {r}: {} vs {plain}",
+                        close(all[i]),
+                        "{f:?} {isa:?} staged, row {r}: {} vs {plain}",
                         all[i]
                     );
-                    let got = isa.dot(f, &m.row(r), &xq.row(i));
+                    let got = isa.dot(f, &m.row(r), x);
                     assert!(
-                        (got - plain).abs() <= 1e-4 * plain.abs().max(1.0),
-                        "{f:?} {isa:?} row {r}: {got} vs {plain}"
+                        close(got),
+                        "{f:?} {isa:?} direct, row {r}: {got} vs {plain}"
                     );
                 }
             }
