@@ -164,6 +164,16 @@ pub fn to_storage<T: WithDType>(v: Vec<T>) -> CpuStorage {
 /// Output rows of one matrix that one parallel task computes (the row products below).
 const ROWS_PER_TASK: usize = 64;
 
+/// Rows per task: [`ROWS_PER_TASK`], or more when one input row (decoding) would make many
+/// small tasks, so that there are about four tasks per thread in the pass (a multiple of 16).
+fn rows_per_task(n: usize, total: usize, threads: usize) -> usize {
+    if n > 1 {
+        return ROWS_PER_TASK;
+    }
+    let share = total.div_ceil(4 * threads.max(1)).next_multiple_of(16);
+    share.max(ROWS_PER_TASK)
+}
+
 /// The products of `n` input rows with several matrices of `outs[m]` rows each, side by side:
 /// (n, sum outs), row-major. Every matrix's rows are cut into tasks of [`ROWS_PER_TASK`], all
 /// shared out over the threads in one parallel pass; `block(m, rows, out)` fills `out`
@@ -175,14 +185,29 @@ pub(crate) fn side_by_side_rows(
 ) -> Vec<f32> {
     use rayon::prelude::*;
     let total: usize = outs.iter().sum();
+    let per_task = rows_per_task(n, total, rayon::current_num_threads());
     // (matrix, its rows, column of the output) for each task.
     let mut tasks = Vec::new();
     let mut col = 0;
     for (m, &out) in outs.iter().enumerate() {
-        for start in (0..out).step_by(ROWS_PER_TASK) {
-            tasks.push((m, start..(start + ROWS_PER_TASK).min(out), col + start));
+        for start in (0..out).step_by(per_task) {
+            tasks.push((m, start..(start + per_task).min(out), col + start));
         }
         col += out;
+    }
+    if n == 1 {
+        // One input row: each task's outputs are a run of the output, written in place.
+        let mut y = vec![0f32; total];
+        let mut rest = y.as_mut_slice();
+        let mut runs = Vec::with_capacity(tasks.len());
+        for (m, rows, _) in &tasks {
+            let (run, tail) = rest.split_at_mut(rows.len());
+            runs.push((*m, rows.clone(), run));
+            rest = tail;
+        }
+        runs.into_par_iter()
+            .for_each(|(m, rows, run)| block(m, rows, run));
+        return y;
     }
     let blocks: Vec<Vec<f32>> = tasks
         .par_iter()
