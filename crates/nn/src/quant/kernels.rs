@@ -73,40 +73,57 @@ impl Isa {
         }
     }
 
-    /// `out[i] = w . xs[i]` for every activation row: the weight row's scales are converted
-    /// (and its nibbles read) once for all of them.
-    pub fn dot_rows(self, f: BlockFormat, w: &WeightRow, xs: &[ActRow], out: &mut [f32]) {
-        let nb = xs.iter().map(|x| blocks(f, w, x)).min().unwrap_or(0);
-        let n = xs.len().min(out.len());
+    /// `out[i * ws.len() + j] = ws[j] . xs[i]`. From [`TILED_ROWS`] activation rows on, register
+    /// tiles of weight rows by activation rows ([`super::tiles`]); below it (decoding) one pass
+    /// over each weight row per activation row, nothing staged: the weight row is a few
+    /// hundred bytes and stays in L1.
+    pub fn product(self, f: BlockFormat, ws: &[WeightRow], xs: &[ActRow], out: &mut [f32]) {
+        let nb = ws
+            .iter()
+            .flat_map(|w| xs.iter().map(move |x| blocks(f, w, x)))
+            .min()
+            .unwrap_or(0);
+        let m = ws.len();
+        let n = xs.len().min(out.len() / m.max(1));
+        let (xs, out) = (&xs[..n], &mut out[..n * m]);
         match self {
-            // Few activation rows (decoding): one pass over the weight row per activation row,
-            // nothing staged; the weight row is a few hundred bytes and stays in L1.
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Isa::supported` checked the features; `nb` bounds every read.
-            Isa::Avx512Vnni if n < STAGED_ROWS => unsafe {
-                for (o, x) in out.iter_mut().zip(xs) {
-                    *o = x86::dot_one_vnni(f, w, x, nb);
+            // SAFETY: `Isa::supported` checked the features; `nb` bounds every read; `out`
+            // holds n * m values.
+            Isa::Avx512Vnni | Isa::Avx2 if n >= TILED_ROWS => unsafe {
+                super::tiles::product(self == Isa::Avx512Vnni, f, ws, xs, nb, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx512Vnni => unsafe {
+                for (i, x) in xs.iter().enumerate() {
+                    for (j, w) in ws.iter().enumerate() {
+                        out[i * m + j] = x86::dot_one_vnni(f, w, x, nb);
+                    }
                 }
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 if n < STAGED_ROWS => unsafe {
-                for (o, x) in out.iter_mut().zip(xs) {
-                    *o = x86::dot_one_avx2(f, w, x, nb);
+            Isa::Avx2 => unsafe {
+                for (i, x) in xs.iter().enumerate() {
+                    for (j, w) in ws.iter().enumerate() {
+                        out[i * m + j] = x86::dot_one_avx2(f, w, x, nb);
+                    }
                 }
             },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Isa::Avx512Vnni => unsafe { x86::dot_rows_vnni(f, w, &xs[..n], nb, &mut out[..n]) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Isa::Avx2 => unsafe { x86::dot_rows_avx2(f, w, &xs[..n], nb, &mut out[..n]) },
             _ => {
-                for (o, x) in out.iter_mut().zip(xs) {
-                    *o = dot_generic(f, w, x, nb);
+                for (i, x) in xs.iter().enumerate() {
+                    for (j, w) in ws.iter().enumerate() {
+                        out[i * m + j] = dot_generic(f, w, x, nb);
+                    }
                 }
             }
         }
+    }
+
+    /// `out[i] = w . xs[i]` for every activation row.
+    pub fn dot_rows(self, f: BlockFormat, w: &WeightRow, xs: &[ActRow], out: &mut [f32]) {
+        self.product(f, std::slice::from_ref(w), xs, out)
     }
 
     /// `sum_j w_j x_j` over the row, from the quantized forms.
@@ -117,9 +134,8 @@ impl Isa {
     }
 }
 
-/// From this many activation rows on, a weight row's scales and nibbles are converted once
-/// into a staging area shared by the rows; below it each row reads the weights directly.
-const STAGED_ROWS: usize = 4;
+/// From this many activation rows on, the product goes tile by tile.
+const TILED_ROWS: usize = 4;
 
 /// Blocks both rows hold in full: every kernel reads only these.
 fn blocks(f: BlockFormat, w: &WeightRow, x: &ActRow) -> usize {
@@ -206,65 +222,16 @@ pub fn quantize_blocks(x: &[f32], scales: &mut [f32], scaled_sums: &mut [f32], q
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::{ActRow, BlockFormat, WeightRow};
     use std::arch::x86_64::*;
 
-    /// Blocks whose scales are converted together, on the stack.
-    const SEG: usize = 64;
-
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    fn hsum(v: __m256) -> f32 {
+    pub(in crate::quant) fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
-    }
-
-    /// f16 bits to f32, eight at a time (the tail one by one).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    fn halves(src: &[u16], dst: &mut [f32]) {
-        let n = src.len().min(dst.len());
-        let mut i = 0;
-        while i + 8 <= n {
-            // SAFETY: i + 8 <= n, in bounds of both slices.
-            unsafe {
-                let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
-                _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
-            }
-            i += 8;
-        }
-        while i < n {
-            dst[i] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(src[i]))));
-            i += 1;
-        }
-    }
-
-    /// `sum a_i b_i` in eight lanes.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let mut acc = _mm256_setzero_ps();
-        let mut i = 0;
-        while i + 8 <= n {
-            // SAFETY: i + 8 <= n, in bounds of both slices.
-            unsafe {
-                let (va, vb) = (
-                    _mm256_loadu_ps(a.as_ptr().add(i)),
-                    _mm256_loadu_ps(b.as_ptr().add(i)),
-                );
-                acc = _mm256_fmadd_ps(va, vb, acc);
-            }
-            i += 8;
-        }
-        let mut tail = 0.0;
-        while i < n {
-            tail += a[i] * b[i];
-            i += 1;
-        }
-        hsum(acc) + tail
     }
 
     /// 32 unsigned nibbles of a Q4 block: the low nibbles (elements 0..16), then the high ones.
@@ -273,110 +240,13 @@ mod x86 {
     /// `p` must point at 16 readable bytes.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn nibbles(p: *const u8) -> __m256i {
+    pub(in crate::quant) unsafe fn nibbles(p: *const u8) -> __m256i {
         // SAFETY: the caller guarantees 16 bytes at `p`.
         let raw = unsafe { _mm_loadu_si128(p.cast()) };
         let m = _mm_set1_epi8(15);
         let lo = _mm_and_si128(raw, m);
         let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
         _mm256_set_m128i(hi, lo)
-    }
-
-    /// The block loop for one instruction set, `$idot(u8 x32, i8 x32) -> i32 x8`, for one
-    /// weight row and several activation rows. Per segment of blocks: the weight scales
-    /// converted in vectors and the Q4 nibbles widened, once; then for each activation row the
-    /// scales multiplied in vectors, the Q4 offset terms as one vector dot product, and the
-    /// integer dots into two accumulators (even and odd blocks) so consecutive blocks do not
-    /// wait on each other.
-    macro_rules! dot_rows_body {
-        ($f:expr, $w:expr, $xs:expr, $nb:expr, $out:expr, $q8_biased:expr, |$a:ident, $c:ident| $idot:expr) => {{
-            // With `$q8_biased` (an instruction without i16 saturation), Q8_0 weights enter as
-            // unsigned `q + 128`, one instruction per pair; else as `|q|` against `sign(x, q)`.
-            let biased: bool = $q8_biased;
-            let (f, w, xs, nb, out): (BlockFormat, &WeightRow, &[ActRow], usize, &mut [f32]) =
-                ($f, $w, $xs, $nb, $out);
-            out.iter_mut().for_each(|o| *o = 0.0);
-            let wq = w.quants.as_ptr();
-            let mut dw = [0f32; SEG];
-            let mut m = [0f32; SEG];
-            let mut cs = [0f32; SEG];
-            // Q4 nibbles widened to bytes once per segment (32 per block).
-            let mut wide = [_mm256_setzero_si256(); SEG];
-            let mut seg = 0;
-            while seg < nb {
-                let len = SEG.min(nb - seg);
-                halves(&w.scales[seg..seg + len], &mut dw[..len]);
-                if f == BlockFormat::Q4_1 {
-                    halves(&w.offsets[seg..seg + len], &mut m[..len]);
-                }
-                for (j, v) in wide[..len].iter_mut().enumerate() {
-                    // SAFETY: seg + j < nb blocks, in bounds of the weight row (`blocks`).
-                    *v = unsafe {
-                        match f {
-                            // q + 128 as unsigned bytes: the offset is taken back below.
-                            BlockFormat::Q8_0 if biased => _mm256_xor_si256(
-                                _mm256_loadu_si256(wq.add((seg + j) * 32).cast()),
-                                _mm256_set1_epi8(-128),
-                            ),
-                            BlockFormat::Q8_0 => _mm256_loadu_si256(wq.add((seg + j) * 32).cast()),
-                            _ => nibbles(wq.add((seg + j) * 16)),
-                        }
-                    };
-                }
-                for (x, o) in xs.iter().zip(out.iter_mut()) {
-                    let xq = x.quants.as_ptr();
-                    let sums = &x.scaled_sums[seg..seg + len];
-                    // The weights went in with an offset (128 for Q8_0's bytes, 8 for Q4_0's
-                    // nibbles): `d_w d_x sum((q_w + o) q_x) - o d_w (d_x sum q_x)`.
-                    let off = match f {
-                        BlockFormat::Q8_0 if biased => -128.0 * dot_f32(&dw[..len], sums),
-                        BlockFormat::Q8_0 => 0.0,
-                        BlockFormat::Q4_0 => -8.0 * dot_f32(&dw[..len], sums),
-                        BlockFormat::Q4_1 => dot_f32(&m[..len], sums),
-                    };
-                    for ((c, &d), &s) in cs[..len]
-                        .iter_mut()
-                        .zip(&dw[..len])
-                        .zip(&x.scales[seg..seg + len])
-                    {
-                        *c = d * s;
-                    }
-                    let block = |j: usize| -> __m256i {
-                        // SAFETY: seg + j < nb blocks, in bounds of the activation row.
-                        let xv = unsafe { _mm256_loadu_si256(xq.add((seg + j) * 32).cast()) };
-                        let ($a, $c) = match f {
-                            BlockFormat::Q8_0 if !biased => {
-                                let wv = wide[j];
-                                (_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv))
-                            }
-                            _ => (wide[j], xv),
-                        };
-                        $idot
-                    };
-                    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-                    let mut j = 0;
-                    while j + 2 <= len {
-                        let (p0, p1) = (block(j), block(j + 1));
-                        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(cs[j]), _mm256_cvtepi32_ps(p0), acc0);
-                        acc1 = _mm256_fmadd_ps(
-                            _mm256_set1_ps(cs[j + 1]),
-                            _mm256_cvtepi32_ps(p1),
-                            acc1,
-                        );
-                        j += 2;
-                    }
-                    if j < len {
-                        acc0 = _mm256_fmadd_ps(
-                            _mm256_set1_ps(cs[j]),
-                            _mm256_cvtepi32_ps(block(j)),
-                            acc0,
-                        );
-                    }
-                    *o += hsum(_mm256_add_ps(acc0, acc1)) + off;
-                }
-                seg += len;
-            }
-        }};
     }
 
     /// One weight row against one activation row, in groups of eight blocks: the eight weight
@@ -473,38 +343,5 @@ mod x86 {
     pub unsafe fn dot_one_vnni(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
         let zero = _mm256_setzero_si256();
         dot_one_body!(f, w, x, nb, true, |a, c| _mm256_dpbusd_epi32(zero, a, c))
-    }
-
-    /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `nb` blocks must be in bounds of every row.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_rows_avx2(
-        f: BlockFormat,
-        w: &WeightRow,
-        xs: &[ActRow],
-        nb: usize,
-        out: &mut [f32],
-    ) {
-        let ones = _mm256_set1_epi16(1);
-        dot_rows_body!(f, w, xs, nb, out, false, |a, c| _mm256_madd_epi16(
-            _mm256_maddubs_epi16(a, c),
-            ones
-        ))
-    }
-
-    /// # Safety
-    /// As [`dot_rows_avx2`], and the CPU must have AVX-512 VL and VNNI.
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub unsafe fn dot_rows_vnni(
-        f: BlockFormat,
-        w: &WeightRow,
-        xs: &[ActRow],
-        nb: usize,
-        out: &mut [f32],
-    ) {
-        let zero = _mm256_setzero_si256();
-        dot_rows_body!(f, w, xs, nb, out, true, |a, c| _mm256_dpbusd_epi32(
-            zero, a, c
-        ))
     }
 }

@@ -9,6 +9,8 @@
 //! and all their rows are shared out over the threads in one parallel pass.
 
 mod kernels;
+#[cfg(target_arch = "x86_64")]
+mod tiles;
 mod transpose;
 
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -247,14 +249,9 @@ pub fn matmul_rows(x: &[f32], k: usize, mats: &[&BlockQuantized]) -> Result<Vec<
     let isa = Isa::detect();
     let rows: Vec<kernels::ActRow> = (0..n).map(|i| xq.row(i)).collect();
     let y = crate::ops::side_by_side_rows(n, &outs, |mi, range, out| {
-        let (m, len) = (mats[mi], range.len());
-        let mut col = vec![0f32; n];
-        for (j, r) in range.enumerate() {
-            isa.dot_rows(m.format, &m.row(r), &rows, &mut col);
-            for (i, &v) in col.iter().enumerate() {
-                out[i * len + j] = v;
-            }
-        }
+        let m = mats[mi];
+        let ws: Vec<kernels::WeightRow> = range.map(|r| m.row(r)).collect();
+        isa.product(m.format, &ws, &rows, out);
     });
     Ok(y)
 }

@@ -40,8 +40,8 @@ fn dequantize_matches_candle_for_every_format() {
 
 #[test]
 fn every_instruction_set_gives_the_plain_dot_product() {
-    // Five activation rows: all five go through the staged kernel, each alone through the
-    // direct one. 320 columns: a group of eight blocks and two blocks after it.
+    // Five activation rows: all five go through the register tiles, each alone through the
+    // direct kernel. 320 columns: a group of eight blocks and two blocks after it.
     const N: usize = 5;
     let (w, x) = (random(9, 320, 2), random(N, 320, 3));
     let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -58,13 +58,29 @@ fn every_instruction_set_gives_the_plain_dot_product() {
                     let close = |v: f32| (v - plain).abs() <= 1e-4 * plain.abs().max(1.0);
                     assert!(
                         close(all[i]),
-                        "{f:?} {isa:?} staged, row {r}: {} vs {plain}",
+                        "{f:?} {isa:?} tiled, row {r}: {} vs {plain}",
                         all[i]
                     );
                     let got = isa.dot(f, &m.row(r), x);
                     assert!(
                         close(got),
                         "{f:?} {isa:?} direct, row {r}: {got} vs {plain}"
+                    );
+                }
+            }
+        }
+        // All nine weight rows by the five activation rows: full tiles and both edges.
+        let ws: Vec<_> = (0..9).map(|r| m.row(r)).collect();
+        for isa in Isa::supported() {
+            let mut out = [0f32; 9 * N];
+            isa.product(f, &ws, &rows, &mut out);
+            for (i, x) in rows.iter().enumerate() {
+                for (j, w) in ws.iter().enumerate() {
+                    let plain = Isa::Generic.dot(f, w, x);
+                    let got = out[i * 9 + j];
+                    assert!(
+                        (got - plain).abs() <= 1e-4 * plain.abs().max(1.0),
+                        "{f:?} {isa:?} product ({i}, {j}): {got} vs {plain}"
                     );
                 }
             }
