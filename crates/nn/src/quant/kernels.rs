@@ -80,7 +80,8 @@ impl Isa {
     pub fn product(self, f: BlockFormat, ws: &[WeightRow], xs: &[ActRow], out: &mut [f32]) {
         let nb = ws
             .iter()
-            .flat_map(|w| xs.iter().map(move |x| blocks(f, w, x)))
+            .map(|w| weight_blocks(f, w))
+            .chain(xs.iter().map(act_blocks))
             .min()
             .unwrap_or(0);
         let m = ws.len();
@@ -137,19 +138,22 @@ impl Isa {
 /// From this many activation rows on, the product goes tile by tile.
 const TILED_ROWS: usize = 4;
 
-/// Blocks both rows hold in full: every kernel reads only these.
-fn blocks(f: BlockFormat, w: &WeightRow, x: &ActRow) -> usize {
-    let mut nb = w
-        .scales
-        .len()
-        .min(w.quants.len() / f.quant_bytes())
-        .min(x.scales.len())
-        .min(x.scaled_sums.len())
-        .min(x.quants.len() / BLOCK);
+/// Blocks a weight row holds in full.
+fn weight_blocks(f: BlockFormat, w: &WeightRow) -> usize {
+    let nb = w.scales.len().min(w.quants.len() / f.quant_bytes());
     if f == BlockFormat::Q4_1 {
-        nb = nb.min(w.offsets.len());
+        nb.min(w.offsets.len())
+    } else {
+        nb
     }
-    nb
+}
+
+/// Blocks an activation row holds in full.
+fn act_blocks(x: &ActRow) -> usize {
+    x.scales
+        .len()
+        .min(x.scaled_sums.len())
+        .min(x.quants.len() / BLOCK)
 }
 
 /// IEEE half to f32 (exact).
@@ -202,23 +206,43 @@ fn dot_generic(f: BlockFormat, w: &WeightRow, x: &ActRow, nb: usize) -> f32 {
     acc
 }
 
-/// Quantizes f32 blocks of 32 to 8 bits: `d = max|x| / 127`, `q = round(x / d)`.
-pub fn quantize_blocks(x: &[f32], scales: &mut [f32], scaled_sums: &mut [f32], quants: &mut [i8]) {
-    crate::ops::simd(|| {
-        for (b, blk) in x.chunks_exact(BLOCK).enumerate() {
-            let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut sum = 0i32;
-            for (q, &v) in quants[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(blk) {
-                let r = (v * id).round_ties_even() as i32;
-                *q = r as i8;
-                sum += r;
-            }
-            scales[b] = d;
-            scaled_sums[b] = d * sum as f32;
+impl Isa {
+    /// Quantizes f32 blocks of 32 to 8 bits: `d = max|x| / 127`, `q = round(x / d)` (ties to
+    /// even), and `d * sum(q)` per block; every instruction set gives the same bytes.
+    pub fn quantize_blocks(
+        self,
+        x: &[f32],
+        scales: &mut [f32],
+        scaled_sums: &mut [f32],
+        quants: &mut [i8],
+    ) {
+        let nb = (x.len() / BLOCK)
+            .min(scales.len())
+            .min(scaled_sums.len())
+            .min(quants.len() / BLOCK);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::supported` checked AVX2; `nb` bounds every block.
+            Isa::Avx512Vnni | Isa::Avx2 => unsafe {
+                x86::quantize_blocks_avx2(x, scales, scaled_sums, quants, nb)
+            },
+            _ => crate::ops::simd(|| {
+                for (b, blk) in x.chunks_exact(BLOCK).take(nb).enumerate() {
+                    let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let d = amax / 127.0;
+                    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+                    let mut sum = 0i32;
+                    for (q, &v) in quants[b * BLOCK..(b + 1) * BLOCK].iter_mut().zip(blk) {
+                        let r = (v * id).round_ties_even() as i32;
+                        *q = r as i8;
+                        sum += r;
+                    }
+                    scales[b] = d;
+                    scaled_sums[b] = d * sum as f32;
+                }
+            }),
         }
-    })
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -247,6 +271,59 @@ pub(super) mod x86 {
         let lo = _mm_and_si128(raw, m);
         let hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
         _mm256_set_m128i(hi, lo)
+    }
+
+    /// [`super::Isa::quantize_blocks`] eight lanes at a time, the bytes packed as llama.cpp's
+    /// `quantize_row_q8_0` packs them.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; every slice holds `nb` blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn quantize_blocks_avx2(
+        x: &[f32],
+        scales: &mut [f32],
+        scaled_sums: &mut [f32],
+        quants: &mut [i8],
+        nb: usize,
+    ) {
+        let sign = _mm256_set1_ps(-0.0);
+        for b in 0..nb {
+            // SAFETY: b < nb, so 32 floats and 32 bytes at b * 32 are in bounds.
+            let v: [__m256; 4] =
+                std::array::from_fn(|i| unsafe { _mm256_loadu_ps(x.as_ptr().add(b * 32 + i * 8)) });
+            let a = v.map(|v| _mm256_andnot_ps(sign, v));
+            let m = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+            let d = amax / 127.0;
+            let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+            let q = v.map(|v| {
+                _mm256_cvtps_epi32(_mm256_round_ps::<
+                    { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                >(_mm256_mul_ps(v, id)))
+            });
+            let total =
+                _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+            let t = _mm_add_epi32(
+                _mm256_castsi256_si128(total),
+                _mm256_extracti128_si256(total, 1),
+            );
+            let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b01_00_11_10));
+            let t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0b10_11_00_01));
+            let sum = _mm_cvtsi128_si32(t);
+            // Packing works within 128-bit lanes; the permute puts the eight groups of four
+            // back in order.
+            let p = _mm256_packs_epi16(
+                _mm256_packs_epi32(q[0], q[1]),
+                _mm256_packs_epi32(q[2], q[3]),
+            );
+            let p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_si256(quants.as_mut_ptr().add(b * 32).cast(), p) };
+            scales[b] = d;
+            scaled_sums[b] = d * sum as f32;
+        }
     }
 
     /// One weight row against one activation row, in groups of eight blocks: the eight weight

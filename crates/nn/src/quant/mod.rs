@@ -215,7 +215,7 @@ impl QuantizedRows {
             scaled_sums: vec![0.0; blocks],
             quants: vec![0; x.len()],
         };
-        kernels::quantize_blocks(x, &mut q.scales, &mut q.scaled_sums, &mut q.quants);
+        Isa::detect().quantize_blocks(x, &mut q.scales, &mut q.scaled_sums, &mut q.quants);
         Ok(q)
     }
 

@@ -89,6 +89,33 @@ fn every_instruction_set_gives_the_plain_dot_product() {
 }
 
 #[test]
+fn every_instruction_set_quantizes_activations_to_the_same_bytes() {
+    let mut x = random(4, 256, 7)
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    // Ties (x / d exactly k + 0.5), a zero block and a block with one large value.
+    x[0] = 127.0;
+    x[1] = 0.5;
+    x[2] = 1.5;
+    x[3] = -2.5;
+    x[32..64].iter_mut().for_each(|v| *v = 0.0);
+    x[64] = -1000.0;
+    let nb = x.len() / BLOCK;
+    let run = |isa: Isa| {
+        let (mut d, mut s, mut q) = (vec![0f32; nb], vec![0f32; nb], vec![0i8; x.len()]);
+        isa.quantize_blocks(&x, &mut d, &mut s, &mut q);
+        (d, s, q)
+    };
+    let plain = run(Isa::Generic);
+    assert_eq!(plain.2[..4], [127, 0, 2, -2], "ties go to even");
+    for isa in Isa::supported() {
+        assert_eq!(run(isa), plain, "{isa:?}");
+    }
+}
+
+#[test]
 fn matmul_matches_dequantized_weights_and_candles_quantized_matmul() {
     let dev = Device::Cpu;
     let (w1, w2, x) = (random(70, 128, 4), random(130, 128, 5), random(4, 128, 6));
