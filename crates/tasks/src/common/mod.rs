@@ -2,6 +2,7 @@
 //! the decoder training runner (SFT, chat, decoder label tasks, generative tasks) and the
 //! encoder training runner (classify, NLI, NER, QA), each written once.
 
+pub mod best_beam;
 pub mod encoder_input;
 pub mod encoder_runner;
 pub mod fresh_init;

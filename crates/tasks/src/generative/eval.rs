@@ -3,12 +3,13 @@
 //! running the tests, final-number match).
 
 use super::{GenData, GenTask};
+use crate::common::best_beam::best_beam_texts;
 use crate::{Result, TaskError};
 use serde_json::{json, Value};
 use std::path::Path;
 use tasklm_data::GenRecord;
 use tasklm_generate::SamplingParams;
-use tasklm_generate::{beam_search, generate, BeamParams, DecoderSteps, RowInput};
+use tasklm_generate::{generate, BeamParams, DecoderSteps, RowInput};
 
 /// How eval generates.
 #[derive(Clone, Debug)]
@@ -55,22 +56,12 @@ fn generate_all(
         .map(|p| Ok(m.tokenizer.encode(p, true)?))
         .collect::<Result<Vec<Vec<u32>>>>()?;
     if let Some(beam) = &opts.beam {
-        let beam = BeamParams {
-            max_new_tokens: opts.sampling.max_new_tokens,
-            num_return_sequences: 1,
-            ..beam.clone()
-        };
         let steps = DecoderSteps::new(m.model.as_ref(), m.tokenizer.pad_id());
+        let max_new = opts.sampling.max_new_tokens;
         for (chunk, rows) in ids.chunks(opts.batch_size.max(1)).enumerate() {
             let rows: Vec<RowInput> = rows.iter().cloned().map(RowInput::from_ids).collect();
-            let hyps = beam_search(&steps, &m.tokenizer.eos_ids, &rows, &beam)?;
-            for (k, h) in hyps.into_iter().enumerate() {
-                let ids = h
-                    .into_iter()
-                    .next()
-                    .map(|h| h.token_ids)
-                    .unwrap_or_default();
-                let text = m.tokenizer.decode(&ids, true)?;
+            let texts = best_beam_texts(&steps, &m.tokenizer, &rows, beam, max_new)?;
+            for (k, text) in texts.into_iter().enumerate() {
                 let i = chunk * opts.batch_size.max(1) + k;
                 out[i].push(cut_at_stop(&text, &opts.sampling.stop));
             }

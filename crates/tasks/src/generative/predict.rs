@@ -1,10 +1,11 @@
 //! Answering one record of a generative task (`tasklm predict`, the server).
 
 use super::{GenData, GenTask};
+use crate::common::best_beam::best_beam_texts;
 use crate::{Predictor, Result, TaskError, TaskKind};
 use serde_json::{json, Value};
 use tasklm_data::GenRecord;
-use tasklm_generate::{beam_search, generate, BeamParams, DecoderSteps, RowInput, SamplingParams};
+use tasklm_generate::{generate, BeamParams, DecoderSteps, RowInput, SamplingParams};
 
 /// A decoder answering one JSON record at a time for a generative task (`tasklm predict`).
 pub struct GenPredictor {
@@ -47,21 +48,14 @@ impl GenPredictor {
         let r = gen_record(self.data.task, record)?;
         let ids = self.model.tokenizer.encode(&self.data.prompt(&r), true)?;
         if let Some(b) = &self.beam {
-            let b = BeamParams {
-                max_new_tokens: self.sampling.max_new_tokens,
-                num_return_sequences: 1,
-                ..b.clone()
-            };
             let steps = DecoderSteps::new(self.model.model.as_ref(), self.model.tokenizer.pad_id());
             let rows = [RowInput::from_ids(ids)];
-            let best = beam_search(&steps, &self.model.tokenizer.eos_ids, &rows, &b)?
+            let (tok, max_new) = (&self.model.tokenizer, self.sampling.max_new_tokens);
+            let best = best_beam_texts(&steps, tok, &rows, b, max_new)?
                 .into_iter()
                 .next()
-                .and_then(|h| h.into_iter().next())
-                .map(|h| h.token_ids)
                 .unwrap_or_default();
-            let text = self.model.tokenizer.decode(&best, true)?;
-            let text = super::eval::cut_at_stop(&text, &self.sampling.stop);
+            let text = super::eval::cut_at_stop(&best, &self.sampling.stop);
             return Ok(json!({"prediction": text.trim()}));
         }
         let g = generate(

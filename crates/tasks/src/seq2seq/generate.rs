@@ -3,11 +3,12 @@
 //! and `predict`.
 
 use super::source_text;
+use crate::common::best_beam::best_beam_texts;
 use crate::generative::eval::{score, GenEvalOptions, Scored};
 use crate::generative::{GenData, GenTask};
 use crate::{Predictor, Result, TaskError, TaskKind};
 use serde_json::{json, Value};
-use tasklm_generate::{beam_search, sample, BeamParams, RowInput, SamplingParams, Seq2SeqSteps};
+use tasklm_generate::{sample, BeamParams, RowInput, SamplingParams, Seq2SeqSteps};
 use tasklm_hub::{Checkpoint, LoadOptions};
 use tasklm_models::seq2seq::Seq2SeqModel;
 use tasklm_text::TextTokenizer;
@@ -51,18 +52,8 @@ pub fn generate_for(
             .map(|s| Ok(RowInput::from_ids(super::encode_capped(tok, s, max_src)?.0)))
             .collect::<Result<Vec<_>>>()?;
         if let Some(b) = beam {
-            let b = BeamParams {
-                max_new_tokens: sampling.max_new_tokens,
-                num_return_sequences: 1,
-                ..b.clone()
-            };
-            for hyps in beam_search(&steps, &tok.eos_ids, &rows, &b)? {
-                let ids = hyps
-                    .into_iter()
-                    .next()
-                    .map(|h| h.token_ids)
-                    .unwrap_or_default();
-                out.push(tok.decode(&ids, true)?.trim().to_string());
+            for text in best_beam_texts(&steps, tok, &rows, b, sampling.max_new_tokens)? {
+                out.push(text.trim().to_string());
             }
         } else {
             for g in sample(&steps, tok, &rows, sampling, &mut |_, _| {})? {
