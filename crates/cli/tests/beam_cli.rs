@@ -157,7 +157,8 @@ fn tokenizer_train_writes_a_directory_and_names_bad_files() -> Result<()> {
 }
 
 /// `tasklm eval` of a generative task with beam search on the tiny decoder: the run scores
-/// every record and writes a prediction for each; beam search with several samples is refused.
+/// every record and writes a prediction for each, `predict` with the same beams gives the same
+/// answers; beam search with several samples is refused.
 #[test]
 fn generative_eval_runs_beam_search() -> Result<()> {
     let model = fixture("tiny_decoder");
@@ -192,6 +193,40 @@ fn generative_eval_runs_beam_search() -> Result<()> {
     assert!(report["f1"].is_number(), "{report}");
     let lines = std::fs::read_to_string(&preds)?;
     assert_eq!(lines.lines().count(), 2);
+    // `predict` with the same beams (and the same default length) answers each record as the
+    // batched eval did.
+    let (ok, _, err) = tasklm(&[
+        "eval",
+        "--task",
+        "genqa",
+        "--model",
+        model,
+        "--data",
+        data_s,
+        "--num-beams",
+        "3",
+        "--predictions",
+        preds.to_str().context("path")?,
+    ])?;
+    assert!(ok, "{err}");
+    let (ok, out, err) = tasklm(&[
+        "predict",
+        "--task",
+        "genqa",
+        "--model",
+        model,
+        "--input",
+        data_s,
+        "--num-beams",
+        "3",
+    ])?;
+    assert!(ok, "{err}");
+    let evaluated = std::fs::read_to_string(&preds)?;
+    for (e, p) in evaluated.lines().zip(out.lines()) {
+        let (e, p): (Value, Value) = (serde_json::from_str(e)?, serde_json::from_str(p)?);
+        assert_eq!(e["prediction"], p["prediction"], "eval {e} vs predict {p}");
+    }
+    assert_eq!(out.lines().count(), 2, "{out}");
     let (ok, _, err) = tasklm(&[
         "eval",
         "--task",
