@@ -157,8 +157,8 @@ fn tokenizer_train_writes_a_directory_and_names_bad_files() -> Result<()> {
 }
 
 /// `tasklm eval` of a generative task with beam search on the tiny decoder: the run scores
-/// every record and writes a prediction for each, `predict` with the same beams gives the same
-/// answers; beam search with several samples is refused.
+/// every record and writes a prediction for each, `predict` with the same beams (or the same
+/// `--max-new-tokens`) gives the same answers; beam search with several samples is refused.
 #[test]
 fn generative_eval_runs_beam_search() -> Result<()> {
     let model = fixture("tiny_decoder");
@@ -227,6 +227,39 @@ fn generative_eval_runs_beam_search() -> Result<()> {
         assert_eq!(e["prediction"], p["prediction"], "eval {e} vs predict {p}");
     }
     assert_eq!(out.lines().count(), 2, "{out}");
+    // `predict --max-new-tokens` (greedy) answers as `eval` with the same length does.
+    let (ok, _, err) = tasklm(&[
+        "eval",
+        "--task",
+        "genqa",
+        "--model",
+        model,
+        "--data",
+        data_s,
+        "--max-new-tokens",
+        "3",
+        "--predictions",
+        preds.to_str().context("path")?,
+    ])?;
+    assert!(ok, "{err}");
+    let (ok, short, err) = tasklm(&[
+        "predict",
+        "--task",
+        "genqa",
+        "--model",
+        model,
+        "--input",
+        data_s,
+        "--max-new-tokens",
+        "3",
+    ])?;
+    assert!(ok, "{err}");
+    let evaluated = std::fs::read_to_string(&preds)?;
+    for (e, p) in evaluated.lines().zip(short.lines()) {
+        let (e, p): (Value, Value) = (serde_json::from_str(e)?, serde_json::from_str(p)?);
+        assert_eq!(e["prediction"], p["prediction"], "eval {e} vs predict {p}");
+    }
+    assert_ne!(short, out, "3 new tokens answer as the default length did");
     let (ok, _, err) = tasklm(&[
         "eval",
         "--task",

@@ -41,6 +41,8 @@ pub struct TaskOptions {
     pub seq2seq: crate::seq2seq::Seq2SeqOptions,
     /// predict of a generative task: beam search instead of greedy decoding.
     pub beam: Option<tasklm_generate::BeamParams>,
+    /// predict of a generative task or rag: tokens generated per record [default: the task's].
+    pub max_new_tokens: Option<usize>,
 }
 
 /// One `tasklm train` run.

@@ -28,6 +28,9 @@ pub struct PredictCmd {
     pub langs: super::train::LangFlags,
     #[command(flatten)]
     pub scoring: LabelScoreFlags,
+    /// Generative tasks and rag: tokens generated per record [default: per task, 32 to 384].
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
     /// Generative tasks: beam search instead of greedy decoding.
     #[command(flatten)]
     pub beams: super::beam_args::BeamArgs,
@@ -50,6 +53,7 @@ pub fn run(c: PredictCmd) -> Result<()> {
             chat: c.scoring.chat,
             langs: c.langs.pair(),
             beam,
+            max_new_tokens: c.max_new_tokens,
             ..TaskOptions::default()
         },
     };

@@ -78,9 +78,10 @@ impl TaskFamily for Generative {
 
     fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
         let task = gen_task(job.task)?;
+        let max_new = job.options.max_new_tokens;
         let sampling = SamplingParams {
             stop: task.stops(),
-            ..SamplingParams::greedy(task.default_max_new_tokens())
+            ..SamplingParams::greedy(max_new.unwrap_or(task.default_max_new_tokens()))
         };
         if crate::seq2seq::is_seq2seq(&job.model, job.progress)? {
             let p = crate::seq2seq::Seq2SeqPredictor::load(&job.model, task, sampling)?

@@ -93,11 +93,15 @@ impl TaskFamily for Rag {
     }
 
     fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
-        Ok(Box::new(RagPredictor::load(
+        let mut p = RagPredictor::load(
             &job.model,
             &job.options.rag,
             job.options.prompt.template.as_deref(),
             job.progress,
-        )?))
+        )?;
+        if let Some(n) = job.options.max_new_tokens {
+            p.sampling.max_new_tokens = n;
+        }
+        Ok(Box::new(p))
     }
 }
