@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
@@ -156,6 +156,39 @@ fn tokenizer_train_writes_a_directory_and_names_bad_files() -> Result<()> {
     Ok(())
 }
 
+/// Runs genqa `eval` (predictions to `preds`) and `predict` on `data` with the same `flags`,
+/// checks that both give each record the same prediction, and returns predict's output.
+fn predict_answers_as_eval(
+    model: &str,
+    data: &str,
+    preds: &Path,
+    flags: &[&str],
+) -> Result<String> {
+    let common = ["--task", "genqa", "--model", model];
+    let preds_s = preds.to_str().context("path")?;
+    let eval = [
+        &["eval"][..],
+        &common,
+        &["--data", data, "--predictions", preds_s],
+        flags,
+    ]
+    .concat();
+    let (ok, _, err) = tasklm(&eval)?;
+    assert!(ok, "{err}");
+    let (ok, out, err) = tasklm(&[&["predict"][..], &common, &["--input", data], flags].concat())?;
+    assert!(ok, "{err}");
+    let evaluated = std::fs::read_to_string(preds)?;
+    for (e, p) in evaluated.lines().zip(out.lines()) {
+        let (e, p): (Value, Value) = (serde_json::from_str(e)?, serde_json::from_str(p)?);
+        assert_eq!(
+            e["prediction"], p["prediction"],
+            "{flags:?}: eval {e} vs predict {p}"
+        );
+    }
+    assert_eq!(out.lines().count(), 2, "{flags:?}: {out}");
+    Ok(out)
+}
+
 /// `tasklm eval` of a generative task with beam search on the tiny decoder: the run scores
 /// every record and writes a prediction for each, `predict` with the same beams (or the same
 /// `--max-new-tokens`) gives the same answers; beam search with several samples is refused.
@@ -194,71 +227,9 @@ fn generative_eval_runs_beam_search() -> Result<()> {
     let lines = std::fs::read_to_string(&preds)?;
     assert_eq!(lines.lines().count(), 2);
     // `predict` with the same beams (and the same default length) answers each record as the
-    // batched eval did.
-    let (ok, _, err) = tasklm(&[
-        "eval",
-        "--task",
-        "genqa",
-        "--model",
-        model,
-        "--data",
-        data_s,
-        "--num-beams",
-        "3",
-        "--predictions",
-        preds.to_str().context("path")?,
-    ])?;
-    assert!(ok, "{err}");
-    let (ok, out, err) = tasklm(&[
-        "predict",
-        "--task",
-        "genqa",
-        "--model",
-        model,
-        "--input",
-        data_s,
-        "--num-beams",
-        "3",
-    ])?;
-    assert!(ok, "{err}");
-    let evaluated = std::fs::read_to_string(&preds)?;
-    for (e, p) in evaluated.lines().zip(out.lines()) {
-        let (e, p): (Value, Value) = (serde_json::from_str(e)?, serde_json::from_str(p)?);
-        assert_eq!(e["prediction"], p["prediction"], "eval {e} vs predict {p}");
-    }
-    assert_eq!(out.lines().count(), 2, "{out}");
-    // `predict --max-new-tokens` (greedy) answers as `eval` with the same length does.
-    let (ok, _, err) = tasklm(&[
-        "eval",
-        "--task",
-        "genqa",
-        "--model",
-        model,
-        "--data",
-        data_s,
-        "--max-new-tokens",
-        "3",
-        "--predictions",
-        preds.to_str().context("path")?,
-    ])?;
-    assert!(ok, "{err}");
-    let (ok, short, err) = tasklm(&[
-        "predict",
-        "--task",
-        "genqa",
-        "--model",
-        model,
-        "--input",
-        data_s,
-        "--max-new-tokens",
-        "3",
-    ])?;
-    assert!(ok, "{err}");
-    let evaluated = std::fs::read_to_string(&preds)?;
-    for (e, p) in evaluated.lines().zip(short.lines()) {
-        let (e, p): (Value, Value) = (serde_json::from_str(e)?, serde_json::from_str(p)?);
-        assert_eq!(e["prediction"], p["prediction"], "eval {e} vs predict {p}");
-    }
+    // batched eval did; so does `predict --max-new-tokens` (greedy).
+    let out = predict_answers_as_eval(model, data_s, &preds, &["--num-beams", "3"])?;
+    let short = predict_answers_as_eval(model, data_s, &preds, &["--max-new-tokens", "3"])?;
     assert_ne!(short, out, "3 new tokens answer as the default length did");
     let (ok, _, err) = tasklm(&[
         "eval",
