@@ -258,6 +258,13 @@ pub(super) mod x86 {
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
     }
 
+    /// f16 bits to f32 (F16C), one value.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    pub(in crate::quant) fn half(h: u16) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h))))
+    }
+
     /// 32 unsigned nibbles of a Q4 block: the low nibbles (elements 0..16), then the high ones.
     ///
     /// # Safety
@@ -388,11 +395,11 @@ pub(super) mod x86 {
             }
             let mut tail = 0f32;
             while b < nb {
-                let dw = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(w.scales[b]))));
+                let dw = half(w.scales[b]);
                 let p = _mm256_cvtepi32_ps(block(b));
                 acc0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * x.scales[b]), p, acc0);
                 tail += if f == BlockFormat::Q4_1 {
-                    let m = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(w.offsets[b]))));
+                    let m = half(w.offsets[b]);
                     m * x.scaled_sums[b]
                 } else {
                     shift * dw * x.scaled_sums[b]

@@ -5,6 +5,7 @@
 //! of 32 pairs, converted and scaled into a float accumulator; the offset terms (Q4_0's 8,
 //! Q4_1's `m`, biased Q8_0's 128) as scalars per block, since they need only the block sums.
 
+use super::kernels::x86::half;
 use super::kernels::{ActRow, WeightRow};
 use super::BlockFormat;
 use std::arch::x86_64::*;
@@ -122,13 +123,6 @@ fn half_dot(h: &[u16], s: &[f32]) -> f32 {
         .map(|(&h, &s)| half(h) * s)
         .sum();
     super::kernels::x86::hsum(acc) + tail
-}
-
-/// f16 bits to f32 (F16C).
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-fn half(h: u16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h))))
 }
 
 /// `out[c * stride + r] = ws[r] . xs[c]` for `R` weight rows and `C` activation rows.
