@@ -33,11 +33,11 @@ macro_rules! tile_body {
         for b in 0..nb {
             let mut wv = [_mm256_setzero_si256(); $R];
             let mut raw = [_mm256_setzero_si256(); $R];
-            let mut dw = [0f32; $R];
+            let mut dw = [_mm256_setzero_ps(); $R];
             for r in 0..$R {
                 // SAFETY: b < nb blocks, in bounds of every row (the caller's `nb`).
                 unsafe {
-                    dw[r] = half(*wd[r].add(b));
+                    dw[r] = _mm256_set1_ps(half(*wd[r].add(b)));
                     wv[r] = match f {
                         BlockFormat::Q8_0 => {
                             raw[r] = _mm256_loadu_si256(wq[r].add(b * 32).cast());
@@ -53,16 +53,22 @@ macro_rules! tile_body {
             }
             for c in 0..$C {
                 // SAFETY: as above.
-                let (xv, dx) =
-                    unsafe { (_mm256_loadu_si256(xq[c].add(b * 32).cast()), *xd[c].add(b)) };
+                let (xv, dx) = unsafe {
+                    (
+                        _mm256_loadu_si256(xq[c].add(b * 32).cast()),
+                        _mm256_broadcast_ss(&*xd[c].add(b)),
+                    )
+                };
                 for r in 0..$R {
                     let ($a, $c) = if f == BlockFormat::Q8_0 && !biased {
                         (wv[r], _mm256_sign_epi8(xv, raw[r]))
                     } else {
                         (wv[r], xv)
                     };
-                    let p = _mm256_cvtepi32_ps($idot);
-                    acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), p, acc[r][c]);
+                    // The activation's scale by a broadcast load, the weight's by a vector
+                    // made once per block: no scalar product to broadcast per pair.
+                    let p = _mm256_mul_ps(_mm256_cvtepi32_ps($idot), dx);
+                    acc[r][c] = _mm256_fmadd_ps(dw[r], p, acc[r][c]);
                 }
             }
         }
