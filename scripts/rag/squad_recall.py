@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Retrieval recall on SQuAD JSON with `tasklm index`: indexes every paragraph of every article
 (ids `{title}/{paragraph index}`), asks the questions of the last `--test-articles` articles,
-and prints recall@1/5/20 (the gold paragraph among the first k hits) for bm25, dense and hybrid,
+and prints recall@1/5/20 (the gold paragraph among the first k hits) for bm25, dense and hybrid
+(relative score fusion, the default, and reciprocal rank fusion, `hybrid rrf`),
 with the build time, index size, run time and per-query latency (p50/p99, `--latency`) per mode.
 Standard library only.
 
@@ -57,7 +58,7 @@ def run_store(name, target, build_flag):
     print(f"{'mode':<13} {'R@1':>6} {'R@5':>6} {'R@20':>6} {'run s':>7} {'search p50/p99 ms':>18} "
           f"{'query p50/p99 ms':>17}  (run: loading index and model, all queries; query: search + "
           f"its share of batched embedding)")
-    modes = [("bm25", []), ("dense", []), ("hybrid", [])]
+    modes = [("bm25", []), ("dense", []), ("hybrid", []), ("hybrid rrf", ["--fusion", "rrf"])]
     if build_flag == "--store":
         modes += [("dense approx", ["--approximate"]), ("hybrid approx", ["--approximate"])]
     results = {}

@@ -122,7 +122,7 @@ impl OpenIndex {
         opts: &SearchOptions,
     ) -> Result<Vec<Hit>> {
         match self {
-            Self::Embedded(i) => i.search(query, query_vector, k, mode),
+            Self::Embedded(i) => i.search_with(query, query_vector, k, mode, opts.fusion),
             Self::Postgres(i) => i.search(query, query_vector, k, mode, opts),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use tasklm_rag::{
-    add, build, delete, BuildOptions, ChunkConfig, EmbeddingModel, Index, Mode, RagError,
+    add, build, delete, BuildOptions, ChunkConfig, EmbeddingModel, Fusion, Index, Mode, RagError,
 };
 
 fn tiny() -> PathBuf {
@@ -94,12 +94,16 @@ fn build_search_add_delete() {
     assert_eq!(dense[0].doc_id, "piano");
     assert!((dense[0].score - 1.0).abs() < 1e-4, "{}", dense[0].score);
     assert!(dense[0].score >= dense[1].score);
+    // First in both rankings: the top of both normalised scores, or 2 / (60 + 1) by RRF.
     let hybrid = index.search(q, Some(&v), 3, Mode::Hybrid).unwrap();
     assert_eq!(hybrid[0].doc_id, "piano");
-    assert!(
-        (hybrid[0].score - 2.0 / 61.0).abs() < 1e-6,
-        "first in both rankings"
-    );
+    assert!((hybrid[0].score - 1.0).abs() < 1e-6, "{}", hybrid[0].score);
+    assert!(hybrid[1].score < 1.0);
+    let rrf = index
+        .search_with(q, Some(&v), 3, Mode::Hybrid, Fusion::Rrf)
+        .unwrap();
+    assert_eq!(rrf[0].doc_id, "piano");
+    assert!((rrf[0].score - 2.0 / 61.0).abs() < 1e-6, "{}", rrf[0].score);
     assert!(index.search(q, None, 3, Mode::Dense).is_err());
 
     // Add: new documents are searchable, an id already indexed is refused.

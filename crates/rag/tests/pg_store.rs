@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use tasklm_rag::pg::{self, PgLocation};
 use tasklm_rag::{
-    BuildOptions, ChunkConfig, EmbeddingModel, IndexLocation, Mode, RagError, SearchOptions,
+    BuildOptions, ChunkConfig, EmbeddingModel, Fusion, IndexLocation, Mode, RagError, SearchOptions,
 };
 
 fn tiny() -> PathBuf {
@@ -129,7 +129,15 @@ fn build_search_add_delete() {
     };
     let near = index.search(q, Some(&v), 3, Mode::Dense, &approx).unwrap();
     assert_eq!(near[0].doc_id, "piano");
+    // First in both rankings: the top of both normalised scores, or 2 / (60 + 1) by RRF.
     let hybrid = index.search(q, Some(&v), 3, Mode::Hybrid, &opts).unwrap();
+    assert_eq!(hybrid[0].doc_id, "piano");
+    assert!((hybrid[0].score - 1.0).abs() < 1e-6, "{}", hybrid[0].score);
+    let rrf = SearchOptions {
+        fusion: Fusion::Rrf,
+        ..opts
+    };
+    let hybrid = index.search(q, Some(&v), 3, Mode::Hybrid, &rrf).unwrap();
     assert_eq!(hybrid[0].doc_id, "piano");
     assert!(
         (hybrid[0].score - 2.0 / 61.0).abs() < 1e-6,

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
-use tasklm_rag::{BuildOptions, ChunkConfig, EmbeddingModel, IndexLocation, Mode, SearchOptions};
+use tasklm_rag::{
+    BuildOptions, ChunkConfig, EmbeddingModel, Fusion, IndexLocation, Mode, SearchOptions,
+};
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
@@ -113,6 +115,12 @@ pub struct StatsArgs {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FusionRule {
+    Scores,
+    Rrf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum SearchMode {
     Bm25,
     Dense,
@@ -135,6 +143,10 @@ pub struct SearchArgs {
     pub k: usize,
     #[arg(long, value_enum, default_value_t = SearchMode::Hybrid)]
     pub mode: SearchMode,
+    /// How hybrid fuses the BM25 and dense rankings: scores (min-max normalised, averaged) or
+    /// rrf (reciprocal rank fusion, k = 60).
+    #[arg(long, value_enum, default_value_t = FusionRule::Scores)]
+    pub fusion: FusionRule,
     /// The embedding model; must be the one the index was built with [default: that one].
     #[arg(long)]
     pub model: Option<String>,
@@ -229,6 +241,10 @@ fn search(a: SearchArgs) -> Result<()> {
     let opts = SearchOptions {
         approximate: a.approximate,
         ef_search: a.ef_search,
+        fusion: match a.fusion {
+            FusionRule::Scores => Fusion::Scores,
+            FusionRule::Rrf => Fusion::Rrf,
+        },
     };
     let mut out = std::io::stdout().lock();
     let mut latency = super::latency::Latency::default();

@@ -20,7 +20,7 @@ pub struct RagFlags {
     /// rag: passages put into the prompt.
     #[arg(long = "passages", default_value_t = DEFAULT_PASSAGES)]
     pub passages: usize,
-    /// rag: search mode: bm25, dense or hybrid (reciprocal rank fusion).
+    /// rag: search mode: bm25, dense or hybrid (BM25 and dense by relative score fusion).
     #[arg(long, default_value = "hybrid", value_parser = parse_mode)]
     pub mode: tasklm_rag::Mode,
     /// rag: the passages: retrieved (from --index), none (closed-book) or gold (the

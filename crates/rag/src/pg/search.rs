@@ -4,12 +4,12 @@
 //! dot product, so exact search returns the embedded index's top-k and scores. Keyword:
 //! Postgres full-text search (the query's lexemes or-ed, ranked by `ts_rank` normalised by
 //! the log of the chunk's length, [`KEYWORD_RANK`]), not BM25.
-//! Hybrid: reciprocal rank fusion of the two, as for the embedded index.
+//! Hybrid: the two fused as for the embedded index (`SearchOptions::fusion`).
 
 use super::schema::{chunks_table, read_manifest, TEXT_SEARCH_CONFIG};
 use super::PgLocation;
 use crate::dense::top_k;
-use crate::search::{reciprocal_rank_fusion, Hit, Mode, SearchOptions, FUSION_DEPTH};
+use crate::search::{fuse, Hit, Mode, SearchOptions, FUSION_DEPTH};
 use crate::store::Manifest;
 use crate::{RagError, Result};
 use pgvector::Vector;
@@ -179,7 +179,7 @@ impl PgIndex {
                             .collect()
                     })
                     .collect();
-                Ok(reciprocal_rank_fusion(&lists, k)
+                Ok(fuse(&lists, k, opts.fusion)
                     .into_iter()
                     .filter_map(|(id, score)| by_row.remove(&id).map(|h| Hit { score, ..h }))
                     .collect())

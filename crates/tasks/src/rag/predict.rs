@@ -23,7 +23,7 @@ pub struct Citation {
     /// Character span of the passage in its document.
     pub start: usize,
     pub end: usize,
-    /// Retrieval score (reciprocal rank fusion, cosine or BM25 by mode); absent for a given
+    /// Retrieval score (fused, cosine or BM25 by mode); absent for a given
     /// context.
     pub score: Option<f32>,
     pub text: String,
