@@ -9,8 +9,13 @@ Default (writes fixtures into tests/fixtures/):
                   the classifier saved whole as PEFT does for SEQ_CLS) on tiny_encoder
   lora_golden.safetensors   input ids and PeftModel's logits for both (decoder: every
                   position's (B, T, V) logits; encoder: the (B, n_labels) classification logits)
+  lora_seq2seq/   a PEFT LoRA adapter (SEQ_2_SEQ_LM, r 4, alpha 8, targets q_proj, v_proj, fc1)
+                  on tiny_bart, B drawn non-zero
+  lora_seq2seq_golden.safetensors   its source ids, labels and PeftModel's teacher-forced
+                  (B, T, V) logits (decoder inputs: the labels shifted right from the start id)
 
---check ADAPTER --merged MERGED: loads an adapter that tasklm wrote with
+--check ADAPTER --merged MERGED: loads an adapter that tasklm wrote (CAUSAL_LM, or SEQ_2_SEQ_LM
+  with AutoModelForSeq2SeqLM) with
   peft.PeftModel.from_pretrained(base, ADAPTER) (base from its adapter_config.json, or --base),
   checks that every tensor in the file reached the model, and compares its logits with
   transformers' on MERGED (`tasklm merge` of the same adapter); prints the largest difference.
@@ -21,7 +26,8 @@ Default (writes fixtures into tests/fixtures/):
 import argparse, json, os
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers import (AutoModelForCausalLM, AutoModelForSeq2SeqLM,
+                          AutoModelForSequenceClassification)
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from versions import print_versions
 
@@ -84,10 +90,34 @@ def encoder(ids):
         return model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
 
 
+SRC = [[5, 17, 22, 9, 7, 30, 3, 2], [11, 12, 13, 14, 15, 16, 17, 2]]
+LABELS = [[8, 19, 4, 33, 2], [21, 6, 40, 10, 2]]
+
+
+def seq2seq():
+    base = AutoModelForSeq2SeqLM.from_pretrained(os.path.join(FIX, "tiny_bart"), dtype=torch.float32)
+    cfg = LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=4, lora_alpha=8, lora_dropout=0.0,
+                     target_modules=["q_proj", "v_proj", "fc1"])
+    torch.manual_seed(6)
+    model = get_peft_model(base, cfg)
+    nonzero_b(model, 7)
+    model.eval()
+    out = os.path.join(FIX, "lora_seq2seq")
+    model.save_pretrained(out)
+    relative_base(out, "../tiny_bart")
+    src, labels = torch.tensor(SRC), torch.tensor(LABELS)
+    with torch.no_grad():
+        logits = model(input_ids=src, attention_mask=torch.ones_like(src), labels=labels).logits
+    return {"input_ids": src.to(torch.int64), "labels": labels.to(torch.int64),
+            "logits": logits.contiguous()}
+
+
 def check(adapter, merged, base_dir):
     cfg = json.load(open(os.path.join(adapter, "adapter_config.json")))
     base_dir = base_dir or cfg["base_model_name_or_path"]
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    seq2seq = cfg["task_type"] == "SEQ_2_SEQ_LM"
+    auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    base = auto.from_pretrained(base_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, adapter).eval()
     # Every tensor of the file must have reached a parameter (PEFT only warns on a miss).
     saved = load_file(os.path.join(adapter, "adapter_model.safetensors"))
@@ -100,11 +130,16 @@ def check(adapter, merged, base_dir):
             name = f"{stem}.modules_to_save.default.weight"
         assert name in params, f"{key} reached no parameter of the PEFT model"
         assert torch.equal(params[name].detach(), t), f"{key} differs after loading"
-    ids = torch.tensor(IDS)
-    plain = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    plain = auto.from_pretrained(merged, dtype=torch.float32).eval()
+    if seq2seq:
+        # Ids under the smallest vocabulary the fixtures have (tiny_bart's 44).
+        src, labels = torch.tensor(SRC), torch.tensor(LABELS)
+        run = lambda m: m(input_ids=src, attention_mask=torch.ones_like(src), labels=labels).logits
+    else:
+        ids = torch.tensor(IDS)
+        run = lambda m: m(input_ids=ids).logits
     with torch.no_grad():
-        a = model(input_ids=ids).logits
-        b = plain(input_ids=ids).logits
+        a, b = run(model), run(plain)
     gap = (a - b).abs().max().item()
     print(f"{len(saved)} adapter tensors loaded by PEFT; PeftModel vs tasklm merge: "
           f"max |logit difference| {gap:.3g} over {tuple(a.shape)}")
@@ -127,6 +162,10 @@ def main():
               os.path.join(FIX, "lora_golden.safetensors"),
               metadata={"versions": json.dumps(v)})
     print("decoder logits", tuple(dec.shape), "encoder logits", tuple(enc.shape))
+    s2s = seq2seq()
+    save_file(s2s, os.path.join(FIX, "lora_seq2seq_golden.safetensors"),
+              metadata={"versions": json.dumps(v)})
+    print("seq2seq logits", tuple(s2s["logits"].shape))
 
 
 if __name__ == "__main__":

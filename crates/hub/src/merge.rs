@@ -50,6 +50,15 @@ pub fn write_merged(source: &ModelSource, out: &Path) -> Result<()> {
             crate::encoder::copy_tokenizer_files(tok_dir, out)?;
         }
     }
+    // The generation defaults (an encoder-decoder's start id, beams), the adapter's first.
+    let generation = [dir.as_path(), base.path()]
+        .map(|d| d.join("generation_config.json"))
+        .into_iter()
+        .find(|p| p.is_file());
+    if let Some(from) = generation {
+        let to = out.join("generation_config.json");
+        std::fs::copy(&from, &to).map_err(|e| HubError::file(&from, e))?;
+    }
     let weights = out.join("model.safetensors");
     candle_core::safetensors::save(&files.tensors, &weights)
         .map_err(|e| HubError::file(&weights, e))

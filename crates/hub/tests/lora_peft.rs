@@ -1,5 +1,5 @@
 //! LoRA adapters in PEFT's format: adapters that PEFT wrote (scripts/golden/lora_peft.py) load
-//! with PeftModel's logits, merging gives the adapted model's logits, and a bad
+//! with PeftModel's logits (a decoder, BERT, BART), merging gives the adapted model's logits, and a bad
 //! `adapter_config.json` is refused naming its file and field.
 
 use anyhow::{Context, Result};
@@ -86,6 +86,46 @@ fn a_peft_seq_cls_adapter_on_an_encoder_gives_peft_logits() -> Result<()> {
     let logits = head.forward_t(&pooled, false)?;
     let gap = max_gap(&logits, &golden()?["encoder_logits"])?;
     assert!(gap < TOL, "tasklm vs PeftModel: {gap}");
+    Ok(())
+}
+
+#[test]
+fn a_peft_seq2seq_adapter_on_bart_gives_peft_logits() -> Result<()> {
+    use tasklm_models::seq2seq::EncoderDecoder;
+    let source = resolve(fixture("lora_seq2seq").to_str().context("path")?, false)?;
+    let ck = load_model(&source, LoadOptions::default(), &Device::Cpu)?;
+    let g =
+        candle_core::safetensors::load(fixture("lora_seq2seq_golden.safetensors"), &Device::Cpu)?;
+    let logits_of = |model: &Model| -> Result<Tensor> {
+        let Model::Seq2Seq(m) = model else {
+            anyhow::bail!("not an encoder-decoder");
+        };
+        let ids = g["input_ids"].to_dtype(DType::U32)?;
+        let (b, s) = ids.dims2()?;
+        Ok(m.forward_train(&ids, &vec![vec![1; s]; b], &g["labels"], false)?)
+    };
+    let gap = max_gap(&logits_of(&ck.model)?, &g["logits"])?;
+    assert!(gap < TOL, "tasklm vs PeftModel: {gap}");
+    // Without the adapter the logits are far from PEFT's.
+    let plain = load_model(
+        &ModelSource::HfDir(fixture("tiny_bart")),
+        LoadOptions::default(),
+        &Device::Cpu,
+    )?;
+    assert!(max_gap(&logits_of(&plain.model)?, &g["logits"])? > 100.0 * TOL);
+    // `tasklm merge`: a plain directory with the adapter folded in, its generation defaults
+    // carried over.
+    let out = std::env::temp_dir().join(format!("tasklm-merge-s2s-{}", std::process::id()));
+    tasklm_hub::write_merged(&source, &out)?;
+    assert!(out.join("generation_config.json").is_file());
+    let merged = load_model(
+        &ModelSource::HfDir(out.clone()),
+        LoadOptions::default(),
+        &Device::Cpu,
+    )?;
+    let gap = max_gap(&logits_of(&merged.model)?, &g["logits"])?;
+    assert!(gap < TOL, "merged vs PeftModel: {gap}");
+    std::fs::remove_dir_all(&out)?;
     Ok(())
 }
 

@@ -10,10 +10,11 @@ pub mod objective;
 pub use generate::{evaluate, Seq2SeqPredictor};
 
 use crate::common::lm_runner::{train_options, EncodedStats, TrainOutcome};
+use crate::common::lora_out::{adapter_config, lora_settings};
 use crate::common::provenance::{data_entry, data_entry_files};
 use crate::generative::{GenData, GenTask};
 use crate::{Notice, Result, TaskError, TrainJob};
-use objective::{trainable_seq2seq, EncodedPair, Seq2SeqObjective};
+use objective::{trainable_seq2seq, trainable_seq2seq_lora, EncodedPair, Seq2SeqObjective};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tasklm_data::{EncodeStats, GenRecord, Truncation};
@@ -140,6 +141,8 @@ struct Start {
     tokenizer_dir: PathBuf,
     generation_config: Value,
     base: String,
+    /// The directory of a loaded model (None for a fresh one).
+    base_dir: Option<PathBuf>,
 }
 
 fn start(job: &TrainJob) -> Result<Start> {
@@ -171,6 +174,7 @@ fn start(job: &TrainJob) -> Result<Start> {
             tokenizer_dir: tok_dir,
             generation_config,
             base: format!("fresh {name}"),
+            base_dir: None,
         });
     }
     if o.model_config.is_some() || o.tokenizer.is_some() {
@@ -195,10 +199,43 @@ fn start(job: &TrainJob) -> Result<Start> {
         config_json,
         tensors: ck.tensors,
         tokenizer: ck.tokenizer,
-        tokenizer_dir: dir,
+        tokenizer_dir: dir.clone(),
         generation_config,
         base: job.model.clone(),
+        base_dir: Some(dir),
     })
+}
+
+/// The job's LoRA settings over the model `s` starts from, with its base directory; None
+/// without `--lora`. Default targets as PEFT's for the architecture: T5's `q` and `v`, BART's
+/// and Marian's `q_proj` and `v_proj`. A fresh model (`--arch`) has nothing to adapt, and an
+/// encoder-decoder has no quantized (GGUF) form.
+fn seq2seq_lora(
+    job: &TrainJob,
+    s: &Start,
+) -> Result<Option<(tasklm_train::LoraTraining, PathBuf)>> {
+    let Some(asked) = &job.options.lora else {
+        return Ok(None);
+    };
+    let Some(base_dir) = s.base_dir.clone() else {
+        return Err(TaskError::Invalid(format!(
+            "--lora adapts a trained model, and {} is freshly initialised: give --model              (a trained encoder-decoder) instead of --arch, or drop --lora",
+            s.base
+        )));
+    };
+    if asked.quantized_base {
+        return Err(TaskError::Invalid(
+            "--quantized keeps a GGUF decoder's weights quantized; an encoder-decoder has no              GGUF form: drop --quantized"
+                .into(),
+        ));
+    }
+    let mut lora = lora_settings(asked, ModelKind::Seq2Seq, job.args.seed);
+    if asked.targets.is_empty()
+        && s.config_json.get("model_type").and_then(Value::as_str) != Some("t5")
+    {
+        lora.targets = vec!["q_proj".into(), "v_proj".into()];
+    }
+    Ok(Some((lora, base_dir)))
 }
 
 /// `generation_config.json` of a model without one: its special ids (Marian's pad banned, as
@@ -239,12 +276,6 @@ pub fn train(
     job: &TrainJob,
     notice: Notice,
 ) -> Result<TrainOutcome> {
-    if job.options.lora.is_some() {
-        return Err(TaskError::Invalid(
-            "--lora on an encoder-decoder is not supported yet: train every weight (drop --lora)"
-                .into(),
-        ));
-    }
     source_field(data.task)?;
     let eps = job.options.seq2seq.label_smoothing;
     if !(0.0..1.0).contains(&eps) {
@@ -253,7 +284,17 @@ pub fn train(
         )));
     }
     let s = start(job)?;
-    let (model, params) = trainable_seq2seq(s.arch, &s.config, s.tensors)?;
+    let (model, params, adapter) = match seq2seq_lora(job, &s)? {
+        None => {
+            let (model, params) = trainable_seq2seq(s.arch, &s.config, s.tensors)?;
+            (model, params, None)
+        }
+        Some((lora, base_dir)) => {
+            let (model, p) = trainable_seq2seq_lora(s.arch, &s.config, s.tensors, &lora)?;
+            let adapter = adapter_config(&lora, &p.layers, "SEQ_2_SEQ_LM", &base_dir);
+            (model, p.params, Some(adapter))
+        }
+    };
     let lim = limits(&model, job.max_seq_len);
     let records = data.read()?;
     let (train, stats) = encode_pairs(
@@ -344,6 +385,7 @@ pub fn train(
         tokenizer_dir: s.tokenizer_dir,
         provenance,
         generated_eval,
+        adapter,
     };
     let summary = tasklm_train::train(&obj, &job.args, train_options(job))?;
     Ok(TrainOutcome {

@@ -49,6 +49,32 @@ pub fn trainable_seq2seq(
     }
 }
 
+/// Builds `arch` over `tensors` for LoRA training: the layers `lora` targets get fresh
+/// adapters beside their frozen weights, the modules it saves whole become variables. Returns
+/// the model and the adapter's parameters (PEFT's names).
+pub fn trainable_seq2seq_lora(
+    arch: ModelArchitecture,
+    config: &ModelConfig,
+    tensors: HashMap<String, Tensor>,
+    lora: &tasklm_train::LoraTraining,
+) -> crate::Result<(Seq2SeqModel, tasklm_train::lora::LoraParams)> {
+    let device = Device::Cpu;
+    let linear = tasklm_nn::linear_layer_names(tensors.clone(), DType::F32, &device, |vb| {
+        arch.build(config, vb, None)
+    })?;
+    let layers = tasklm_train::lora::select_targets(&linear, lora)?;
+    let mut no_quantized = tasklm_nn::QuantizedWeights::new();
+    let p = tasklm_train::lora::lora_params(tensors, &mut no_quantized, layers, lora)?;
+    let vb = VarBuilder::from_tensors(p.tensors.clone(), DType::F32, &device);
+    match arch.build(config, vb, None)? {
+        Model::Seq2Seq(m) => Ok((*m, p)),
+        other => Err(crate::TaskError::Invalid(format!(
+            "expected an encoder-decoder, built {}",
+            other.kind().with_article()
+        ))),
+    }
+}
+
 /// A padded batch: source ids (B, S) with key masks, labels (B, T) with -100 past each target.
 pub fn collate(rows: &[&EncodedPair], pad: u32) -> crate::Result<(Tensor, Vec<Vec<u8>>, Tensor)> {
     let s = rows
@@ -100,6 +126,9 @@ pub struct Seq2SeqObjective {
     /// Generation metrics at each evaluation (transformers' `predict_with_generate`): the
     /// eval sources and references, decoded greedily with this tokenizer.
     pub generated_eval: Option<GeneratedEval>,
+    /// A LoRA run's `adapter_config.json`: the directory then holds the adapter (PEFT's
+    /// files) instead of `config.json` and `model.safetensors`.
+    pub adapter: Option<tasklm_hub::AdapterConfig>,
 }
 
 /// What an evaluation that generates needs: translate scores sacreBLEU and chrF, summarize
@@ -235,6 +264,13 @@ impl Objective for Seq2SeqObjective {
         Ok(Some(m))
     }
 
+    fn weights_file(&self) -> &str {
+        match self.adapter {
+            Some(_) => tasklm_hub::adapter::ADAPTER_WEIGHTS,
+            None => "model.safetensors",
+        }
+    }
+
     fn write_files(&self, dir: &Path) -> tasklm_train::Result<()> {
         let io =
             |p: &Path, e: std::io::Error| TrainError::Checkpoint(format!("{}: {e}", p.display()));
@@ -243,7 +279,11 @@ impl Objective for Seq2SeqObjective {
             let text = serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
             std::fs::write(&p, text).map_err(|e| io(&p, e))
         };
-        write("config.json", &self.config_json)?;
+        match &self.adapter {
+            // An adapter directory: no config.json, so nothing takes it for a full model.
+            Some(a) => a.write(dir).map_err(TrainError::objective)?,
+            None => write("config.json", &self.config_json)?,
+        }
         write("generation_config.json", &self.generation_config)?;
         for f in TOKENIZER_FILES {
             let from = self.tokenizer_dir.join(f);
