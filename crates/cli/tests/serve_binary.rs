@@ -147,6 +147,62 @@ fn a_trained_classifier_answers_its_task_endpoint() {
 }
 
 #[test]
+fn a_trained_encoder_decoder_answers_its_task_endpoint() {
+    let d = scratch("serve-seq2seq");
+    let data = write(
+        &d,
+        "pairs.jsonl",
+        "{\"source\": \"a dog runs\", \"target\": \"ein hund rennt\"}\n\
+         {\"source\": \"two men talk\", \"target\": \"zwei männer reden\"}\n",
+    );
+    let bart = fixture("tiny_bart");
+    let out = train(
+        "translate",
+        &bart,
+        &data,
+        &d.join("mt"),
+        &["--max-steps", "2", "--src-lang", "en", "--tgt-lang", "de"],
+    );
+    let server = serve(&["--model", &format!("mt={}", path(&out))]);
+    let (status, body) = request(
+        server.port,
+        "POST",
+        "/v1/tasks/translate",
+        Some(
+            &json!({"model": "mt", "input": [{"source": "a dog runs"}, {"source": "two men talk"}]}),
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v = json_in(&body);
+    assert_eq!(v["task"], "translate");
+    let outs = v["output"].as_array().expect("a list");
+    assert_eq!(outs.len(), 2, "{v}");
+    for o in outs {
+        assert!(o["prediction"].is_string(), "{v}");
+    }
+    // No completions endpoint: that runs on the decoder engine.
+    let (status, body) = request(
+        server.port,
+        "POST",
+        "/v1/completions",
+        Some(&json!({"model": "mt", "prompt": "a dog runs", "max_tokens": 2})),
+    );
+    assert_eq!(status, 400, "{body}");
+    drop(server);
+
+    // A checkpoint tasklm did not train names the endpoint it lacks and what runs it.
+    let o = Command::new(env!("CARGO_BIN_EXE_tasklm"))
+        .args(["serve", "--port", "0", "--model", &bart])
+        .output()
+        .expect("run tasklm serve");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("/v1/tasks/translate"),
+        "{err}"
+    );
+}
+
+#[test]
 fn sigterm_finishes_the_stream_in_flight_then_exits() {
     let mut server = serve(&["--model", &format!("tiny={}", decoder())]);
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();

@@ -201,10 +201,16 @@ pub fn load(
         ModelKind::Encoder => {
             embedder = Some(Embedder::load(&source).map_err(|e| model_error(m, e))?);
         }
+        // An encoder-decoder answers the task it was trained for (translate, summarize) on
+        // `/v1/tasks/{task}`, through the predictor loaded above; it has no chat or
+        // completions endpoint (those run on the decoder engine).
+        ModelKind::Seq2Seq if task.is_some() => {}
         ModelKind::Seq2Seq => {
             return Err(ServeError::Invalid(format!(
-                "model `{}` ({}): encoder-decoder models are not served yet; `tasklm generate` \
-                 runs them",
+                "model `{}` ({}): an encoder-decoder is served on the endpoint of the task \
+                 tasklm trained it for (/v1/tasks/translate or /v1/tasks/summarize, named by \
+                 its tasklm.json), and this one has no tasklm.json; `tasklm generate` and \
+                 `tasklm predict --task translate|summarize` run it",
                 m.name, m.spec
             )));
         }
