@@ -4,6 +4,7 @@
 
 pub(crate) mod block;
 pub mod clip;
+pub mod llava;
 pub mod vit;
 
 use candle_core::{Result, Tensor};
