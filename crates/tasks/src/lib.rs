@@ -23,6 +23,7 @@ mod report;
 pub mod retrieval;
 pub mod seq2seq;
 pub mod sft;
+pub mod vqa;
 
 pub use error::{Result, TaskError};
 pub use job::{EvalJob, GenerationOptions, Notice, PredictJob, TaskOptions, TrainJob};
