@@ -7,6 +7,8 @@ pub enum TaskError {
     #[error(transparent)]
     Data(#[from] tasklm_data::DataError),
     #[error(transparent)]
+    Model(#[from] tasklm_models::ModelError),
+    #[error(transparent)]
     Train(#[from] tasklm_train::TrainError),
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),

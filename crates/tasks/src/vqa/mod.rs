@@ -1,6 +1,9 @@
-//! Visual question answering (family 12): its records and question types ([`data`]); the
-//! vision-language model it trains is `tasklm_models::vision::llava`.
+//! Visual question answering (family 12): its records and question types ([`data`]), and a
+//! LLaVA model made from a vision encoder and a decoder ([`assemble`]); the model itself is
+//! `tasklm_models::vision::llava`.
 
+pub mod assemble;
 pub mod data;
 
+pub use assemble::{VlmParts, IMAGE_TOKEN};
 pub use data::{read_vqa, QuestionType, VqaExample};

@@ -1,0 +1,92 @@
+//! A LLaVA made from a vision tower and a decoder (tests/fixtures/tiny_clip_vision and
+//! tiny_decoder): `<image>` joins the vocabulary with the mean embedding, the directory it is
+//! saved to loads back to the same tensors, and with images spliced in, the positions before
+//! the first image keep the plain decoder's logits (1e-5).
+
+use anyhow::Result;
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use std::path::PathBuf;
+use tasklm_models::vision::llava::Llava;
+use tasklm_models::DecoderInput;
+use tasklm_tasks::vqa::assemble::{assemble, load, save};
+use tasklm_tasks::vqa::IMAGE_TOKEN;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+    Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+}
+
+#[test]
+fn a_vision_tower_and_a_decoder_make_a_llava_that_saves_and_loads() -> Result<()> {
+    let decoder = fixture("tiny_decoder");
+    let parts = assemble(
+        &fixture("tiny_clip_vision"),
+        decoder.to_str().unwrap_or_default(),
+        7,
+        false,
+    )?;
+    let image = parts.config.image_token_index;
+    assert_eq!(image, 400, "the next id after the decoder's 400");
+    assert_eq!(parts.config.text.vocab_size, 401);
+    assert_eq!(
+        parts.config.tokens_per_image(),
+        16,
+        "32x32 images, 8x8 patches"
+    );
+    assert_eq!(parts.config_json["image_seq_length"], 16);
+    assert_eq!(parts.tokenizer.encode(IMAGE_TOKEN, false)?, vec![image]);
+    let emb = &parts.tensors["language_model.model.embed_tokens.weight"];
+    let mean = emb.narrow(0, 0, 400)?.mean(0)?;
+    assert!(
+        max_abs_diff(&emb.i(400)?, &mean)? < 1e-6,
+        "the new row is the mean"
+    );
+    assert!(parts
+        .tensors
+        .keys()
+        .all(|k| !k.contains("classifier") && !k.starts_with("vision_tower.vision_model")));
+
+    let dir = tempfile::tempdir()?;
+    save(&parts, dir.path())?;
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "preprocessor_config.json",
+    ] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let back = load(dir.path())?;
+    assert_eq!(back.config, parts.config);
+    assert_eq!(back.tensors.len(), parts.tensors.len());
+
+    let vb = VarBuilder::from_tensors(back.tensors.clone(), DType::F32, &Device::Cpu);
+    let model = Llava::new(&back.config, vb)?;
+    let mut ids: Vec<u32> = vec![5, 17, 42, 99];
+    ids.extend(std::iter::repeat_n(image, 16));
+    ids.extend([7, 250, 3]);
+    let pixels = Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &Device::Cpu)?;
+    let input = DecoderInput::from_rows(&[ids.clone()], &Device::Cpu)?;
+    let logits = model.forward(input, &pixels, false)?; // (1, 23, 401)
+    assert_eq!(logits.dims(), [1, 23, 401]);
+
+    let plain = tasklm_hub::load_checkpoint_with(
+        &tasklm_hub::ModelSource::HfDir(decoder),
+        tasklm_hub::LoadOptions::default(),
+        &Device::Cpu,
+    )?;
+    let vb = VarBuilder::from_tensors(plain.tensors, DType::F32, &Device::Cpu);
+    let lm = plain.architecture.build(&plain.config, vb)?;
+    let prefix = DecoderInput::from_rows(&[ids[..4].to_vec()], &Device::Cpu)?;
+    let want = lm.lm_logits(&lm.forward_hidden(&prefix, None, false)?)?; // (1, 4, 400)
+    let got = logits.narrow(1, 0, 4)?.narrow(2, 0, 400)?;
+    let d = max_abs_diff(&got, &want)?;
+    assert!(d < 1e-5, "the text before the image: {d}");
+    Ok(())
+}
