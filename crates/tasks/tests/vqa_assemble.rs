@@ -90,3 +90,108 @@ fn a_vision_tower_and_a_decoder_make_a_llava_that_saves_and_loads() -> Result<()
     assert!(d < 1e-5, "the text before the image: {d}");
     Ok(())
 }
+
+/// A solid `rgb` square image of `side` pixels written to `path`.
+fn solid(path: &std::path::Path, rgb: [u8; 3], side: u32) -> Result<()> {
+    image::RgbImage::from_pixel(side, side, image::Rgb(rgb)).save(path)?;
+    Ok(())
+}
+
+/// The VQA objective: a tiny LLaVA (projector and decoder training, tower frozen) learns four
+/// questions about two images by heart, scored on the answer tokens only; greedy answers are
+/// then the right words; the frozen tower has no variables.
+#[test]
+fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
+    use tasklm_tasks::vqa::objective::{
+        encode_example, greedy_answer, trainable_llava, VqaObjective, VqaStage,
+    };
+    use tasklm_tasks::vqa::VqaExample;
+    let dir = tempfile::tempdir()?;
+    let (red, blue) = (dir.path().join("red.png"), dir.path().join("blue.png"));
+    solid(&red, [220, 20, 20], 32)?;
+    solid(&blue, [20, 20, 220], 32)?;
+    let ex = |image: &PathBuf, q: &str, a: &str| VqaExample {
+        image: image.clone(),
+        question: q.into(),
+        answer: Some(a.into()),
+    };
+    let examples = [
+        ex(&red, "what color is it?", "red"),
+        ex(&blue, "what color is it?", "blue"),
+        ex(&red, "is it blue?", "no"),
+        ex(&blue, "is it blue?", "yes"),
+    ];
+    let decoder = fixture("tiny_decoder");
+    let parts = assemble(
+        &fixture("tiny_clip_vision"),
+        decoder.to_str().unwrap_or_default(),
+        3,
+        false,
+    )?;
+    let (image_id, n) = (
+        parts.config.image_token_index,
+        parts.config.tokens_per_image(),
+    );
+    let feats: Vec<_> = examples
+        .iter()
+        .map(|e| encode_example(&parts.tokenizer, image_id, n, e))
+        .collect::<tasklm_tasks::Result<_>>()?;
+    // Only the answer and EOS are scored.
+    let scored = feats[0].labels.iter().filter(|&&l| l >= 0).count();
+    let answer = parts.tokenizer.encode(" red", false)?.len() + 1;
+    assert_eq!(scored, answer);
+    assert_eq!(
+        feats[0].ids.iter().filter(|&&t| t == image_id).count(),
+        n,
+        "one placeholder per image feature"
+    );
+
+    let stage = VqaStage {
+        train_lm: true,
+        train_vision: false,
+    };
+    let (model, params) = trainable_llava(&parts, stage)?;
+    assert!(params.iter().all(|(k, _)| !k.starts_with("vision_tower.")));
+    let processor = tasklm_data::ImageProcessor::from_dir(&fixture("tiny_clip_vision"))?;
+    let obj = VqaObjective {
+        model,
+        params,
+        processor: processor.clone(),
+        train: feats.clone(),
+        eval: feats,
+        pad_id: parts.tokenizer.pad_id(),
+        eval_batch_size: 4,
+        files: Box::new(|_: &std::path::Path| Ok(())),
+    };
+    let args = tasklm_train::TrainArgs {
+        max_steps: Some(150),
+        batch_size: 4,
+        lr: 3e-3,
+        max_grad_norm: 1.0,
+        save_every: 0,
+        ..tasklm_train::TrainArgs::default()
+    };
+    let out = dir.path().join("out");
+    let opts = tasklm_train::trainer::TrainOptions {
+        out: &out,
+        resume: false,
+        progress: false,
+        stop: None,
+    };
+    let summary = tasklm_train::train(&obj, &args, opts)?;
+    let first = summary.losses.first().copied().unwrap_or(f64::NAN);
+    let last = summary.losses.last().copied().unwrap_or(f64::NAN);
+    assert!(last < first / 10.0, "loss {first} -> {last}");
+    for e in &examples {
+        let got = greedy_answer(
+            &obj.model,
+            &parts.tokenizer,
+            &processor,
+            &e.image,
+            &e.question,
+            4,
+        )?;
+        assert_eq!(Some(got.as_str()), e.answer.as_deref(), "{}", e.question);
+    }
+    Ok(())
+}

@@ -21,7 +21,7 @@ pub mod trainer;
 pub use clip::clip_grad_norm;
 pub use error::{Result, TrainError};
 pub use grads::Gradients;
-pub use lm_loss::causal_lm_loss;
+pub use lm_loss::{causal_lm_loss, input_lm_loss};
 pub use lm_objective::{lm_eval, trainable_decoder, trainable_decoder_lora, LmObjective};
 pub use lora::{LoraParams, LoraTraining};
 pub use mnrl::{l2_normalize, mnrl_loss, MNRL_SCALE};

@@ -11,11 +11,21 @@ use tasklm_nn::ops::masked_cross_entropy;
 /// Summed loss over the batch's scored next-token positions, and their count.
 pub fn causal_lm_loss(model: &dyn CausalLm, batch: &Batch, train: bool) -> Result<(Tensor, usize)> {
     let input = DecoderInput::new(batch.input_ids.clone(), batch.key_mask.clone());
-    let hidden = model.forward_hidden(&input, None, train)?; // (B, T, H)
+    input_lm_loss(model, &input, &batch.labels, train)
+}
+
+/// [`causal_lm_loss`] of a prepared input (one that may carry spliced embeddings, as a
+/// vision-language model's images) with its (B, T) i64 labels.
+pub fn input_lm_loss(
+    model: &dyn CausalLm,
+    input: &DecoderInput,
+    labels: &Tensor,
+    train: bool,
+) -> Result<(Tensor, usize)> {
+    let hidden = model.forward_hidden(input, None, train)?; // (B, T, H)
     let (b, t, h) = hidden.dims3()?;
     let hidden = hidden.narrow(1, 0, t - 1)?.reshape((b * (t - 1), h))?; // (B*(T-1), H)
-    let labels = batch
-        .labels
+    let labels = labels
         .narrow(1, 1, t - 1)?
         .flatten_all()?
         .to_vec1::<i64>()?;

@@ -1,0 +1,256 @@
+//! Training a LLaVA on VQA records: the prompt each question becomes, the parameters a stage
+//! trains, the loss on the answer tokens only, and greedy answers.
+//!
+//! Prompt: `<image>` (expanded to one placeholder per image feature), a newline,
+//! `Question: {question}\nAnswer:`, then ` {answer}` and the end-of-sequence token, which are
+//! the only supervised positions.
+
+use super::assemble::{VlmParts, IMAGE_TOKEN};
+use super::data::VqaExample;
+use crate::{Result, TaskError};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::VarBuilder;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tasklm_data::image::ImageProcessor;
+use tasklm_data::IGNORE_INDEX;
+use tasklm_models::vision::llava::Llava;
+use tasklm_models::DecoderInput;
+use tasklm_text::TextTokenizer;
+use tasklm_train::trainer::{LossSum, Metrics, Objective};
+use tasklm_train::TrainError;
+
+/// Which parts train; the projector always does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VqaStage {
+    /// The decoder trains too (else it stays frozen).
+    pub train_lm: bool,
+    /// The vision tower trains too.
+    pub train_vision: bool,
+}
+
+impl VqaStage {
+    fn trains(self, name: &str) -> bool {
+        name.starts_with("multi_modal_projector.")
+            || (self.train_lm && name.starts_with("language_model."))
+            || (self.train_vision && name.starts_with("vision_tower."))
+    }
+}
+
+/// One question as token ids with its labels (-100 but on the answer) and its image.
+#[derive(Clone, Debug)]
+pub struct VqaFeatures {
+    pub ids: Vec<u32>,
+    pub labels: Vec<i64>,
+    pub image: PathBuf,
+}
+
+/// The prompt's ids for `question` (placeholders expanded to `tokens_per_image`).
+pub fn prompt_ids(
+    tok: &TextTokenizer,
+    image_id: u32,
+    tokens_per_image: usize,
+    question: &str,
+) -> Result<Vec<u32>> {
+    let text = format!("{IMAGE_TOKEN}\nQuestion: {}\nAnswer:", question.trim());
+    let mut ids = Vec::new();
+    for id in tok.encode(&text, false)? {
+        if id == image_id {
+            ids.extend(std::iter::repeat_n(image_id, tokens_per_image));
+        } else {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Encodes `ex` for training: the prompt unsupervised, ` {answer}` and EOS supervised.
+pub fn encode_example(
+    tok: &TextTokenizer,
+    image_id: u32,
+    tokens_per_image: usize,
+    ex: &VqaExample,
+) -> Result<VqaFeatures> {
+    let answer = ex.answer.as_deref().ok_or_else(|| TaskError::File {
+        path: ex.image.clone(),
+        msg: format!("the question `{}` has no answer to train on", ex.question),
+    })?;
+    let mut ids = prompt_ids(tok, image_id, tokens_per_image, &ex.question)?;
+    let mut labels = vec![IGNORE_INDEX; ids.len()];
+    let mut answer_ids = tok.encode(&format!(" {}", answer.trim()), false)?;
+    answer_ids.extend(tok.eos_ids.first().copied());
+    labels.extend(answer_ids.iter().map(|&t| i64::from(t)));
+    ids.extend(answer_ids);
+    Ok(VqaFeatures {
+        ids,
+        labels,
+        image: ex.image.clone(),
+    })
+}
+
+/// Builds the LLaVA of `parts` with the tensors `stage` trains as variables; returns the
+/// model and those variables (sorted by name).
+pub fn trainable_llava(parts: &VlmParts, stage: VqaStage) -> Result<(Llava, Vec<(String, Var)>)> {
+    let mut params = Vec::new();
+    let mut map: HashMap<String, Tensor> = HashMap::new();
+    for (name, t) in &parts.tensors {
+        if stage.trains(name) {
+            let v = Var::from_tensor(&t.to_dtype(DType::F32)?)?;
+            map.insert(name.clone(), v.as_tensor().clone());
+            params.push((name.clone(), v));
+        } else {
+            map.insert(name.clone(), t.detach());
+        }
+    }
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
+    Ok((Llava::new(&parts.config, vb)?, params))
+}
+
+/// Pixel values (B, 3, S, S) of `images`.
+fn pixels(processor: &ImageProcessor, images: &[&PathBuf]) -> Result<Tensor> {
+    let each: Vec<Tensor> = images
+        .iter()
+        .map(|p| processor.process_file(p))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(Tensor::stack(&each, 0)?)
+}
+
+/// The summed answer loss of `rows`, its scored positions and tokens.
+pub fn vqa_loss(
+    model: &Llava,
+    processor: &ImageProcessor,
+    rows: &[&VqaFeatures],
+    pad_id: u32,
+    train: bool,
+) -> Result<(Tensor, usize, usize)> {
+    let t = rows.iter().map(|r| r.ids.len()).max().unwrap_or(1);
+    let (mut ids, mut labels, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows {
+        let pad = t - r.ids.len();
+        ids.extend(
+            r.ids
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(pad_id, pad)),
+        );
+        labels.extend(
+            r.labels
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(IGNORE_INDEX, pad)),
+        );
+        mask.push([vec![1u8; r.ids.len()], vec![0u8; pad]].concat());
+    }
+    let b = rows.len();
+    let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
+    let labels = Tensor::from_vec(labels, (b, t), &Device::Cpu)?;
+    let images: Vec<&PathBuf> = rows.iter().map(|r| &r.image).collect();
+    let feats = model.image_features(&pixels(processor, &images)?, train)?;
+    let per_image: Vec<Tensor> = (0..b)
+        .map(|i| feats.get(i))
+        .collect::<candle_core::Result<_>>()?;
+    let input = model.splice(DecoderInput::new(ids, mask), &per_image)?;
+    let (sum, n) = tasklm_train::input_lm_loss(model.language_model(), &input, &labels, train)?;
+    let tokens = rows.iter().map(|r| r.ids.len()).sum();
+    Ok((sum, n, tokens))
+}
+
+/// The greedy answer to `question` about `image`: at most `max_new` tokens, up to EOS or a
+/// newline.
+pub fn greedy_answer(
+    model: &Llava,
+    tok: &TextTokenizer,
+    processor: &ImageProcessor,
+    image: &PathBuf,
+    question: &str,
+    max_new: usize,
+) -> Result<String> {
+    let cfg = model.config();
+    let mut ids = prompt_ids(tok, cfg.image_token_index, cfg.tokens_per_image(), question)?;
+    let feats = model.image_features(&pixels(processor, &[image])?, false)?;
+    let image_feats = [feats.get(0)?];
+    let mut out = Vec::new();
+    for _ in 0..max_new {
+        let input = DecoderInput::from_rows(std::slice::from_ref(&ids), &Device::Cpu)?;
+        let input = model.splice(input, &image_feats)?;
+        let lm = model.language_model();
+        let h = lm.forward_hidden(&input, None, false)?;
+        let last = h.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
+        let next = lm.lm_logits(&last)?.argmax(1)?.to_vec1::<u32>()?[0];
+        if tok.is_eos(next) {
+            break;
+        }
+        out.push(next);
+        if tok.decode(&out, true)?.contains('\n') {
+            break;
+        }
+        ids.push(next);
+    }
+    Ok(tok.decode(&out, true)?.trim().to_string())
+}
+
+/// Writes the files beside the weights (config, tokenizer, preprocessor config).
+pub type FilesWriter = Box<dyn Fn(&std::path::Path) -> Result<()>>;
+
+/// A LLaVA trained on VQA features as the trainer's objective.
+pub struct VqaObjective {
+    pub model: Llava,
+    pub params: Vec<(String, Var)>,
+    pub processor: ImageProcessor,
+    pub train: Vec<VqaFeatures>,
+    pub eval: Vec<VqaFeatures>,
+    pub pad_id: u32,
+    pub eval_batch_size: usize,
+    /// Writes config, tokenizer and preprocessor files beside the weights.
+    pub files: FilesWriter,
+}
+
+impl Objective for VqaObjective {
+    fn params(&self) -> Vec<(String, Var)> {
+        self.params.clone()
+    }
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn train_lengths(&self) -> Option<Vec<usize>> {
+        Some(self.train.iter().map(|f| f.ids.len()).collect())
+    }
+
+    fn train_loss(&self, indices: &[usize]) -> tasklm_train::Result<LossSum> {
+        let rows: Vec<&VqaFeatures> = indices.iter().filter_map(|&i| self.train.get(i)).collect();
+        let (sum, scored, tokens) =
+            vqa_loss(&self.model, &self.processor, &rows, self.pad_id, true)
+                .map_err(TrainError::objective)?;
+        Ok(LossSum {
+            sum,
+            scored,
+            tokens,
+        })
+    }
+
+    fn evaluate(&self) -> tasklm_train::Result<Option<Metrics>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        let (mut sum, mut n) = (0f64, 0usize);
+        for chunk in self.eval.chunks(self.eval_batch_size.max(1)) {
+            let rows: Vec<&VqaFeatures> = chunk.iter().collect();
+            let (s, k, _) = vqa_loss(&self.model, &self.processor, &rows, self.pad_id, false)
+                .map_err(TrainError::objective)?;
+            sum += s.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            n += k;
+        }
+        let loss = if n > 0 { sum / n as f64 } else { f64::NAN };
+        Ok(Some(vec![
+            ("loss".into(), loss),
+            ("perplexity".into(), loss.exp()),
+        ]))
+    }
+
+    fn write_files(&self, dir: &std::path::Path) -> tasklm_train::Result<()> {
+        (self.files)(dir).map_err(TrainError::objective)
+    }
+}
