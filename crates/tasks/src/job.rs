@@ -43,6 +43,8 @@ pub struct TaskOptions {
     pub beam: Option<tasklm_generate::BeamParams>,
     /// predict of a generative task or rag: tokens generated per record [default: the task's].
     pub max_new_tokens: Option<usize>,
+    /// vqa: the vision encoder, the images folder and the training stage.
+    pub vqa: crate::vqa::VqaOptions,
 }
 
 /// One `tasklm train` run.

@@ -37,10 +37,13 @@ pub enum TaskKind {
     Retrieval,
     /// Image classification: a ViT's `[CLS]` head over labelled images.
     ImageClassify,
+    /// Visual question answering: a LLaVA (vision tower, projector, decoder) answers questions
+    /// about images.
+    Vqa,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 14] = [
+    pub const ALL: [TaskKind; 15] = [
         TaskKind::Sft,
         TaskKind::Chat,
         TaskKind::Classify,
@@ -55,6 +58,7 @@ impl TaskKind {
         TaskKind::Rag,
         TaskKind::Retrieval,
         TaskKind::ImageClassify,
+        TaskKind::Vqa,
     ];
 
     /// The name on the command line (`--task NAME`), in `tasklm.json` and in server paths.
@@ -74,6 +78,7 @@ impl TaskKind {
             TaskKind::Rag => "rag",
             TaskKind::Retrieval => "retrieval",
             TaskKind::ImageClassify => "image-classify",
+            TaskKind::Vqa => "vqa",
         }
     }
 

@@ -59,6 +59,7 @@ pub fn family(task: TaskKind) -> &'static dyn TaskFamily {
         TaskKind::Rag => &rag::Rag,
         TaskKind::Retrieval => &retrieval::Retrieval,
         TaskKind::ImageClassify => &image_classify::ImageClassify,
+        TaskKind::Vqa => &vqa::Vqa,
     }
 }
 

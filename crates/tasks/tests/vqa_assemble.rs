@@ -150,12 +150,17 @@ fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
         train_lm: true,
         train_vision: false,
     };
-    let (model, params) = trainable_llava(&parts, stage)?;
-    assert!(params.iter().all(|(k, _)| !k.starts_with("vision_tower.")));
+    let t = trainable_llava(&parts, stage)?;
+    assert!(t
+        .params
+        .iter()
+        .all(|(k, _)| !k.starts_with("vision_tower.")));
+    assert!(t.frozen.keys().all(|k| k.starts_with("vision_tower.")));
     let processor = tasklm_data::ImageProcessor::from_dir(&fixture("tiny_clip_vision"))?;
     let obj = VqaObjective {
-        model,
-        params,
+        model: t.model,
+        params: t.params,
+        frozen: t.frozen,
         processor: processor.clone(),
         train: feats.clone(),
         eval: feats,

@@ -50,6 +50,9 @@ pub struct EvalCmd {
     /// model's, else 128].
     #[arg(long)]
     pub doc_stride: Option<usize>,
+    /// vqa, easy-VQA layout: the images folder [default: images/ beside the questions file].
+    #[arg(long)]
+    pub images: Option<PathBuf>,
     #[command(flatten)]
     pub langs: super::train::LangFlags,
     /// Generative tasks: tokens generated per record [default: per task, 32 to 384].
@@ -117,6 +120,10 @@ pub fn run(c: EvalCmd) -> Result<()> {
             doc_stride: c.doc_stride,
             langs: c.langs.pair(),
             rag: c.rag.options(),
+            vqa: tasklm_tasks::vqa::VqaOptions {
+                images: c.images,
+                ..Default::default()
+            },
             ..TaskOptions::default()
         },
     };

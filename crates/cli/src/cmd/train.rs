@@ -70,6 +70,37 @@ impl Seq2SeqFlags {
     }
 }
 
+/// Visual question answering: the parts of a fresh LLaVA and what trains.
+#[derive(Args, Clone, Debug, Default)]
+pub struct VqaFlags {
+    /// vqa: the vision encoder (a ViT or CLIP directory, e.g. from --task image-classify)
+    /// that a LLaVA is built from with --model's decoder and a fresh projector.
+    #[arg(long)]
+    pub vision: Option<PathBuf>,
+    /// vqa, easy-VQA layout: the images folder [default: images/ beside the questions file].
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// vqa: train the decoder too (else only the projector trains).
+    #[arg(long)]
+    pub train_lm: bool,
+    /// vqa: train the vision tower too.
+    #[arg(long)]
+    pub train_vision: bool,
+}
+
+impl VqaFlags {
+    pub fn options(&self) -> tasklm_tasks::vqa::VqaOptions {
+        tasklm_tasks::vqa::VqaOptions {
+            vision: self.vision.clone(),
+            images: self.images.clone(),
+            stage: tasklm_tasks::vqa::objective::VqaStage {
+                train_lm: self.train_lm,
+                train_vision: self.train_vision,
+            },
+        }
+    }
+}
+
 /// How a record becomes a prompt for a decoder classifier (classify, nli).
 #[derive(Args, Clone, Debug, Default)]
 pub struct LabelPromptFlags {
@@ -284,6 +315,8 @@ pub struct TrainCmd {
     pub lora: super::lora::LoraFlags,
     #[command(flatten)]
     pub seq2seq: Seq2SeqFlags,
+    #[command(flatten)]
+    pub vqa: VqaFlags,
     /// Print the run's report (final eval metrics, counts) as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -321,6 +354,7 @@ pub fn run(c: TrainCmd) -> Result<()> {
             langs: c.langs.pair(),
             lora: c.lora.settings()?,
             seq2seq: c.seq2seq.options(),
+            vqa: c.vqa.options(),
             ..TaskOptions::default()
         },
     };

@@ -88,10 +88,19 @@ pub fn encode_example(
     })
 }
 
-/// Builds the LLaVA of `parts` with the tensors `stage` trains as variables; returns the
-/// model and those variables (sorted by name).
-pub fn trainable_llava(parts: &VlmParts, stage: VqaStage) -> Result<(Llava, Vec<(String, Var)>)> {
+/// A LLaVA with the tensors a stage trains as variables.
+pub struct TrainableLlava {
+    pub model: Llava,
+    /// The variables, sorted by name.
+    pub params: Vec<(String, Var)>,
+    /// The other tensors, under their names.
+    pub frozen: HashMap<String, Tensor>,
+}
+
+/// Builds the LLaVA of `parts` with the tensors `stage` trains as variables.
+pub fn trainable_llava(parts: &VlmParts, stage: VqaStage) -> Result<TrainableLlava> {
     let mut params = Vec::new();
+    let mut frozen = HashMap::new();
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for (name, t) in &parts.tensors {
         if stage.trains(name) {
@@ -100,11 +109,16 @@ pub fn trainable_llava(parts: &VlmParts, stage: VqaStage) -> Result<(Llava, Vec<
             params.push((name.clone(), v));
         } else {
             map.insert(name.clone(), t.detach());
+            frozen.insert(name.clone(), t.detach());
         }
     }
     params.sort_by(|a, b| a.0.cmp(&b.0));
     let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
-    Ok((Llava::new(&parts.config, vb)?, params))
+    Ok(TrainableLlava {
+        model: Llava::new(&parts.config, vb)?,
+        params,
+        frozen,
+    })
 }
 
 /// Pixel values (B, 3, S, S) of `images`.
@@ -166,28 +180,62 @@ pub fn greedy_answer(
     question: &str,
     max_new: usize,
 ) -> Result<String> {
+    Ok(scored_answer(model, tok, processor, image, question, max_new)?.0)
+}
+
+/// [`greedy_answer`] with its probability: the product of each chosen token's softmax
+/// probability, the end (EOS or newline) included when reached.
+pub fn scored_answer(
+    model: &Llava,
+    tok: &TextTokenizer,
+    processor: &ImageProcessor,
+    image: &PathBuf,
+    question: &str,
+    max_new: usize,
+) -> Result<(String, f64)> {
     let cfg = model.config();
     let mut ids = prompt_ids(tok, cfg.image_token_index, cfg.tokens_per_image(), question)?;
     let feats = model.image_features(&pixels(processor, &[image])?, false)?;
     let image_feats = [feats.get(0)?];
     let mut out = Vec::new();
+    let mut log_p = 0f64;
     for _ in 0..max_new {
         let input = DecoderInput::from_rows(std::slice::from_ref(&ids), &Device::Cpu)?;
         let input = model.splice(input, &image_feats)?;
         let lm = model.language_model();
         let h = lm.forward_hidden(&input, None, false)?;
         let last = h.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
-        let next = lm.lm_logits(&last)?.argmax(1)?.to_vec1::<u32>()?[0];
+        let logp =
+            candle_nn::ops::log_softmax(&lm.lm_logits(&last)?.squeeze(0)?, 0)?.to_vec1::<f32>()?;
+        let (next, lp) =
+            logp.iter()
+                .enumerate()
+                .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                });
+        log_p += f64::from(lp);
+        let next = next as u32;
         if tok.is_eos(next) {
             break;
         }
         out.push(next);
-        if tok.decode(&out, true)?.contains('\n') {
-            break;
+        let text = tok.decode(&out, true)?;
+        if text.contains('\n') {
+            let answer = text
+                .split('\n')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            return Ok((answer, log_p.exp()));
         }
         ids.push(next);
     }
-    Ok(tok.decode(&out, true)?.trim().to_string())
+    Ok((tok.decode(&out, true)?.trim().to_string(), log_p.exp()))
 }
 
 /// Writes the files beside the weights (config, tokenizer, preprocessor config).
@@ -202,6 +250,9 @@ pub struct VqaObjective {
     pub eval: Vec<VqaFeatures>,
     pub pad_id: u32,
     pub eval_batch_size: usize,
+    /// The tensors that do not train, written beside the trained ones so that the directory
+    /// holds the whole model (the trainer writes only the variables).
+    pub frozen: HashMap<String, Tensor>,
     /// Writes config, tokenizer and preprocessor files beside the weights.
     pub files: FilesWriter,
 }
@@ -251,6 +302,15 @@ impl Objective for VqaObjective {
     }
 
     fn write_files(&self, dir: &std::path::Path) -> tasklm_train::Result<()> {
+        if !self.frozen.is_empty() {
+            let mut all = self.frozen.clone();
+            for (name, v) in &self.params {
+                all.insert(name.clone(), v.as_tensor().detach());
+            }
+            let path = dir.join("model.safetensors");
+            candle_core::safetensors::save(&all, &path)
+                .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+        }
         (self.files)(dir).map_err(TrainError::objective)
     }
 }

@@ -1,0 +1,102 @@
+//! `--task vqa` from the command line, on the easy-VQA layout (questions.json triples and
+//! images/ID.png): a LLaVA built from the tiny CLIP tower and the tiny decoder learns four
+//! questions about two images; `eval` scores them per question type, `predict` answers
+//! {"image", "question"}; the trained directory is a whole LLaVA (frozen tower included).
+
+mod plumbing;
+
+use plumbing::*;
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+#[test]
+fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
+    let d = scratch("vqa-cli");
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    for (id, rgb) in [(0, [220u8, 20, 20]), (1, [20, 20, 220])] {
+        image::RgbImage::from_pixel(32, 32, image::Rgb(rgb))
+            .save(d.join(format!("images/{id}.png")))
+            .unwrap();
+    }
+    let questions = write(
+        &d,
+        "questions.json",
+        r#"[["what color is it?", "red", 0], ["what color is it?", "blue", 1],
+            ["is it blue?", "no", 0], ["is it blue?", "yes", 1]]"#,
+    );
+    let out = d.join("llava");
+    tasklm(&[
+        "train",
+        "--task",
+        "vqa",
+        "--model",
+        &fixture("tiny_decoder"),
+        "--vision",
+        &fixture("tiny_clip_vision"),
+        "--data",
+        &questions,
+        "--out",
+        path(&out),
+        "--train-lm",
+        "--max-steps",
+        "150",
+        "--batch-size",
+        "4",
+        "--lr",
+        "3e-3",
+        "--save-every",
+        "0",
+    ]);
+    let config = read_json(&out.join("config.json"));
+    assert_eq!(config["model_type"], "llava");
+    let weights =
+        candle_core::safetensors::load(out.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert!(
+        weights.contains_key("vision_tower.pre_layrnorm.weight"),
+        "the frozen tower is saved"
+    );
+    assert!(weights.contains_key("multi_modal_projector.linear_1.weight"));
+    assert_eq!(read_json(&out.join("tasklm.json"))["task"], "vqa");
+
+    let report: Value = serde_json::from_str(
+        tasklm(&[
+            "eval",
+            "--task",
+            "vqa",
+            "--model",
+            path(&out),
+            "--data",
+            &questions,
+            "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    let m = &report;
+    assert_eq!(m["accuracy"], 1.0, "{report}");
+    assert_eq!(m["accuracy_colour"], 1.0, "{report}");
+    assert_eq!(m["accuracy_yes_no"], 1.0, "{report}");
+    assert_eq!(m["majority_baseline"], 0.25, "{report}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tasklm"))
+        .args(["predict", "--task", "vqa", "--model", path(&out)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let image = d.join("images/1.png");
+    writeln!(
+        child.stdin.take().unwrap(),
+        "{}",
+        serde_json::json!({"image": image, "question": "what color is it?"})
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["answer"], "blue", "{v}");
+    let score = v["score"].as_f64().unwrap();
+    assert!(score > 0.5 && score <= 1.0, "{v}");
+}
