@@ -80,6 +80,45 @@ fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
     assert_eq!(m["accuracy_yes_no"], 1.0, "{report}");
     assert_eq!(m["majority_baseline"], 0.25, "{report}");
 
+    // A closed set of answers (label scoring) gives the same answers.
+    let answers = write(&d, "answers.txt", "red\nblue\nyes\nno\ncircle\n");
+    let report: Value = serde_json::from_str(
+        tasklm(&[
+            "eval",
+            "--task",
+            "vqa",
+            "--model",
+            path(&out),
+            "--data",
+            &questions,
+            "--labels",
+            &answers,
+            "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(report["accuracy"], 1.0, "{report}");
+    let bad = write(&d, "one.txt", "red\n");
+    let o = Command::new(env!("CARGO_BIN_EXE_tasklm"))
+        .args([
+            "eval",
+            "--task",
+            "vqa",
+            "--model",
+            path(&out),
+            "--data",
+            &questions,
+        ])
+        .args(["--labels", &bad])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("one.txt") && err.contains("at least two"),
+        "{err}"
+    );
+
     let mut child = Command::new(env!("CARGO_BIN_EXE_tasklm"))
         .args(["predict", "--task", "vqa", "--model", path(&out)])
         .stdin(Stdio::piped())

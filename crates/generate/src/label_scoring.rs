@@ -40,9 +40,29 @@ pub fn label_logprobs(
             context: ctx,
         });
     }
+    let input = DecoderInput::from_rows(&[prompt.to_vec()], model.device())?;
+    label_logprobs_input(model, input, labels, norm)
+}
+
+/// [`label_logprobs`] after a prepared one-row prompt `input`, which may carry spliced
+/// embeddings (a vision-language model's image features).
+pub fn label_logprobs_input(
+    model: &dyn CausalLm,
+    input: DecoderInput,
+    labels: &[Vec<u32>],
+    norm: LabelNorm,
+) -> Result<Vec<f64>> {
+    if let Some(i) = labels.iter().position(|l| l.is_empty()) {
+        return Err(GenerateError::InvalidParam(format!(
+            "label {i} has no tokens"
+        )));
+    }
+    let prompt_len = input.input_ids.dim(1)?;
+    if prompt_len == 0 {
+        return Err(GenerateError::EmptyPrompt(0));
+    }
     let device = model.device();
     let mut cache = model.new_cache();
-    let input = DecoderInput::from_rows(&[prompt.to_vec()], device)?;
     let first = log_softmax(&model.last_logits(&input, Some(&mut cache))?.squeeze(0)?)?; // (V)
     let first = first.to_vec1::<f64>()?;
     let mut out = Vec::with_capacity(labels.len());
@@ -52,7 +72,7 @@ pub fn label_logprobs(
             // Teacher-force the label's tokens but the last; each position scores the next.
             let mut c = cache.try_clone()?;
             let rest = &label[..label.len() - 1];
-            let key_mask = vec![vec![1u8; prompt.len() + rest.len()]];
+            let key_mask = vec![vec![1u8; prompt_len + rest.len()]];
             let step = DecoderInput::new(
                 Tensor::from_vec(rest.to_vec(), (1, rest.len()), device)?,
                 key_mask,

@@ -32,7 +32,9 @@ pub use decoder_steps::{DecoderBatch, DecoderSteps};
 pub use detok::IncrementalDecoder;
 pub use error::{GenerateError, Result};
 pub use generator::{generate, sample, FinishReason, Generation, Timing, TokenLogprob, TopLogprob};
-pub use label_scoring::{label_logprobs, label_logprobs_batch, label_probabilities, LabelNorm};
+pub use label_scoring::{
+    label_logprobs, label_logprobs_batch, label_logprobs_input, label_probabilities, LabelNorm,
+};
 pub use params::SamplingParams;
 pub use row_sampler::{Accepted, RowSampler};
 pub use seq2seq_steps::{Seq2SeqBatch, Seq2SeqSteps};

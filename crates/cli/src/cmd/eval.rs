@@ -53,6 +53,10 @@ pub struct EvalCmd {
     /// vqa, easy-VQA layout: the images folder [default: images/ beside the questions file].
     #[arg(long)]
     pub images: Option<PathBuf>,
+    /// vqa: the allowed answers, one per line (easy-VQA's answers.txt): each question gets the
+    /// likeliest of them instead of a generated answer.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
     #[command(flatten)]
     pub langs: super::train::LangFlags,
     /// Generative tasks: tokens generated per record [default: per task, 32 to 384].
@@ -122,6 +126,7 @@ pub fn run(c: EvalCmd) -> Result<()> {
             rag: c.rag.options(),
             vqa: tasklm_tasks::vqa::VqaOptions {
                 images: c.images,
+                labels: c.labels,
                 ..Default::default()
             },
             ..TaskOptions::default()

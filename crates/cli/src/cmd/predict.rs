@@ -34,6 +34,9 @@ pub struct PredictCmd {
     /// Generative tasks: beam search instead of greedy decoding.
     #[command(flatten)]
     pub beams: super::beam_args::BeamArgs,
+    /// vqa: the allowed answers, one per line: each question gets the likeliest of them.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
 }
 
 pub fn run(c: PredictCmd) -> Result<()> {
@@ -54,6 +57,10 @@ pub fn run(c: PredictCmd) -> Result<()> {
             langs: c.langs.pair(),
             beam,
             max_new_tokens: c.max_new_tokens,
+            vqa: tasklm_tasks::vqa::VqaOptions {
+                labels: c.labels,
+                ..Default::default()
+            },
             ..TaskOptions::default()
         },
     };

@@ -97,6 +97,7 @@ impl VqaFlags {
                 train_lm: self.train_lm,
                 train_vision: self.train_vision,
             },
+            labels: None,
         }
     }
 }

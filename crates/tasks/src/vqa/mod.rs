@@ -6,9 +6,9 @@
 //! `train --task vqa --model DECODER --vision VISION_DIR` assembles a fresh LLaVA (or
 //! `--model LLAVA_DIR` continues one) and trains the projector, plus the decoder with
 //! `--train-lm` and the tower with `--train-vision`; the output is a transformers LLaVA
-//! directory with `tasklm.json`. `eval` reports exact-match accuracy of the greedy answers,
-//! overall and per question type; `predict` answers `{"image", "question"}` with
-//! `{"answer", "score"}`.
+//! directory with `tasklm.json`. `eval` reports exact-match accuracy of the greedy answers
+//! (or, with `--labels FILE`, of the likeliest allowed answer), overall and per question type;
+//! `predict` answers `{"image", "question"}` with `{"answer", "score"}`.
 
 pub mod assemble;
 pub mod data;
@@ -25,7 +25,10 @@ use crate::{
 };
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use objective::{encode_example, scored_answer, trainable_llava, VqaObjective, VqaStage};
+use objective::{
+    candidate_ids, closed_set_answer, encode_example, scored_answer, trainable_llava, VqaObjective,
+    VqaStage,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,33 @@ pub struct VqaOptions {
     pub images: Option<PathBuf>,
     /// train: which parts train beside the projector.
     pub stage: VqaStage,
+    /// eval, predict: a file of the allowed answers, one per line: each question is answered
+    /// by the likeliest of them (label scoring) instead of free generation.
+    pub labels: Option<PathBuf>,
+}
+
+/// The allowed answers in `path`, one per line (blank lines skipped); at least two.
+fn read_answers(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| TaskError::File {
+        path: path.into(),
+        msg: e.to_string(),
+    })?;
+    let answers: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if answers.len() < 2 {
+        return Err(TaskError::File {
+            path: path.into(),
+            msg: format!(
+                "--labels needs at least two answers, one per line; found {}",
+                answers.len()
+            ),
+        });
+    }
+    Ok(answers)
 }
 
 /// The VQA family.
@@ -55,7 +85,7 @@ impl crate::TaskFamily for Vqa {
     }
 
     fn evaluate(&self, job: &EvalJob, _notice: Notice) -> Result<Report> {
-        let m = VqaModel::load(Path::new(&job.model))?;
+        let m = VqaModel::load(Path::new(&job.model), job.options.vqa.labels.as_deref())?;
         let mut examples = read_vqa(&job.data, job.options.vqa.images.as_deref())?;
         examples.truncate(job.limit.unwrap_or(usize::MAX));
         let started = std::time::Instant::now();
@@ -92,7 +122,10 @@ impl crate::TaskFamily for Vqa {
     }
 
     fn predictor(&self, job: &PredictJob) -> Result<Box<dyn Predictor>> {
-        Ok(Box::new(VqaModel::load(Path::new(&job.model))?))
+        Ok(Box::new(VqaModel::load(
+            Path::new(&job.model),
+            job.options.vqa.labels.as_deref(),
+        )?))
     }
 }
 
@@ -101,6 +134,8 @@ pub struct VqaModel {
     model: Llava,
     parts: VlmParts,
     processor: ImageProcessor,
+    /// The closed set of answers with their token ids (`--labels`), if given.
+    answers: Option<Vec<(String, Vec<u32>)>>,
 }
 
 fn processor_of(parts: &VlmParts, dir: &Path) -> Result<ImageProcessor> {
@@ -115,21 +150,36 @@ fn processor_of(parts: &VlmParts, dir: &Path) -> Result<ImageProcessor> {
 }
 
 impl VqaModel {
-    /// Loads a LLaVA directory.
-    pub fn load(dir: &Path) -> Result<Self> {
+    /// Loads a LLaVA directory; with `labels`, answers come from that closed set.
+    pub fn load(dir: &Path, labels: Option<&Path>) -> Result<Self> {
         let parts = assemble::load(dir)?;
         let processor = processor_of(&parts, dir)?;
         let vb = VarBuilder::from_tensors(parts.tensors.clone(), DType::F32, &Device::Cpu);
         let model = Llava::new(&parts.config, vb)?;
+        let answers = labels
+            .map(|p| candidate_ids(&parts.tokenizer, &read_answers(p)?))
+            .transpose()?;
         Ok(Self {
             model,
             parts,
             processor,
+            answers,
         })
     }
 
-    /// The greedy answer to `question` about `image`, with its probability.
+    /// The answer to `question` about `image` (greedy, or the likeliest of the closed set),
+    /// with its probability.
     pub fn answer(&self, image: &Path, question: &str) -> Result<(String, f64)> {
+        if let Some(answers) = &self.answers {
+            return closed_set_answer(
+                &self.model,
+                &self.parts.tokenizer,
+                &self.processor,
+                &image.to_path_buf(),
+                question,
+                answers,
+            );
+        }
         scored_answer(
             &self.model,
             &self.parts.tokenizer,

@@ -88,6 +88,54 @@ pub fn encode_example(
     })
 }
 
+/// The answer among `answers` (each a candidate's ids: ` {answer}` and EOS) most likely
+/// after the prompt for `question` about `image`, and its probability, scored as decoder label
+/// scoring does: one prefill of the prompt with the image, each candidate from a copy of its
+/// cache.
+pub fn closed_set_answer(
+    model: &Llava,
+    tok: &TextTokenizer,
+    processor: &ImageProcessor,
+    image: &PathBuf,
+    question: &str,
+    answers: &[(String, Vec<u32>)],
+) -> Result<(String, f64)> {
+    let cfg = model.config();
+    let ids = prompt_ids(tok, cfg.image_token_index, cfg.tokens_per_image(), question)?;
+    let feats = model.image_features(&pixels(processor, &[image])?, false)?;
+    let input = DecoderInput::from_rows(std::slice::from_ref(&ids), &Device::Cpu)?;
+    let input = model.splice(input, &[feats.get(0)?])?;
+    let candidates: Vec<Vec<u32>> = answers.iter().map(|a| a.1.clone()).collect();
+    let lp = tasklm_generate::label_logprobs_input(
+        model.language_model(),
+        input,
+        &candidates,
+        tasklm_generate::LabelNorm::Sum,
+    )?;
+    let (best, score) =
+        lp.iter().enumerate().fold(
+            (0, f64::NEG_INFINITY),
+            |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+        );
+    let answer = answers
+        .get(best)
+        .map(|a| a.0.clone())
+        .ok_or_else(|| TaskError::Invalid("no candidate answers".into()))?;
+    Ok((answer, score.exp()))
+}
+
+/// The token ids each candidate answer is scored by: ` {answer}` and EOS.
+pub fn candidate_ids(tok: &TextTokenizer, answers: &[String]) -> Result<Vec<(String, Vec<u32>)>> {
+    answers
+        .iter()
+        .map(|a| {
+            let mut ids = tok.encode(&format!(" {}", a.trim()), false)?;
+            ids.extend(tok.eos_ids.first().copied());
+            Ok((a.trim().to_string(), ids))
+        })
+        .collect()
+}
+
 /// A LLaVA with the tensors a stage trains as variables.
 pub struct TrainableLlava {
     pub model: Llava,
