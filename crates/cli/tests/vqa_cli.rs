@@ -119,6 +119,45 @@ fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
         "{err}"
     );
 
+    // chat --image answers the last user turn of a conversation about the image.
+    let conv = write(
+        &d,
+        "conv.json",
+        r#"{"messages": [{"role": "user", "content": "what color is it?"}]}"#,
+    );
+    let red = d.join("images/0.png");
+    let v: Value = serde_json::from_str(
+        tasklm(&[
+            "chat",
+            "--model",
+            path(&out),
+            "--image",
+            path(&red),
+            "--input",
+            &conv,
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(v["message"]["content"], "red", "{v}");
+    // A model that is not a LLaVA is named.
+    let o = Command::new(env!("CARGO_BIN_EXE_tasklm"))
+        .args([
+            "chat",
+            "--model",
+            &fixture("tiny_decoder"),
+            "--image",
+            path(&red),
+        ])
+        .args(["--input", &conv])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("vision-language model"),
+        "{err}"
+    );
+
     let mut child = Command::new(env!("CARGO_BIN_EXE_tasklm"))
         .args(["predict", "--task", "vqa", "--model", path(&out)])
         .stdin(Stdio::piped())

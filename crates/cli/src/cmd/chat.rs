@@ -29,11 +29,19 @@ pub struct ChatArgs {
     /// Answer the last user turn of this conversation ({"messages": [...]}) and print JSON.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Questions about this image (PNG or JPEG), answered by a vision-language model (a LLaVA
+    /// directory, e.g. from `train --task vqa`): each turn is one question, answered from the
+    /// image alone (no earlier turns in the prompt, as the model was trained).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
 
 pub fn run(a: ChatArgs) -> Result<()> {
+    if let Some(image) = &a.image {
+        return image_chat(&a, image);
+    }
     let params = a.sampling.params(false);
     params.validate()?;
     // Read the conversation before the model, so a bad file fails in a moment.
@@ -50,6 +58,61 @@ pub fn run(a: ChatArgs) -> Result<()> {
         Some(messages) => answer(&session, &messages, &params),
         None => interactive(&session, &a, &model, &params),
     }
+}
+
+/// `chat --image`: questions about one image, each answered by the LLaVA in `--model`.
+fn image_chat(a: &ChatArgs, image: &std::path::Path) -> Result<()> {
+    let model = a.model.as_deref().context(
+        "--image needs --model: a vision-language model directory (a LLaVA, e.g. from \
+         `tasklm train --task vqa`)",
+    )?;
+    if !image.is_file() {
+        anyhow::bail!("--image {}: no such file", image.display());
+    }
+    let dir = std::path::Path::new(model);
+    let vqa = tasklm_tasks::vqa::VqaModel::load(dir, None).with_context(|| {
+        format!("--image needs a vision-language model (a LLaVA directory); loading {model}")
+    })?;
+    let ask = |question: &str| vqa.answer(image, question);
+    if let Some(path) = &a.input {
+        let messages = read_conversation(path, a)?;
+        let question = messages
+            .last()
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        let (answer, score) = ask(&question)?;
+        println!(
+            "{}",
+            json!({"message": {"role": "assistant", "content": answer}, "score": score})
+        );
+        return Ok(());
+    }
+    let mut editor = rustyline::DefaultEditor::new().context("starting the line editor")?;
+    eprintln!(
+        "Questions about {} to {model}; each is answered from the image alone. /exit or Ctrl-D quits.",
+        image.display()
+    );
+    loop {
+        let line = match editor.readline("you> ") {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e).context("reading input"),
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line == "/exit" || line == "/quit" {
+            break;
+        }
+        let _ = editor.add_history_entry(line);
+        match ask(line) {
+            Ok((answer, _)) => println!("assistant> {answer}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    Ok(())
 }
 
 fn read_conversation(path: &PathBuf, a: &ChatArgs) -> Result<Vec<ChatMessage>> {
