@@ -60,20 +60,13 @@ fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
     assert!(weights.contains_key("multi_modal_projector.linear_1.weight"));
     assert_eq!(read_json(&out.join("tasklm.json"))["task"], "vqa");
 
-    let report: Value = serde_json::from_str(
-        tasklm(&[
-            "eval",
-            "--task",
-            "vqa",
-            "--model",
-            path(&out),
-            "--data",
-            &questions,
-            "--json",
-        ])
-        .trim(),
-    )
-    .unwrap();
+    let eval = |extra: &[&str]| -> Value {
+        let mut args = vec!["eval", "--task", "vqa", "--model", path(&out)];
+        args.extend(["--data", &questions, "--json"]);
+        args.extend_from_slice(extra);
+        serde_json::from_str(tasklm(&args).trim()).unwrap()
+    };
+    let report = eval(&[]);
     let m = &report;
     assert_eq!(m["accuracy"], 1.0, "{report}");
     assert_eq!(m["accuracy_colour"], 1.0, "{report}");
@@ -82,22 +75,7 @@ fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
 
     // A closed set of answers (label scoring) gives the same answers.
     let answers = write(&d, "answers.txt", "red\nblue\nyes\nno\ncircle\n");
-    let report: Value = serde_json::from_str(
-        tasklm(&[
-            "eval",
-            "--task",
-            "vqa",
-            "--model",
-            path(&out),
-            "--data",
-            &questions,
-            "--labels",
-            &answers,
-            "--json",
-        ])
-        .trim(),
-    )
-    .unwrap();
+    let report = eval(&["--labels", &answers]);
     assert_eq!(report["accuracy"], 1.0, "{report}");
     let bad = write(&d, "one.txt", "red\n");
     let o = Command::new(env!("CARGO_BIN_EXE_tasklm"))

@@ -85,6 +85,23 @@ fn job(arch: &str, data: &Path, tok: &Path, cfg: &Path, out: &Path, steps: u64) 
     }
 }
 
+/// Greedy BLEU of the model in `out` on the en->de pairs in `data`, through `eval`.
+fn greedy_bleu(out: &Path, data: &Path) -> Result<f64> {
+    let ej = EvalJob {
+        options: TaskOptions {
+            langs: Some(("en".into(), "de".into())),
+            ..TaskOptions::default()
+        },
+        ..EvalJob::new(
+            TaskKind::Translate,
+            out.to_str().unwrap_or_default(),
+            data.to_path_buf(),
+        )
+    };
+    let r = tasklm_tasks::evaluate(&ej, &|_: &str| {})?;
+    Ok(r.metric_f64("bleu").unwrap_or(0.0))
+}
+
 #[test]
 fn fresh_t5_bart_and_marian_learn_their_pairs_by_heart() -> Result<()> {
     for (arch, kind, class) in [
@@ -116,19 +133,7 @@ fn fresh_t5_bart_and_marian_learn_their_pairs_by_heart() -> Result<()> {
         ] {
             assert!(out.join(f).is_file(), "{arch}: {f} missing");
         }
-        let ej = EvalJob {
-            options: TaskOptions {
-                langs: Some(("en".into(), "de".into())),
-                ..TaskOptions::default()
-            },
-            ..EvalJob::new(
-                TaskKind::Translate,
-                out.to_str().unwrap_or_default(),
-                data.clone(),
-            )
-        };
-        let r = tasklm_tasks::evaluate(&ej, &|_: &str| {})?;
-        let bleu = r.metric_f64("bleu").unwrap_or(0.0);
+        let bleu = greedy_bleu(&out, &data)?;
         assert!(
             bleu > 95.0,
             "{arch}: greedy BLEU on the memorised pairs {bleu}"
@@ -364,19 +369,7 @@ fn lora_adapters_on_t5_and_bart_learn_their_pairs_and_save_as_peft() -> Result<(
                 "{arch}: {k} is not a PEFT adapter tensor"
             );
         }
-        let ej = EvalJob {
-            options: TaskOptions {
-                langs: Some(("en".into(), "de".into())),
-                ..TaskOptions::default()
-            },
-            ..EvalJob::new(
-                TaskKind::Translate,
-                out.to_str().unwrap_or_default(),
-                data.clone(),
-            )
-        };
-        let r = tasklm_tasks::evaluate(&ej, &|_: &str| {})?;
-        let bleu = r.metric_f64("bleu").unwrap_or(0.0);
+        let bleu = greedy_bleu(&out, &data)?;
         assert!(
             (bleu - trained_bleu).abs() < 1e-9,
             "{arch}: greedy BLEU through the adapter directory {bleu}, in training {trained_bleu}"

@@ -92,17 +92,8 @@ fn image_chat(a: &ChatArgs, image: &std::path::Path) -> Result<()> {
         "Questions about {} to {model}; each is answered from the image alone. /exit or Ctrl-D quits.",
         image.display()
     );
-    loop {
-        let line = match editor.readline("you> ") {
-            Ok(l) => l,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(e).context("reading input"),
-        };
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
+    while let Some(line) = next_line(&mut editor)? {
+        let line = line.as_str();
         if line == "/exit" || line == "/quit" {
             break;
         }
@@ -113,6 +104,20 @@ fn image_chat(a: &ChatArgs, image: &std::path::Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The next non-empty line the user types, trimmed; None at the end of input (Ctrl-D).
+/// Ctrl-C drops the line being typed.
+fn next_line(editor: &mut rustyline::DefaultEditor) -> Result<Option<String>> {
+    loop {
+        match editor.readline("you> ") {
+            Ok(l) if l.trim().is_empty() => continue,
+            Ok(l) => return Ok(Some(l.trim().to_string())),
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => return Ok(None),
+            Err(e) => return Err(e).context("reading input"),
+        }
+    }
 }
 
 fn read_conversation(path: &PathBuf, a: &ChatArgs) -> Result<Vec<ChatMessage>> {
@@ -175,17 +180,8 @@ fn interactive(
         session.loaded.model.max_context()
     );
     let mut history = fresh_history(a.system.as_deref());
-    loop {
-        let line = match editor.readline("you> ") {
-            Ok(l) => l,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(e).context("reading input"),
-        };
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
+    while let Some(line) = next_line(&mut editor)? {
+        let line = line.as_str();
         let _ = editor.add_history_entry(line);
         match line {
             "/exit" | "/quit" => break,

@@ -147,9 +147,7 @@ pub fn assemble(vision: &Path, decoder: &str, seed: u64, progress: bool) -> Resu
     let config = LlavaConfig::from_json(&config_json, &vision.join("config.json"))?;
     let mut config_json = config_json;
     config_json["image_seq_length"] = json!(config.tokens_per_image());
-    let preprocessor = std::fs::read_to_string(vision.join("preprocessor_config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let preprocessor = read_preprocessor(vision);
     Ok(VlmParts {
         config_json,
         config,
@@ -157,6 +155,13 @@ pub fn assemble(vision: &Path, decoder: &str, seed: u64, progress: bool) -> Resu
         tokenizer,
         preprocessor,
     })
+}
+
+/// `dir`'s `preprocessor_config.json`, when it has a readable one.
+fn read_preprocessor(dir: &Path) -> Option<Value> {
+    std::fs::read_to_string(dir.join(tasklm_data::PREPROCESSOR_CONFIG))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<()> {
@@ -207,9 +212,7 @@ pub fn load(dir: &Path) -> Result<VlmParts> {
             ),
         });
     }
-    let preprocessor = std::fs::read_to_string(dir.join("preprocessor_config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let preprocessor = read_preprocessor(dir);
     Ok(VlmParts {
         config_json,
         config,
