@@ -1,4 +1,4 @@
-//! Shared by the encoder-decoder golden tests (tiny_t5, tiny_bart): a fixture written by
+//! Shared by the golden tests (tiny_t5, tiny_bart; tiny_llava for the helpers): a fixture written by
 //! `scripts/golden/seq2seq_*.py` built through the registry with every weight a `Var`, and the
 //! checks each architecture must pass against PyTorch.
 //!
@@ -65,6 +65,23 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
     Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
 }
 
+/// The largest absolute entry of `t`.
+pub fn max_abs(t: &Tensor) -> Result<f32> {
+    Ok(t.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+}
+
+/// `got` within 1e-4 of PyTorch's gradient `want`, relative to its largest entry (at least 1);
+/// `what` names the parameter in the failure.
+pub fn assert_gradient_close(what: &str, got: &Tensor, want: &Tensor) -> Result<()> {
+    let d = max_abs_diff(got, want)?;
+    let scale = max_abs(want)?.max(1.0);
+    assert!(
+        d <= 1e-4 * scale,
+        "{what}: gradient differs from PyTorch by {d} (largest entry {scale})"
+    );
+    Ok(())
+}
+
 pub fn key_mask(g: &HashMap<String, Tensor>) -> Result<Vec<Vec<u8>>> {
     Ok(g["attention_mask"]
         .to_vec2::<i64>()?
@@ -104,17 +121,7 @@ pub fn check_golden(name: &str) -> Result<()> {
         let got = grads
             .get(var.as_tensor())
             .with_context(|| format!("{name}: {pname} received no gradient"))?;
-        let d = max_abs_diff(got, want)?;
-        let scale = want
-            .abs()?
-            .flatten_all()?
-            .max(0)?
-            .to_scalar::<f32>()?
-            .max(1.0);
-        assert!(
-            d <= 1e-4 * scale,
-            "{name}: gradient of {pname} differs from PyTorch by {d} (largest entry {scale})"
-        );
+        assert_gradient_close(&format!("{name}: {pname}"), got, want)?;
         checked += 1;
     }
     let expected = g.keys().filter(|k| k.starts_with("grad.")).count();
