@@ -175,7 +175,7 @@ impl VqaModel {
                 &self.model,
                 &self.parts.tokenizer,
                 &self.processor,
-                &image.to_path_buf(),
+                image,
                 question,
                 answers,
             );
@@ -184,7 +184,7 @@ impl VqaModel {
             &self.model,
             &self.parts.tokenizer,
             &self.processor,
-            &image.to_path_buf(),
+            image,
             question,
             MAX_ANSWER_TOKENS,
         )

@@ -11,7 +11,7 @@ use crate::{Result, TaskError};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tasklm_data::image::ImageProcessor;
 use tasklm_data::IGNORE_INDEX;
 use tasklm_models::vision::llava::Llava;
@@ -96,7 +96,7 @@ pub fn closed_set_answer(
     model: &Llava,
     tok: &TextTokenizer,
     processor: &ImageProcessor,
-    image: &PathBuf,
+    image: &Path,
     question: &str,
     answers: &[(String, Vec<u32>)],
 ) -> Result<(String, f64)> {
@@ -170,7 +170,7 @@ pub fn trainable_llava(parts: &VlmParts, stage: VqaStage) -> Result<TrainableLla
 }
 
 /// Pixel values (B, 3, S, S) of `images`.
-fn pixels(processor: &ImageProcessor, images: &[&PathBuf]) -> Result<Tensor> {
+fn pixels(processor: &ImageProcessor, images: &[&Path]) -> Result<Tensor> {
     let each: Vec<Tensor> = images
         .iter()
         .map(|p| processor.process_file(p))
@@ -207,7 +207,7 @@ pub fn vqa_loss(
     let b = rows.len();
     let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
     let labels = Tensor::from_vec(labels, (b, t), &Device::Cpu)?;
-    let images: Vec<&PathBuf> = rows.iter().map(|r| &r.image).collect();
+    let images: Vec<&Path> = rows.iter().map(|r| r.image.as_path()).collect();
     let feats = model.image_features(&pixels(processor, &images)?, train)?;
     let per_image: Vec<Tensor> = (0..b)
         .map(|i| feats.get(i))
@@ -224,7 +224,7 @@ pub fn greedy_answer(
     model: &Llava,
     tok: &TextTokenizer,
     processor: &ImageProcessor,
-    image: &PathBuf,
+    image: &Path,
     question: &str,
     max_new: usize,
 ) -> Result<String> {
@@ -237,7 +237,7 @@ pub fn scored_answer(
     model: &Llava,
     tok: &TextTokenizer,
     processor: &ImageProcessor,
-    image: &PathBuf,
+    image: &Path,
     question: &str,
     max_new: usize,
 ) -> Result<(String, f64)> {
@@ -247,14 +247,13 @@ pub fn scored_answer(
     let image_feats = [feats.get(0)?];
     let mut out = Vec::new();
     let mut log_p = 0f64;
+    // The prompt with its image runs once; each new token then runs alone over the cache.
+    let lm = model.language_model();
+    let mut cache = lm.new_cache();
+    let input = DecoderInput::from_rows(std::slice::from_ref(&ids), &Device::Cpu)?;
+    let mut logits = lm.last_logits(&model.splice(input, &image_feats)?, Some(&mut cache))?;
     for _ in 0..max_new {
-        let input = DecoderInput::from_rows(std::slice::from_ref(&ids), &Device::Cpu)?;
-        let input = model.splice(input, &image_feats)?;
-        let lm = model.language_model();
-        let h = lm.forward_hidden(&input, None, false)?;
-        let last = h.narrow(1, ids.len() - 1, 1)?.squeeze(1)?;
-        let logp =
-            candle_nn::ops::log_softmax(&lm.lm_logits(&last)?.squeeze(0)?, 0)?.to_vec1::<f32>()?;
+        let logp = candle_nn::ops::log_softmax(&logits.squeeze(0)?, 0)?.to_vec1::<f32>()?;
         let (next, lp) =
             logp.iter()
                 .enumerate()
@@ -282,6 +281,11 @@ pub fn scored_answer(
             return Ok((answer, log_p.exp()));
         }
         ids.push(next);
+        let step = DecoderInput::new(
+            Tensor::from_vec(vec![next], (1, 1), &Device::Cpu)?,
+            vec![vec![1u8; ids.len()]],
+        );
+        logits = lm.last_logits(&step, Some(&mut cache))?;
     }
     Ok((tok.decode(&out, true)?.trim().to_string(), log_p.exp()))
 }
