@@ -3,7 +3,8 @@
 //! `CLIPImageProcessor` (short edge, centre crop, with and without zero padding) on two small
 //! derived fixtures (a JPEG re-encoded by PIL, a non-square PNG) and easy-VQA training images
 //! 0-2 read in place from ../shared/data (skipped when absent). Tolerance: 1e-2 absolute after
-//! normalisation (PNG matches to float rounding); JPEG decoders differ, see below. Corrupt, truncated and huge images are errors naming the file.
+//! normalisation; PNG and JPEG (decoded by libjpeg-turbo, as PIL does) both match to float rounding
+//! (1e-5). Corrupt, truncated and huge images are errors naming the file.
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
@@ -61,18 +62,13 @@ fn pixel_values_match_transformers_image_processors() -> Result<()> {
         diffs.len()
     );
     for (pname, iname, d) in diffs {
-        // JPEG: the image crate's decoder (zune-jpeg) and PIL's (libjpeg-turbo) disagree by up
-        // to 3/255 on this 4:2:0 file (IDCT rounding, chroma upsampling), 0.052 once divided
-        // by ImageNet's std 0.229: the 1e-2 target holds for PNG (exactly), not for JPEG.
-        let tol = if iname.ends_with("jpg") { 0.06 } else { 1e-2 };
         assert!(
-            d <= tol,
+            d <= 1e-2,
             "{pname} on {iname}: differs from transformers by {d}"
         );
-        // PNGs decode to PIL's bytes exactly: only float rounding remains.
-        if iname.ends_with("png") || iname.starts_with("easy_vqa") {
-            assert!(d <= 1e-5, "{pname} on {iname}: {d} on a lossless image");
-        }
+        // PNGs decode to PIL's bytes exactly, and JPEGs too (libjpeg-turbo is PIL's decoder):
+        // only float rounding remains.
+        assert!(d <= 1e-5, "{pname} on {iname}: {d} beyond float rounding");
     }
     Ok(())
 }

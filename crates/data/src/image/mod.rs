@@ -1,4 +1,4 @@
-//! Images in: PNG and JPEG decoded (the `image` crate) and prepared as a model directory's
+//! Images in: PNG (the `image` crate) and JPEG (libjpeg-turbo, [`jpeg`]) decoded and prepared as a model directory's
 //! `preprocessor_config.json` says, giving (3, H, W) f32 pixel values as transformers' image
 //! processors do.
 //!
@@ -15,6 +15,7 @@
 //! corrupt or truncated, or whose header claims more than [`ImageLimits`] allow is an error
 //! naming the file, raised from the header before any pixel buffer is allocated.
 
+mod jpeg;
 pub mod resample;
 
 use crate::{DataError, Result};
@@ -412,6 +413,15 @@ pub fn decode_rgb(bytes: &[u8], name: &Path, limits: &ImageLimits) -> Result<Rgb
                 limits.max_width, limits.max_height
             ),
         ));
+    }
+    if format == ImageFormat::Jpeg {
+        let (width, height, data) = jpeg::decode(bytes)
+            .map_err(|e| file_err(name, format!("cannot decode the JPEG image: {e}")))?;
+        return Ok(Rgb8 {
+            width,
+            height,
+            data,
+        });
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut l = image::Limits::default();
