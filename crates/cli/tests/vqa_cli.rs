@@ -156,3 +156,56 @@ fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
     let score = v["score"].as_f64().unwrap();
     assert!(score > 0.5 && score <= 1.0, "{v}");
 }
+
+#[test]
+fn a_fresh_llava_reads_the_tower_layer_and_cls_it_is_told_to() {
+    let d = scratch("vqa-cli-features");
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    image::RgbImage::from_pixel(32, 32, image::Rgb([220u8, 20, 20]))
+        .save(d.join("images/0.png"))
+        .unwrap();
+    let questions = write(
+        &d,
+        "questions.json",
+        r#"[["what color is it?", "red", 0], ["is it red?", "yes", 0]]"#,
+    );
+    let train = |name: &str, extra: &[&str]| -> (Value, Value) {
+        let out = d.join(name);
+        let (decoder, vision) = (fixture("tiny_decoder"), fixture("tiny_clip_vision"));
+        let mut args = vec!["train", "--task", "vqa", "--model", &decoder];
+        args.extend([
+            "--vision",
+            &vision,
+            "--data",
+            &questions,
+            "--out",
+            path(&out),
+        ]);
+        args.extend(["--max-steps", "1", "--batch-size", "2", "--save-every", "0"]);
+        args.extend(["--json"]);
+        args.extend_from_slice(extra);
+        let report: Value = serde_json::from_str(tasklm(&args).trim()).unwrap();
+        (read_json(&out.join("config.json")), report)
+    };
+    let (plain, report) = train("default", &[]);
+    assert_eq!(plain["vision_feature_layer"], -2);
+    assert_eq!(plain["vision_feature_select_strategy"], "default");
+    assert_eq!(report["questions"], 2, "{report}");
+    let (full, _) = train(
+        "last-with-cls",
+        &[
+            "--vision-feature-layer",
+            "-1",
+            "--vision-feature-select",
+            "full",
+        ],
+    );
+    assert_eq!(full["vision_feature_layer"], -1);
+    assert_eq!(full["vision_feature_select_strategy"], "full");
+    let tokens = |c: &Value| c["image_seq_length"].as_u64().unwrap();
+    assert_eq!(
+        tokens(&full),
+        tokens(&plain) + 1,
+        "[CLS] kept: one more token"
+    );
+}

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use tasklm_models::vision::llava::Llava;
 use tasklm_models::DecoderInput;
-use tasklm_tasks::vqa::assemble::{assemble, load, save};
+use tasklm_tasks::vqa::assemble::{assemble, load, save, VisionFeatures};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,7 +17,10 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: assemble_llava VISION_DIR DECODER OUT_DIR");
     };
     let out = PathBuf::from(out);
-    save(&assemble(vision.as_ref(), decoder, 7, true)?, &out)?;
+    save(
+        &assemble(vision.as_ref(), decoder, VisionFeatures::default(), 7, true)?,
+        &out,
+    )?;
     let parts = load(&out)?;
     let cfg = &parts.config;
     let vb = VarBuilder::from_tensors(parts.tensors.clone(), DType::F32, &Device::Cpu);

@@ -9,7 +9,7 @@ use candle_nn::VarBuilder;
 use std::path::PathBuf;
 use tasklm_models::vision::llava::Llava;
 use tasklm_models::DecoderInput;
-use tasklm_tasks::vqa::assemble::{assemble, load, save};
+use tasklm_tasks::vqa::assemble::{assemble, load, save, VisionFeatures};
 use tasklm_tasks::vqa::IMAGE_TOKEN;
 
 fn fixture(name: &str) -> PathBuf {
@@ -28,6 +28,7 @@ fn a_vision_tower_and_a_decoder_make_a_llava_that_saves_and_loads() -> Result<()
     let parts = assemble(
         &fixture("tiny_clip_vision"),
         decoder.to_str().unwrap_or_default(),
+        VisionFeatures::default(),
         7,
         false,
     )?;
@@ -125,6 +126,7 @@ fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
     let parts = assemble(
         &fixture("tiny_clip_vision"),
         decoder.to_str().unwrap_or_default(),
+        VisionFeatures::default(),
         3,
         false,
     )?;

@@ -86,6 +86,14 @@ pub struct VqaFlags {
     /// vqa: train the vision tower too.
     #[arg(long)]
     pub train_vision: bool,
+    /// vqa, a fresh LLaVA: the tower's hidden state the projector reads (transformers'
+    /// vision_feature_layer; 0 is the embeddings, -1 the last layer's output).
+    #[arg(long, default_value_t = -2, allow_hyphen_values = true)]
+    pub vision_feature_layer: i64,
+    /// vqa, a fresh LLaVA: `default` drops the tower's [CLS] feature, `full` keeps it
+    /// (transformers' vision_feature_select_strategy).
+    #[arg(long, default_value = "default", value_parser = ["default", "full"])]
+    pub vision_feature_select: String,
 }
 
 impl VqaFlags {
@@ -96,6 +104,10 @@ impl VqaFlags {
             stage: tasklm_tasks::vqa::objective::VqaStage {
                 train_lm: self.train_lm,
                 train_vision: self.train_vision,
+            },
+            features: tasklm_tasks::vqa::assemble::VisionFeatures {
+                layer: self.vision_feature_layer,
+                keep_cls: self.vision_feature_select == "full",
             },
             labels: None,
         }
@@ -374,6 +386,14 @@ pub fn run(c: TrainCmd) -> Result<()> {
             r.count_of("steps"),
             r.count_of("records"),
             r.count_of("images") as f64 / train_s.max(1e-9),
+        );
+    } else if r.count_of("questions") > 0 {
+        // VQA: every question is one sequence; its tokens count the image placeholders.
+        eprintln!(
+            "trained {} updates on {} questions in {train_s:.1} s, {:.0} tokens/s (image and text){refused}",
+            r.count_of("steps"),
+            r.count_of("questions"),
+            r.count_of("tokens") as f64 / train_s.max(1e-9),
         );
     } else {
         eprintln!(

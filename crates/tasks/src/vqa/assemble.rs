@@ -61,9 +61,36 @@ fn tower_name(name: &str) -> Option<String> {
     Some(format!("vision_tower.{bare}"))
 }
 
+/// Which of the vision tower's outputs a fresh LLaVA feeds the projector: transformers'
+/// `vision_feature_layer` (an index into the hidden states, the embeddings first; -2, the
+/// input of the last layer, by default) and `vision_feature_select_strategy` ("default" drops
+/// `[CLS]`, "full" keeps it: with a tower trained as a classifier, its last `[CLS]` carries
+/// the class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VisionFeatures {
+    pub layer: i64,
+    pub keep_cls: bool,
+}
+
+impl Default for VisionFeatures {
+    fn default() -> Self {
+        Self {
+            layer: -2,
+            keep_cls: false,
+        }
+    }
+}
+
 /// Builds a LLaVA from the vision encoder in `vision` and the decoder `decoder` (a catalog
-/// name, directory or GGUF file), with a fresh projector drawn from `seed`.
-pub fn assemble(vision: &Path, decoder: &str, seed: u64, progress: bool) -> Result<VlmParts> {
+/// name, directory or GGUF file), taking `features` of the tower, with a fresh projector
+/// drawn from `seed`.
+pub fn assemble(
+    vision: &Path,
+    decoder: &str,
+    features: VisionFeatures,
+    seed: u64,
+    progress: bool,
+) -> Result<VlmParts> {
     let device = Device::Cpu;
     let tower = tasklm_hub::load_vision_dir(vision, DType::F32, &device)?;
     let source = tasklm_hub::resolve(decoder, progress)?;
@@ -137,8 +164,8 @@ pub fn assemble(vision: &Path, decoder: &str, seed: u64, progress: bool) -> Resu
         "model_type": "llava",
         "image_token_index": image_id,
         "projector_hidden_act": "gelu",
-        "vision_feature_layer": -2,
-        "vision_feature_select_strategy": "default",
+        "vision_feature_layer": features.layer,
+        "vision_feature_select_strategy": if features.keep_cls { "full" } else { "default" },
         "multimodal_projector_bias": true,
         "tie_word_embeddings": text.tie_word_embeddings,
         "vision_config": vision_json,

@@ -47,6 +47,8 @@ pub struct VqaOptions {
     pub images: Option<PathBuf>,
     /// train: which parts train beside the projector.
     pub stage: VqaStage,
+    /// train: which tower outputs a fresh LLaVA reads.
+    pub features: assemble::VisionFeatures,
     /// eval, predict: a file of the allowed answers, one per line: each question is answered
     /// by the likeliest of them (label scoring) instead of free generation.
     pub labels: Option<PathBuf>,
@@ -247,7 +249,7 @@ fn train(job: &TrainJob, notice: Notice) -> Result<Report> {
             vision.display(),
             job.model
         ));
-        assemble::assemble(vision, &job.model, job.args.seed, job.progress)?
+        assemble::assemble(vision, &job.model, o.features, job.args.seed, job.progress)?
     };
     let processor = processor_of(&parts, model_dir)?;
     let (image_id, n) = (
@@ -323,6 +325,7 @@ fn train(job: &TrainJob, notice: Notice) -> Result<Report> {
     let mut r = Report::new(job.task)
         .count("steps", s.steps)
         .count("records", records as u64)
+        .count("questions", records as u64)
         .count("tokens", s.tokens as u64)
         .count("refused", s.refused)
         .timing("train_s", s.elapsed_s);
