@@ -158,7 +158,7 @@ fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
 }
 
 #[test]
-fn a_fresh_llava_reads_the_tower_layer_and_cls_it_is_told_to() {
+fn a_fresh_llava_reads_the_tower_layer_and_cls_it_is_told_to_and_trains_turns() {
     let d = scratch("vqa-cli-features");
     std::fs::create_dir_all(d.join("images")).unwrap();
     image::RgbImage::from_pixel(32, 32, image::Rgb([220u8, 20, 20]))
@@ -198,8 +198,12 @@ fn a_fresh_llava_reads_the_tower_layer_and_cls_it_is_told_to() {
             "-1",
             "--vision-feature-select",
             "full",
+            "--questions-per-image",
+            "2",
         ],
     );
+    let saved = read_json(&d.join("last-with-cls/tasklm.json"));
+    assert_eq!(saved["questions_per_image"], 2, "{saved}");
     assert_eq!(full["vision_feature_layer"], -1);
     assert_eq!(full["vision_feature_select_strategy"], "full");
     let tokens = |c: &Value| c["image_seq_length"].as_u64().unwrap();

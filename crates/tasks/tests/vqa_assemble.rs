@@ -103,9 +103,7 @@ fn solid(path: &std::path::Path, rgb: [u8; 3], side: u32) -> Result<()> {
 /// then the right words; the frozen tower has no variables.
 #[test]
 fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
-    use tasklm_tasks::vqa::objective::{
-        encode_example, greedy_answer, trainable_llava, VqaObjective, VqaStage,
-    };
+    use tasklm_tasks::vqa::objective::encode_example;
     use tasklm_tasks::vqa::VqaExample;
     let dir = tempfile::tempdir()?;
     let (red, blue) = (dir.path().join("red.png"), dir.path().join("blue.png"));
@@ -148,11 +146,23 @@ fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
         "one placeholder per image feature"
     );
 
+    train_and_answer(&parts, feats, &examples)
+}
+
+/// Trains the projector and decoder of `parts` (tower frozen) on `feats` for 150 updates,
+/// checks the loss fell tenfold, and that each of `examples`, asked alone, gets its answer.
+fn train_and_answer(
+    parts: &tasklm_tasks::vqa::assemble::VlmParts,
+    feats: Vec<tasklm_tasks::vqa::objective::VqaFeatures>,
+    examples: &[tasklm_tasks::vqa::VqaExample],
+) -> Result<()> {
+    use tasklm_tasks::vqa::objective::{greedy_answer, trainable_llava, VqaObjective, VqaStage};
+    let dir = tempfile::tempdir()?;
     let stage = VqaStage {
         train_lm: true,
         train_vision: false,
     };
-    let t = trainable_llava(&parts, stage)?;
+    let t = trainable_llava(parts, stage)?;
     assert!(t
         .params
         .iter()
@@ -189,7 +199,7 @@ fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
     let first = summary.losses.first().copied().unwrap_or(f64::NAN);
     let last = summary.losses.last().copied().unwrap_or(f64::NAN);
     assert!(last < first / 10.0, "loss {first} -> {last}");
-    for e in &examples {
+    for e in examples {
         let got = greedy_answer(
             &obj.model,
             &parts.tokenizer,
@@ -201,4 +211,84 @@ fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
         assert_eq!(Some(got.as_str()), e.answer.as_deref(), "{}", e.question);
     }
     Ok(())
+}
+
+/// Several questions about one image as one sequence of turns (`--questions-per-image`): the
+/// image's placeholders once, every answer and its EOS scored, nothing else; a tiny LLaVA
+/// trained on two such sequences answers each question asked alone.
+#[test]
+fn questions_about_one_image_train_as_turns() -> Result<()> {
+    use tasklm_tasks::vqa::objective::{encode_example, encode_turns, turns_by_image};
+    use tasklm_tasks::vqa::VqaExample;
+    let dir = tempfile::tempdir()?;
+    let (red, blue) = (dir.path().join("red.png"), dir.path().join("blue.png"));
+    solid(&red, [220, 20, 20], 32)?;
+    solid(&blue, [20, 20, 220], 32)?;
+    let ex = |image: &PathBuf, q: &str, a: &str| VqaExample {
+        image: image.clone(),
+        question: q.into(),
+        answer: Some(a.into()),
+    };
+    let (red_colour, red_blue) = (
+        ex(&red, "what color is it?", "red"),
+        ex(&red, "is it blue?", "no"),
+    );
+    let (blue_colour, blue_blue) = (
+        ex(&blue, "what color is it?", "blue"),
+        ex(&blue, "is it blue?", "yes"),
+    );
+    let examples = [
+        red_colour.clone(),
+        blue_colour.clone(),
+        red_blue.clone(),
+        blue_blue.clone(),
+    ];
+    let groups = turns_by_image(&examples, 2, 0);
+    assert_eq!(groups.len(), 2);
+    assert!(groups[0].iter().all(|e| e.image == red) && groups[1].iter().all(|e| e.image == blue));
+    assert_eq!(turns_by_image(&examples, 1, 0).len(), 4);
+    // Each question as the first turn and as the second, so that asked alone (the first turn)
+    // every one has been trained there.
+    let groups = [
+        vec![red_colour.clone(), red_blue.clone()],
+        vec![red_blue.clone(), red_colour.clone()],
+        vec![blue_colour.clone(), blue_blue.clone()],
+        vec![blue_blue.clone(), blue_colour.clone()],
+    ];
+
+    let decoder = fixture("tiny_decoder");
+    let parts = assemble(
+        &fixture("tiny_clip_vision"),
+        decoder.to_str().unwrap_or_default(),
+        VisionFeatures::default(),
+        3,
+        false,
+    )?;
+    let (image_id, n) = (
+        parts.config.image_token_index,
+        parts.config.tokens_per_image(),
+    );
+    let tok = &parts.tokenizer;
+    let feats: Vec<_> = groups
+        .iter()
+        .map(|g| encode_turns(tok, image_id, n, g))
+        .collect::<tasklm_tasks::Result<_>>()?;
+    // The first turn is the one-question encoding; the second continues it.
+    let first = encode_example(tok, image_id, n, &red_colour)?;
+    let next = tok.encode("\nQuestion: is it blue?\nAnswer:", false)?;
+    let mut answer = tok.encode(" no", false)?;
+    answer.extend(tok.eos_ids.first().copied());
+    let mut want = first.ids.clone();
+    want.extend(&next);
+    want.extend(&answer);
+    assert_eq!(feats[0].ids, want);
+    let mut labels = first.labels.clone();
+    labels.extend(std::iter::repeat_n(-100, next.len()));
+    labels.extend(answer.iter().map(|&t| i64::from(t)));
+    assert_eq!(feats[0].labels, labels);
+    assert_eq!(feats[0].ids.iter().filter(|&&t| t == image_id).count(), n);
+    let mixed = encode_turns(tok, image_id, n, &examples[..2]).err();
+    assert!(mixed.is_some_and(|e| e.to_string().contains("two images")));
+
+    train_and_answer(&parts, feats, &examples)
 }

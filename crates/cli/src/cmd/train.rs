@@ -94,6 +94,11 @@ pub struct VqaFlags {
     /// (transformers' vision_feature_select_strategy).
     #[arg(long, default_value = "default", value_parser = ["default", "full"])]
     pub vision_feature_select: String,
+    /// vqa: up to this many questions about one image in one training sequence, as turns
+    /// (`Question: .. Answer: ..` after the image, loss on every answer), so an image's
+    /// placeholder tokens are paid for once; evaluation asks one question at a time.
+    #[arg(long, default_value_t = 1)]
+    pub questions_per_image: usize,
 }
 
 impl VqaFlags {
@@ -109,6 +114,7 @@ impl VqaFlags {
                 layer: self.vision_feature_layer,
                 keep_cls: self.vision_feature_select == "full",
             },
+            questions_per_image: self.questions_per_image,
             labels: None,
         }
     }

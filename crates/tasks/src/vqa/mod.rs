@@ -26,8 +26,8 @@ use crate::{
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use objective::{
-    candidate_ids, closed_set_answer, encode_example, scored_answer, trainable_llava, VqaObjective,
-    VqaStage,
+    candidate_ids, closed_set_answer, encode_example, encode_turns, scored_answer, trainable_llava,
+    VqaObjective, VqaStage,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -49,6 +49,9 @@ pub struct VqaOptions {
     pub stage: VqaStage,
     /// train: which tower outputs a fresh LLaVA reads.
     pub features: assemble::VisionFeatures,
+    /// train: up to this many questions about one image in one training sequence, as turns
+    /// (0 or 1: one question per sequence).
+    pub questions_per_image: usize,
     /// eval, predict: a file of the allowed answers, one per line: each question is answered
     /// by the likeliest of them (label scoring) instead of free generation.
     pub labels: Option<PathBuf>,
@@ -263,7 +266,11 @@ fn train(job: &TrainJob, notice: Notice) -> Result<Report> {
             .collect()
     };
     let examples = read_vqa(&job.data, o.images.as_deref())?;
-    let train_feats = encode(&examples)?;
+    let per_image = o.questions_per_image.max(1);
+    let train_feats = objective::turns_by_image(&examples, per_image, job.args.seed)
+        .iter()
+        .map(|turns| encode_turns(&parts.tokenizer, image_id, n, turns))
+        .collect::<Result<Vec<_>>>()?;
     let eval_examples = job
         .eval
         .as_deref()
@@ -278,6 +285,7 @@ fn train(job: &TrainJob, notice: Notice) -> Result<Report> {
         "train_lm": o.stage.train_lm,
         "train_vision": o.stage.train_vision,
         "tokens_per_image": n,
+        "questions_per_image": per_image,
         "data": {
             "train": data_entry(&job.data, examples.len())?,
             "eval": match (job.eval.as_deref(), eval_examples.as_deref()) {
@@ -309,7 +317,7 @@ fn train(job: &TrainJob, notice: Notice) -> Result<Report> {
         tasklm_hub::write_tokenizer_files(dir, &text, &tokenizer)?;
         write_tasklm_json(dir, &provenance)
     };
-    let records = train_feats.len();
+    let records = examples.len();
     let obj = VqaObjective {
         model: t.model,
         params: t.params,

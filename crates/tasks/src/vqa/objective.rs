@@ -71,21 +71,88 @@ pub fn encode_example(
     tokens_per_image: usize,
     ex: &VqaExample,
 ) -> Result<VqaFeatures> {
-    let answer = ex.answer.as_deref().ok_or_else(|| TaskError::File {
-        path: ex.image.clone(),
-        msg: format!("the question `{}` has no answer to train on", ex.question),
-    })?;
-    let mut ids = prompt_ids(tok, image_id, tokens_per_image, &ex.question)?;
+    encode_turns(tok, image_id, tokens_per_image, std::slice::from_ref(ex))
+}
+
+/// Encodes several questions about one image as one sequence of turns, as LLaVA's multi-turn
+/// conversations are: the first turn is [`encode_example`]'s, each next one continues with
+/// `\nQuestion: {question}\nAnswer:` (unsupervised) and ` {answer}` and EOS (supervised).
+/// The image's placeholders are paid for once instead of once per question.
+pub fn encode_turns(
+    tok: &TextTokenizer,
+    image_id: u32,
+    tokens_per_image: usize,
+    turns: &[VqaExample],
+) -> Result<VqaFeatures> {
+    let Some(first) = turns.first() else {
+        return Err(TaskError::Invalid("no question to encode".into()));
+    };
+    let mut ids = prompt_ids(tok, image_id, tokens_per_image, &first.question)?;
     let mut labels = vec![IGNORE_INDEX; ids.len()];
-    let mut answer_ids = tok.encode(&format!(" {}", answer.trim()), false)?;
-    answer_ids.extend(tok.eos_ids.first().copied());
-    labels.extend(answer_ids.iter().map(|&t| i64::from(t)));
-    ids.extend(answer_ids);
+    for (i, ex) in turns.iter().enumerate() {
+        if ex.image != first.image {
+            return Err(TaskError::Invalid(format!(
+                "one sequence of turns has two images: {} and {}",
+                first.image.display(),
+                ex.image.display()
+            )));
+        }
+        if i > 0 {
+            let prompt = tok.encode(
+                &format!("\nQuestion: {}\nAnswer:", ex.question.trim()),
+                false,
+            )?;
+            labels.extend(std::iter::repeat_n(IGNORE_INDEX, prompt.len()));
+            ids.extend(prompt);
+        }
+        let answer = ex.answer.as_deref().ok_or_else(|| TaskError::File {
+            path: ex.image.clone(),
+            msg: format!("the question `{}` has no answer to train on", ex.question),
+        })?;
+        let mut answer_ids = tok.encode(&format!(" {}", answer.trim()), false)?;
+        answer_ids.extend(tok.eos_ids.first().copied());
+        labels.extend(answer_ids.iter().map(|&t| i64::from(t)));
+        ids.extend(answer_ids);
+    }
     Ok(VqaFeatures {
         ids,
         labels,
-        image: ex.image.clone(),
+        image: first.image.clone(),
     })
+}
+
+/// `examples` grouped by image (in the order each image first appears), each image's
+/// questions shuffled (from `seed`: datasets list an image's questions in a fixed order, shape
+/// first, colour next, which would make every first turn the same kind of question and let
+/// later turns read their answer from the earlier ones in the same order every time) and cut
+/// into runs of at most `per_image` (at least 1). With `per_image` 1, the file's order.
+pub fn turns_by_image(
+    examples: &[VqaExample],
+    per_image: usize,
+    seed: u64,
+) -> Vec<Vec<VqaExample>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    if per_image <= 1 {
+        return examples.iter().map(|e| vec![e.clone()]).collect();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut order: Vec<&Path> = Vec::new();
+    let mut by_image: HashMap<&Path, Vec<VqaExample>> = HashMap::new();
+    for ex in examples {
+        let list = by_image.entry(ex.image.as_path()).or_default();
+        if list.is_empty() {
+            order.push(ex.image.as_path());
+        }
+        list.push(ex.clone());
+    }
+    let mut out = Vec::new();
+    for image in order {
+        let mut list = by_image.remove(image).unwrap_or_default();
+        list.shuffle(&mut rng);
+        out.extend(list.chunks(per_image).map(<[VqaExample]>::to_vec));
+    }
+    out
 }
 
 /// The answer among `answers` (each a candidate's ids: ` {answer}` and EOS) most likely
