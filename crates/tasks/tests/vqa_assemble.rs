@@ -6,7 +6,7 @@
 use anyhow::Result;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tasklm_models::vision::llava::Llava;
 use tasklm_models::DecoderInput;
 use tasklm_tasks::vqa::assemble::{assemble, load, save, VisionFeatures};
@@ -98,28 +98,33 @@ fn solid(path: &std::path::Path, rgb: [u8; 3], side: u32) -> Result<()> {
     Ok(())
 }
 
+/// A red and a blue 32x32 image in `dir` and four questions about them: for each image, what
+/// colour it is and whether it is blue (red colour, blue colour, red blue?, blue blue?).
+fn two_images_four_questions(dir: &Path) -> Result<[tasklm_tasks::vqa::VqaExample; 4]> {
+    let (red, blue) = (dir.join("red.png"), dir.join("blue.png"));
+    solid(&red, [220, 20, 20], 32)?;
+    solid(&blue, [20, 20, 220], 32)?;
+    let ex = |image: &PathBuf, q: &str, a: &str| tasklm_tasks::vqa::VqaExample {
+        image: image.clone(),
+        question: q.into(),
+        answer: Some(a.into()),
+    };
+    Ok([
+        ex(&red, "what color is it?", "red"),
+        ex(&blue, "what color is it?", "blue"),
+        ex(&red, "is it blue?", "no"),
+        ex(&blue, "is it blue?", "yes"),
+    ])
+}
+
 /// The VQA objective: a tiny LLaVA (projector and decoder training, tower frozen) learns four
 /// questions about two images by heart, scored on the answer tokens only; greedy answers are
 /// then the right words; the frozen tower has no variables.
 #[test]
 fn a_tiny_llava_learns_questions_about_two_images() -> Result<()> {
     use tasklm_tasks::vqa::objective::encode_example;
-    use tasklm_tasks::vqa::VqaExample;
     let dir = tempfile::tempdir()?;
-    let (red, blue) = (dir.path().join("red.png"), dir.path().join("blue.png"));
-    solid(&red, [220, 20, 20], 32)?;
-    solid(&blue, [20, 20, 220], 32)?;
-    let ex = |image: &PathBuf, q: &str, a: &str| VqaExample {
-        image: image.clone(),
-        question: q.into(),
-        answer: Some(a.into()),
-    };
-    let examples = [
-        ex(&red, "what color is it?", "red"),
-        ex(&blue, "what color is it?", "blue"),
-        ex(&red, "is it blue?", "no"),
-        ex(&blue, "is it blue?", "yes"),
-    ];
+    let examples = two_images_four_questions(dir.path())?;
     let decoder = fixture("tiny_decoder");
     let parts = assemble(
         &fixture("tiny_clip_vision"),
@@ -219,30 +224,10 @@ fn train_and_answer(
 #[test]
 fn questions_about_one_image_train_as_turns() -> Result<()> {
     use tasklm_tasks::vqa::objective::{encode_example, encode_turns, turns_by_image};
-    use tasklm_tasks::vqa::VqaExample;
     let dir = tempfile::tempdir()?;
-    let (red, blue) = (dir.path().join("red.png"), dir.path().join("blue.png"));
-    solid(&red, [220, 20, 20], 32)?;
-    solid(&blue, [20, 20, 220], 32)?;
-    let ex = |image: &PathBuf, q: &str, a: &str| VqaExample {
-        image: image.clone(),
-        question: q.into(),
-        answer: Some(a.into()),
-    };
-    let (red_colour, red_blue) = (
-        ex(&red, "what color is it?", "red"),
-        ex(&red, "is it blue?", "no"),
-    );
-    let (blue_colour, blue_blue) = (
-        ex(&blue, "what color is it?", "blue"),
-        ex(&blue, "is it blue?", "yes"),
-    );
-    let examples = [
-        red_colour.clone(),
-        blue_colour.clone(),
-        red_blue.clone(),
-        blue_blue.clone(),
-    ];
+    let examples = two_images_four_questions(dir.path())?;
+    let [red_colour, blue_colour, red_blue, blue_blue] = examples.clone();
+    let (red, blue) = (red_colour.image.clone(), blue_colour.image.clone());
     let groups = turns_by_image(&examples, 2, 0);
     assert_eq!(groups.len(), 2);
     assert!(groups[0].iter().all(|e| e.image == red) && groups[1].iter().all(|e| e.image == blue));
