@@ -7,7 +7,8 @@
 # decoder-only fine-tune on). Interrupted runs resume from their last checkpoint.
 # Usage: recipes/dialogsum-seq2seq.sh OUT_DIR [extra train flags]
 # Environment: TASKLM (binary, default target/release/tasklm), DATA (default ../shared/data),
-# THREADS (default: all cores), PYTHON (default python3; standard library only).
+# THREADS (default: all cores), PYTHON (default python3; standard library only), ARCH (marian,
+# the default, or t5) and MODEL_CONFIG (default recipes/dialogsum-$ARCH.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASKLM=${TASKLM:-target/release/tasklm}
@@ -16,6 +17,8 @@ PYTHON=${PYTHON:-python3}
 OUT=${1:?usage: recipes/dialogsum-seq2seq.sh OUT_DIR [train flags]}
 shift
 T=(${THREADS:+--threads "$THREADS"})
+ARCH=${ARCH:-marian}
+MODEL_CONFIG=${MODEL_CONFIG:-recipes/dialogsum-$ARCH.toml}
 D="$DATA/dialogsum"
 mkdir -p "$OUT/data"
 
@@ -40,8 +43,8 @@ if [ -f "$OUT/model.safetensors" ]; then
   echo "$OUT already holds a trained model: kept (delete it to retrain)"
 else
   start=$(date +%s)
-  "$TASKLM" "${T[@]}" train --task summarize --arch marian \
-    --model-config recipes/dialogsum-marian.toml --tokenizer "$OUT/tokenizer" \
+  "$TASKLM" "${T[@]}" train --task summarize --arch "$ARCH" \
+    --model-config "$MODEL_CONFIG" --tokenizer "$OUT/tokenizer" \
     --data "$D/dialogsum.train.jsonl" --eval "$D/dialogsum.dev.jsonl" --out "$OUT" \
     --config recipes/dialogsum-seq2seq.toml --label-smoothing 0.1 --max-seq-len 512 \
     $([ -d "$OUT/checkpoints" ] && echo --resume) "$@"

@@ -53,4 +53,4 @@ with torch.no_grad():
 hwm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"train_tokens_per_s": ids.numel() * a.steps / train_dt,
                   "infer_sentences_per_s": ids.shape[0] * a.steps / infer_dt,
-                  "peak_rss_bytes": hwm_kb * 1024}))
+                  "peak_rss_bytes": hwm_kb * 1024, "torch": torch.__version__}))

@@ -45,4 +45,5 @@ dt = time.perf_counter() - t0
 tokens = ids.numel() * a.steps
 # VmHWM, not ru_maxrss: a process started by another inherits its parent's ru_maxrss.
 hwm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(json.dumps({"tokens_per_s": tokens / dt, "peak_rss_bytes": hwm_kb * 1024}))
+print(json.dumps({"tokens_per_s": tokens / dt, "peak_rss_bytes": hwm_kb * 1024,
+                  "torch": torch.__version__}))

@@ -1,3 +1,4 @@
+use super::bench_figures::{append, Figure};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ pub enum BenchCommand {
     Encoder(super::bench_encoder::BenchEncoderArgs),
     /// Sentence embeddings/s, side by side with sentence-transformers (`--peer-python`).
     Embed(super::bench_embed::BenchEmbedArgs),
+    /// Every side-by-side figure (training, encoder, embeddings, generation against PyTorch
+    /// and llama.cpp), each bench in its own process, printed as one table with the CPU.
+    All(super::bench_all::BenchAllArgs),
     /// Load on a running server: requests/s, output tokens/s, time to first token and
     /// inter-token latency at each concurrency level.
     Serve(super::bench_serve::BenchServeArgs),
@@ -64,6 +68,9 @@ pub struct BenchGenerateArgs {
     /// With `--peer llama.cpp`: also write the table (rows, CPU, settings) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also append the figures as JSON lines to FILE (what `bench all` reads).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub figures: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -172,6 +179,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Encoder(a) => return super::bench_encoder::run(a),
         BenchCommand::Embed(a) => return super::bench_embed::run(a),
         BenchCommand::Serve(a) => return super::bench_serve::run(a),
+        BenchCommand::All(a) => return super::bench_all::run(a),
         BenchCommand::GenerateOne(a) => return generate_one(a),
     };
     if a.runs == 0 || a.new_tokens < 2 || a.prompt_tokens == 0 {
@@ -245,6 +253,26 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         if let Some((qp, qd)) = quantized {
             ratio("ratio quantized/pytorch", qp, qd);
         }
+        let name = super::bench_peer::peer_name(&v);
+        let setting = format!(
+            "{}, {} prompt tokens, {} new tokens",
+            a.model,
+            ids.len(),
+            a.new_tokens
+        );
+        let fig = |phase: &str, ours: f64, theirs: f64| {
+            Figure::new(
+                "generate",
+                format!("{setting}, {phase} f32"),
+                "tokens/s",
+                ours,
+            )
+            .with_peer(&name, theirs)
+        };
+        append(
+            a.figures.as_deref(),
+            &[fig("decode", d, pd), fig("prefill", p, pp)],
+        )?;
     }
     Ok(())
 }

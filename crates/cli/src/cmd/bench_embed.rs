@@ -2,6 +2,7 @@
 //! length, the encoder, pooling, normalisation) on a fixed list of sentences, side by side with
 //! sentence-transformers' `encode` on PyTorch (`scripts/peer/bench_embed.py`) in the same run.
 
+use super::bench_figures::{append, Figure};
 use super::bench_peer::{peer_num, run_peer};
 use anyhow::{bail, Result};
 use clap::Args;
@@ -86,6 +87,9 @@ pub struct BenchEmbedArgs {
     /// ratio.
     #[arg(long)]
     pub peer_python: Option<String>,
+    /// Also append the figures as JSON lines to FILE (what `bench all` reads).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub figures: Option<std::path::PathBuf>,
 }
 
 fn synthetic(n: usize, max_words: usize) -> Vec<String> {
@@ -151,8 +155,21 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
     );
     println!("{:<28} {:>12} {:>12}", "", "sentences/s", "peak RSS GB");
     println!("{:<28} {ours:>12.1} {rss:>12.2}", "tasklm");
+    let our_rss = super::bench_train::peak_rss_bytes();
+    let figure = Figure::new(
+        "embed",
+        format!(
+            "{} sentence embeddings, {} sentences, batch {}, f32",
+            a.model,
+            texts.len(),
+            a.batch_size
+        ),
+        "sentences/s",
+        ours,
+    )
+    .with_rss(our_rss, None);
     let Some(py) = a.peer_python else {
-        return Ok(());
+        return append(a.figures.as_deref(), &[figure]);
     };
     let v = run_peer(
         &py,
@@ -180,5 +197,8 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
         ours / theirs,
         rss / their_rss
     );
-    Ok(())
+    let figure = figure
+        .with_peer(&name, theirs)
+        .with_rss(our_rss, Some(peer_num(&v, "peak_rss_bytes")? as u64));
+    append(a.figures.as_deref(), &[figure])
 }

@@ -2,7 +2,8 @@
 //! clipping, AdamW) and inference sentences/s of an encoder on a fixed batch, side by side with
 //! PyTorch/transformers (`scripts/peer/bench_encoder.py`) in the same run.
 
-use super::bench_peer::{peer_num, run_peer};
+use super::bench_figures::{append, Figure};
+use super::bench_peer::{peer_name, peer_num, run_peer};
 use anyhow::{bail, Result};
 use candle_core::{Device, Var};
 use clap::Args;
@@ -29,6 +30,9 @@ pub struct BenchEncoderArgs {
     /// Also run the PyTorch peer with this Python on the same batch, and print the ratios.
     #[arg(long)]
     pub peer_python: Option<String>,
+    /// Also append the figures as JSON lines to FILE (what `bench all` reads).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub figures: Option<std::path::PathBuf>,
 }
 
 /// Deterministic rows `[CLS] w... [SEP]` over the vocabulary (ids >= 1000 avoid specials) and
@@ -131,8 +135,25 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         "{:<10} {ours_train:>16.1} {ours_infer:>18.1} {rss:>14.2}",
         "tasklm"
     );
+    let setting = format!("{} {}x{}", a.model, a.batch_size, a.seq_len);
+    let our_rss = super::bench_train::peak_rss_bytes();
+    let train_fig = Figure::new(
+        "encoder",
+        format!("{setting} classification training, f32"),
+        "tokens/s",
+        ours_train,
+    );
+    let infer_fig = Figure::new(
+        "encoder",
+        format!("{setting} classification inference, f32"),
+        "sentences/s",
+        ours_infer,
+    );
     let Some(py) = a.peer_python else {
-        return Ok(());
+        return append(
+            a.figures.as_deref(),
+            &[train_fig.with_rss(our_rss, None), infer_fig],
+        );
     };
     let v = run_peer(
         &py,
@@ -161,5 +182,15 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         ours_infer / t_infer,
         rss / t_rss
     );
-    Ok(())
+    let name = peer_name(&v);
+    let their_rss = Some(num("peak_rss_bytes")? as u64);
+    append(
+        a.figures.as_deref(),
+        &[
+            train_fig
+                .with_peer(&name, t_train)
+                .with_rss(our_rss, their_rss),
+            infer_fig.with_peer(&name, t_infer),
+        ],
+    )
 }

@@ -3,6 +3,7 @@
 //! own process (so peak RSS is per configuration), in interleaved rounds.
 
 use super::bench::{prompt_ids, thread_count, BenchGenerateArgs};
+use super::bench_figures::{append, Figure};
 use super::bench_table::{
     parse_measurement, rows_for, ConfigFiles, ConfigRounds, Cpu, Measurement, Table,
 };
@@ -368,6 +369,27 @@ pub fn run(a: &BenchGenerateArgs) -> Result<()> {
         notes,
     };
     println!("{}", table.render());
+    let figures: Vec<Figure> = table
+        .rows
+        .iter()
+        .map(|r| {
+            Figure::new(
+                "generate",
+                format!(
+                    "{} {}, {} prompt tokens, {} new tokens",
+                    a.model, r.label, table.prompt_tokens, a.new_tokens
+                ),
+                "tokens/s",
+                r.tasklm_tokens_per_s.median,
+            )
+            .with_peer(
+                &format!("llama.cpp (llama-cpp-python {version})"),
+                r.peer_tokens_per_s.median,
+            )
+            .with_rss(r.tasklm_peak_rss_bytes, r.peer_peak_rss_bytes)
+        })
+        .collect();
+    append(a.figures.as_deref(), &figures)?;
     if let Some(path) = &a.json {
         let json = serde_json::to_string_pretty(&table)?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;

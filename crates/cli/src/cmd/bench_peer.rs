@@ -43,3 +43,11 @@ pub fn run_peer(
 pub fn peer_num(v: &Value, key: &str) -> Result<f64> {
     v[key].as_f64().with_context(|| format!("peer {key}"))
 }
+
+/// `pytorch VERSION` from a peer's `torch` field (`pytorch` when it printed none).
+pub fn peer_name(v: &Value) -> String {
+    match v["torch"].as_str() {
+        Some(version) => format!("pytorch {version}"),
+        None => "pytorch".into(),
+    }
+}

@@ -1,7 +1,8 @@
 //! `tasklm bench train`: tokens/s and peak memory of full fine-tuning updates on a fixed batch
 //! (forward, backward over every position, clipping, AdamW), side by side with PyTorch.
 
-use super::bench_peer::{peer_num, run_peer};
+use super::bench_figures::{append, Figure};
+use super::bench_peer::{peer_name, peer_num, run_peer};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Var};
 use clap::Args;
@@ -30,6 +31,9 @@ pub struct BenchTrainArgs {
     /// batch, and print the ratio.
     #[arg(long)]
     pub peer_python: Option<String>,
+    /// Also append the figures as JSON lines to FILE (what `bench all` reads).
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub figures: Option<std::path::PathBuf>,
 }
 
 /// Peak resident memory of this process (VmHWM), in bytes.
@@ -118,6 +122,17 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     );
     println!("{:<10} {:>12} {:>14}", "", "tokens/s", "peak RSS GB");
     println!("{:<10} {ours:>12.1} {rss:>14.2}", "tasklm");
+    let figure = Figure::new(
+        "train",
+        format!(
+            "{} {}x{} full fine-tuning (forward, backward, AdamW), f32",
+            a.model, a.batch_size, a.seq_len
+        ),
+        "tokens/s",
+        ours,
+    );
+    let our_rss = peak_rss_bytes();
+    let mut figure = figure.with_rss(our_rss, None);
     if let Some(py) = a.peer_python {
         let v = run_peer(
             &py,
@@ -140,6 +155,9 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
             ours / theirs,
             rss / their_rss
         );
+        figure = figure
+            .with_peer(&peer_name(&v), theirs)
+            .with_rss(our_rss, Some(peer_num(&v, "peak_rss_bytes")? as u64));
     }
-    Ok(())
+    append(a.figures.as_deref(), &[figure])
 }

@@ -1,7 +1,9 @@
 pub mod beam_args;
 pub mod bench;
+pub mod bench_all;
 pub mod bench_embed;
 pub mod bench_encoder;
+pub mod bench_figures;
 pub mod bench_llama;
 pub mod bench_peer;
 pub mod bench_serve;
