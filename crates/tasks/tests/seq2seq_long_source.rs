@@ -12,6 +12,10 @@ use tasklm_tasks::{EvalJob, TaskKind, TaskOptions, TrainJob};
 use tasklm_text::trainer::{save_trained, train_tokenizer, SubwordKind, TrainerOptions};
 use tasklm_train::TrainArgs;
 
+#[path = "common/tiny_seq2seq.rs"]
+mod tiny_seq2seq;
+use tiny_seq2seq::tiny_config;
+
 const FILLER: &str = "#Person1#: How was the weather on your trip this week?\n\
 #Person2#: It rained every day, but the hotel was nice.\n";
 
@@ -70,25 +74,12 @@ fn write_data(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((data, tok_dir))
 }
 
-fn config(dir: &Path, arch: &str) -> Result<PathBuf> {
-    let path = dir.join("small.toml");
-    let text = if arch == "t5" {
-        "d_model = 32\nd_kv = 8\nd_ff = 64\nnum_layers = 2\nnum_decoder_layers = 2\nnum_heads = 4\ndropout_rate = 0.0\n"
-    } else {
-        "d_model = 32\nencoder_layers = 2\ndecoder_layers = 2\nencoder_attention_heads = 4\n\
-         decoder_attention_heads = 4\nencoder_ffn_dim = 64\ndecoder_ffn_dim = 64\ndropout = 0.0\n\
-         max_position_embeddings = 1024\n"
-    };
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
-
 #[test]
 fn fresh_marian_and_t5_summarise_each_long_dialogue_by_its_own_line() -> Result<()> {
     for arch in ["marian", "t5"] {
         let tmp = tempfile::tempdir()?;
         let (data, tok) = write_data(tmp.path())?;
-        let cfg = config(tmp.path(), arch)?;
+        let cfg = tiny_config(tmp.path(), arch, 1024)?;
         let out = tmp.path().join("out");
         let job = TrainJob {
             args: TrainArgs {

@@ -10,6 +10,10 @@ use tasklm_tasks::{EvalJob, TaskKind, TaskOptions, TrainJob};
 use tasklm_text::trainer::{save_trained, train_tokenizer, SubwordKind, TrainerOptions};
 use tasklm_train::TrainArgs;
 
+#[path = "common/tiny_seq2seq.rs"]
+mod tiny_seq2seq;
+use tiny_seq2seq::tiny_config;
+
 const PAIRS: [(&str, &str); 6] = [
     ("A dog runs in the park.", "Ein Hund rennt im Park."),
     ("Two men are talking.", "Zwei Männer unterhalten sich."),
@@ -40,19 +44,6 @@ fn setup(dir: &Path, kind: SubwordKind) -> Result<(PathBuf, PathBuf)> {
     let tok_dir = dir.join("tok");
     save_trained(&tok, kind, &tok_dir)?;
     Ok((data, tok_dir))
-}
-
-fn tiny_config(dir: &Path, arch: &str) -> Result<PathBuf> {
-    let path = dir.join("small.toml");
-    let text = if arch == "t5" {
-        "d_model = 32\nd_kv = 8\nd_ff = 64\nnum_layers = 2\nnum_decoder_layers = 2\nnum_heads = 4\ndropout_rate = 0.0\n"
-    } else {
-        "d_model = 32\nencoder_layers = 2\ndecoder_layers = 2\nencoder_attention_heads = 4\n\
-         decoder_attention_heads = 4\nencoder_ffn_dim = 64\ndecoder_ffn_dim = 64\ndropout = 0.0\n\
-         max_position_embeddings = 64\n"
-    };
-    std::fs::write(&path, text)?;
-    Ok(path)
 }
 
 fn job(arch: &str, data: &Path, tok: &Path, cfg: &Path, out: &Path, steps: u64) -> TrainJob {
@@ -111,7 +102,7 @@ fn fresh_t5_bart_and_marian_learn_their_pairs_by_heart() -> Result<()> {
     ] {
         let tmp = tempfile::tempdir()?;
         let (data, tok) = setup(tmp.path(), kind)?;
-        let cfg = tiny_config(tmp.path(), arch)?;
+        let cfg = tiny_config(tmp.path(), arch, 64)?;
         let out = tmp.path().join("out");
         let report = tasklm_tasks::train(&job(arch, &data, &tok, &cfg, &out, 400), &|_: &str| {})?;
         let first = report.losses.first().copied().unwrap_or(f64::NAN);
@@ -148,7 +139,7 @@ fn fresh_t5_bart_and_marian_learn_their_pairs_by_heart() -> Result<()> {
 fn the_best_model_by_bleu_is_kept_and_becomes_the_final_one() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let (data, tok) = setup(tmp.path(), SubwordKind::Unigram)?;
-    let cfg = tiny_config(tmp.path(), "marian")?;
+    let cfg = tiny_config(tmp.path(), "marian", 64)?;
     let out = tmp.path().join("out");
     let mut j = job("marian", &data, &tok, &cfg, &out, 200);
     j.args.eval_every = 50;
@@ -203,7 +194,7 @@ fn train_err(j: &TrainJob) -> String {
 fn bad_fresh_model_settings_are_errors_that_say_what_is_wrong() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let (data, tok) = setup(tmp.path(), SubwordKind::Unigram)?;
-    let cfg = tiny_config(tmp.path(), "marian")?;
+    let cfg = tiny_config(tmp.path(), "marian", 64)?;
     let out = tmp.path().join("out");
     let base = job("marian", &data, &tok, &cfg, &out, 1);
 
@@ -321,7 +312,7 @@ fn lora_adapters_on_t5_and_bart_learn_their_pairs_and_save_as_peft() -> Result<(
     ] {
         let tmp = tempfile::tempdir()?;
         let (data, tok) = setup(tmp.path(), kind)?;
-        let cfg = tiny_config(tmp.path(), arch)?;
+        let cfg = tiny_config(tmp.path(), arch, 64)?;
         let reversed = tmp.path().join("reversed.jsonl");
         let lines: Vec<String> = PAIRS
             .iter()
