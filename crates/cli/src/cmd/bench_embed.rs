@@ -144,7 +144,8 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
         }
     }
     let ours = texts.len() as f64 / super::bench::median(times);
-    let rss = super::bench_train::peak_rss_bytes().unwrap_or(0) as f64 / 1e9;
+    let our_rss = super::bench_table::peak_rss_bytes();
+    let rss = our_rss.unwrap_or(0) as f64 / 1e9;
     let threads = super::bench::thread_count();
     println!(
         "model {}, {} sentences, batch {}, f32, {threads} threads, median of {} runs",
@@ -155,7 +156,6 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
     );
     println!("{:<28} {:>12} {:>12}", "", "sentences/s", "peak RSS GB");
     println!("{:<28} {ours:>12.1} {rss:>12.2}", "tasklm");
-    let our_rss = super::bench_train::peak_rss_bytes();
     let figure = Figure::new(
         "embed",
         format!(
@@ -185,7 +185,8 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
         ],
     )?;
     let theirs = peer_num(&v, "sentences_per_s")?;
-    let their_rss = peer_num(&v, "peak_rss_bytes")? / 1e9;
+    let their_rss_bytes = peer_num(&v, "peak_rss_bytes")?;
+    let their_rss = their_rss_bytes / 1e9;
     let name = format!(
         "sentence-transformers {}",
         v["sentence_transformers"].as_str().unwrap_or("?")
@@ -199,6 +200,6 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
     );
     let figure = figure
         .with_peer(&name, theirs)
-        .with_rss(our_rss, Some(peer_num(&v, "peak_rss_bytes")? as u64));
+        .with_rss(our_rss, Some(their_rss_bytes as u64));
     append(a.figures.as_deref(), &[figure])
 }

@@ -117,7 +117,8 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
     let tokens = (a.batch_size * a.seq_len) as f64;
     let ours_train = tokens / mean(&train);
     let ours_infer = a.batch_size as f64 / mean(&infer);
-    let rss = super::bench_train::peak_rss_bytes().unwrap_or(0) as f64 / 1e9;
+    let our_rss = super::bench_table::peak_rss_bytes();
+    let rss = our_rss.unwrap_or(0) as f64 / 1e9;
     let threads = super::bench::thread_count();
     println!(
         "model {} ({:.1}M params), batch {}x{}, f32, {threads} threads, {} timed steps each",
@@ -136,7 +137,6 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         "tasklm"
     );
     let setting = format!("{} {}x{}", a.model, a.batch_size, a.seq_len);
-    let our_rss = super::bench_train::peak_rss_bytes();
     let train_fig = Figure::new(
         "encoder",
         format!("{setting} classification training, f32"),
@@ -170,7 +170,8 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
     )?;
     let num = |k: &str| peer_num(&v, k);
     let (t_train, t_infer) = (num("train_tokens_per_s")?, num("infer_sentences_per_s")?);
-    let t_rss = num("peak_rss_bytes")? / 1e9;
+    let t_rss_bytes = num("peak_rss_bytes")?;
+    let t_rss = t_rss_bytes / 1e9;
     println!(
         "{:<10} {t_train:>16.1} {t_infer:>18.1} {t_rss:>14.2}",
         "pytorch"
@@ -183,7 +184,7 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         rss / t_rss
     );
     let name = peer_name(&v);
-    let their_rss = Some(num("peak_rss_bytes")? as u64);
+    let their_rss = Some(t_rss_bytes as u64);
     append(
         a.figures.as_deref(),
         &[

@@ -3,6 +3,7 @@
 
 use super::bench_figures::{append, Figure};
 use super::bench_peer::{peer_name, peer_num, run_peer};
+use super::bench_table::peak_rss_bytes;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Var};
 use clap::Args;
@@ -34,14 +35,6 @@ pub struct BenchTrainArgs {
     /// Also append the figures as JSON lines to FILE (what `bench all` reads).
     #[arg(long, hide = true, value_name = "FILE")]
     pub figures: Option<std::path::PathBuf>,
-}
-
-/// Peak resident memory of this process (VmHWM), in bytes.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// Deterministic token ids spread over the vocabulary (no special tokens below id 100).
@@ -110,7 +103,8 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     }
     let tokens = (a.batch_size * a.seq_len) as f64;
     let ours = tokens * times.len() as f64 / times.iter().sum::<f64>();
-    let rss = peak_rss_bytes().unwrap_or(0) as f64 / 1e9;
+    let our_rss = peak_rss_bytes();
+    let rss = our_rss.unwrap_or(0) as f64 / 1e9;
     let threads = super::bench::thread_count();
     println!(
         "model {} ({:.1}M params), batch {}x{}, AdamW, f32, {threads} threads, {} timed updates",
@@ -122,7 +116,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
     );
     println!("{:<10} {:>12} {:>14}", "", "tokens/s", "peak RSS GB");
     println!("{:<10} {ours:>12.1} {rss:>14.2}", "tasklm");
-    let figure = Figure::new(
+    let mut figure = Figure::new(
         "train",
         format!(
             "{} {}x{} full fine-tuning (forward, backward, AdamW), f32",
@@ -130,9 +124,8 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         ),
         "tokens/s",
         ours,
-    );
-    let our_rss = peak_rss_bytes();
-    let mut figure = figure.with_rss(our_rss, None);
+    )
+    .with_rss(our_rss, None);
     if let Some(py) = a.peer_python {
         let v = run_peer(
             &py,
@@ -147,7 +140,8 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
             ],
         )?;
         let theirs = peer_num(&v, "tokens_per_s")?;
-        let their_rss = peer_num(&v, "peak_rss_bytes")? / 1e9;
+        let their_rss_bytes = peer_num(&v, "peak_rss_bytes")?;
+        let their_rss = their_rss_bytes / 1e9;
         println!("{:<10} {theirs:>12.1} {their_rss:>14.2}", "pytorch");
         println!(
             "{:<10} {:>11.2}x {:>13.2}x",
@@ -157,7 +151,7 @@ pub fn run(a: BenchTrainArgs) -> Result<()> {
         );
         figure = figure
             .with_peer(&peer_name(&v), theirs)
-            .with_rss(our_rss, Some(peer_num(&v, "peak_rss_bytes")? as u64));
+            .with_rss(our_rss, Some(their_rss_bytes as u64));
     }
     append(a.figures.as_deref(), &[figure])
 }
