@@ -20,7 +20,7 @@
 # Environment: TASKLM (binary, default target/release/tasklm), DATA (default ../shared/data),
 # THREADS (default: all cores), PYTHON (default python3; standard library only),
 # STAGE1_STEPS (60), STAGE2_STEPS (150), BATCH (8), PER_IMAGE (5), EVAL_LIMIT (empty: all),
-# GEN_LIMIT (300).
+# GEN_LIMIT (300), TRAIN_VISION (1: the tower trains in stage 2 too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASKLM=${TASKLM:-target/release/tasklm}
@@ -34,6 +34,7 @@ BATCH=${BATCH:-8}
 PER_IMAGE=${PER_IMAGE:-5}
 EVAL_LIMIT=${EVAL_LIMIT:-}
 GEN_LIMIT=${GEN_LIMIT:-300}
+TRAIN_VISION=${TRAIN_VISION:-}
 E="$DATA/easy_vqa/train"
 IMAGES="$E/images"
 mkdir -p "$OUT/data"
@@ -117,7 +118,8 @@ vqa_train "$OUT/stage1" --model smollm2-135m-instruct --vision "$OUT/tower" \
   --max-steps "$STAGE1_STEPS" --lr 1e-3
 
 echo "== step 4: stage 2, projector and decoder -> $OUT"
-vqa_train "$OUT" --model "$OUT/stage1" --train-lm --max-steps "$STAGE2_STEPS" --lr 1e-4 --seed 43
+vqa_train "$OUT" --model "$OUT/stage1" --train-lm ${TRAIN_VISION:+--train-vision} \
+  --max-steps "$STAGE2_STEPS" --lr 1e-4 --seed 43
 
 echo "== step 5: dev accuracy"
 L=(${EVAL_LIMIT:+--limit "$EVAL_LIMIT"})

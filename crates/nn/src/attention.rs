@@ -2,8 +2,8 @@
 //! [`crate::kv_cache`]).
 
 use crate::layers::{dropout, Linear};
-use crate::ops::scaled_masked_softmax;
-use candle_core::{Result, Tensor};
+use crate::ops::{self, scaled_masked_softmax};
+use candle_core::{DType, Result, Tensor};
 
 /// The mask builders live in [`crate::mask`]; re-exported here so `attention::attention_mask`
 /// keeps working.
@@ -54,6 +54,15 @@ pub fn biased_attention(
     // Query heads h*rep..(h+1)*rep share kv head h: fold them into the row axis instead of
     // copying k and v `rep` times.
     let qg = q.contiguous()?.reshape((b, nkv, rep * t, hd))?; // (B, nkv, rep*T, hd)
+    let tracked = q.track_op() || k.track_op() || v.track_op();
+    let f32 = [q, k, v].iter().all(|x| x.dtype() == DType::F32);
+    if tracked && f32 && bias.is_none() && !(p.train && p.dropout > 0.0) {
+        // Training: one op that recomputes the probabilities in its backward pass instead of
+        // keeping them and the scores in the graph.
+        let mask = mask.map(|m| m.to_dtype(DType::F32)).transpose()?;
+        let out = ops::attention_core(&qg, k, v, t, mask.as_ref(), p.scale)?;
+        return out.reshape((b, nh, t, hd));
+    }
 
     // The scores (B, nkv, rep*T, S) are (B, nh, T, S) in memory: head h*rep+r at rows
     // r*T..(r+1)*T of kv head h.

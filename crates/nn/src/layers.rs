@@ -221,7 +221,7 @@ fn weight_out_dim(weight: &LinearWeight) -> Result<usize> {
 }
 
 /// `x W^T` without the bias, whatever holds `W`.
-fn weight_product(weight: &LinearWeight, xs: &Tensor, train: bool) -> Result<Tensor> {
+pub(crate) fn weight_product(weight: &LinearWeight, xs: &Tensor, train: bool) -> Result<Tensor> {
     match weight {
         LinearWeight::BlockQuantized(m) => quantized_matmul(xs, std::slice::from_ref(m)),
         // candle's quantized matmul has no backward: a gradient through it would silently stop.
@@ -231,7 +231,7 @@ fn weight_product(weight: &LinearWeight, xs: &Tensor, train: bool) -> Result<Ten
         ),
         LinearWeight::Quantized(q) => q.forward(xs),
         LinearWeight::Dense(w) => dense_product(xs, w),
-        LinearWeight::Adapted(a) => weight_product(&a.base, xs, train)? + a.delta(xs, train)?,
+        LinearWeight::Adapted(a) => a.forward(xs, train),
     }
 }
 
@@ -249,6 +249,8 @@ pub(crate) fn dense_product(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
         ops::frozen_linear(&x2, w)? // (N, out), no weight gradient
     } else if rows <= ops::MATVEC_MAX_ROWS && w.dtype() == DType::F32 {
         ops::linear_rows(&x2, w)? // (N, out), no packing of W
+    } else if f32 && w.track_op() {
+        ops::linear(&x2, w)? // (N, out), a gradient that holds no graph
     } else {
         x2.matmul(&w.t()?)? // (N, out)
     };

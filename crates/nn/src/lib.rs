@@ -12,6 +12,7 @@ pub mod attention;
 pub mod kv_cache;
 pub mod layers;
 pub mod lora;
+pub mod lora_linear;
 pub mod mask;
 pub mod ops;
 pub mod quant;

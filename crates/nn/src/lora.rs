@@ -9,8 +9,9 @@
 //! each gets adapters with no code of its own; the names are PEFT's without its
 //! `base_model.model.` prefix.
 
-use crate::layers::{dense_product, dropout, LinearWeight};
-use crate::ops::splitmix64;
+use crate::layers::{dense_product, dropout, weight_product, LinearWeight};
+use crate::lora_linear::{lora_linear, SeededDropout};
+use crate::ops::{next_dropout_seed, splitmix64};
 use candle_core::{DType, Device, Result, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
@@ -162,6 +163,37 @@ impl Adapted {
 
     pub fn scale(&self) -> f64 {
         self.scale
+    }
+
+    /// `base(x) + scale * B(A(dropout(x)))`, dropout in training only. When a gradient is
+    /// tracked (training) over an f32 or block-quantized base, one fused op
+    /// ([`crate::lora_linear`]) that keeps no intermediate tensor for the backward pass.
+    pub(crate) fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let fusable_base = match &self.base {
+            LinearWeight::Dense(w) => w.dtype() == DType::F32 && !w.track_op(),
+            LinearWeight::BlockQuantized(_) => true,
+            LinearWeight::Quantized(_) | LinearWeight::Adapted(_) => false,
+        };
+        let tracked = xs.track_op() || self.a.track_op() || self.b.track_op();
+        let f32 = [xs, &self.a, &self.b]
+            .iter()
+            .all(|t| t.dtype() == DType::F32);
+        if !(fusable_base && tracked && f32) {
+            return weight_product(&self.base, xs, train)? + self.delta(xs, train)?;
+        }
+        let dims = xs.dims().to_vec();
+        let in_dim = *dims.last().unwrap_or(&0);
+        let dropout = (train && self.dropout > 0.0).then(|| SeededDropout {
+            p: self.dropout,
+            seed: next_dropout_seed(),
+        });
+        let x2 = xs.reshape(((), in_dim))?; // (N, in)
+        let y = lora_linear(&x2, &self.base, &self.a, &self.b, self.scale, dropout)?;
+        let mut out_dims = dims;
+        if let Some(last) = out_dims.last_mut() {
+            *last = self.b.dim(0)?;
+        }
+        y.reshape(out_dims)
     }
 
     /// `scale * B(A(dropout(x)))`, dropout in training only.

@@ -186,3 +186,109 @@ fn linear_layer_names_lists_every_loaded_linear() -> Result<()> {
     assert_eq!(names, ["a", "b"]);
     Ok(())
 }
+
+/// `x W^T + s B(A(x * mask))` from candle ops (the base's own product): the fused op's reference.
+fn composed(
+    x: &Tensor,
+    base: &LinearWeight,
+    a: &Tensor,
+    b: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let xd = match mask {
+        Some(m) => (x * m)?,
+        None => x.clone(),
+    };
+    let y0 = match base {
+        LinearWeight::Dense(w) => x.matmul(&w.t()?)?,
+        LinearWeight::BlockQuantized(q) => {
+            tasklm_nn::quant::quantized_matmul(x, std::slice::from_ref(q))?
+        }
+        other => panic!("base {other:?}"),
+    };
+    y0 + (xd.matmul(&a.t()?)?.matmul(&b.t()?)? * 2.0)?
+}
+
+/// Gradients of `sum(y^2)` for `x`, `a`, `b` (in that order).
+fn grads_of(y: &Tensor, vars: [&Var; 3]) -> Result<Vec<Tensor>> {
+    let g = y.sqr()?.sum_all()?.backward()?;
+    Ok(vars
+        .iter()
+        .map(|v| g.get(v.as_tensor()).expect("gradient").clone())
+        .collect())
+}
+
+/// The fused op against the same sum from candle ops, over a dense and a Q8_0 base, with and
+/// without dropout (the reference's mask drawn from the same seed): outputs and the gradients
+/// of `x`, A and B within 1e-4 (relative to the largest gradient).
+#[test]
+fn fused_lora_linear_matches_the_composed_ops_with_dropout_and_on_a_quantized_base() -> Result<()> {
+    use tasklm_nn::lora_linear::{lora_linear, SeededDropout};
+    use tasklm_nn::ops::dropout_mask_seeded;
+    use tasklm_nn::quant::{BlockFormat, BlockQuantized};
+    let (n, in_dim, out, r) = (70, 64, 6, 4);
+    let w = wave(out, in_dim, 0.7)?;
+    let q = std::sync::Arc::new(BlockQuantized::quantize(&w, BlockFormat::Q8_0)?);
+    for base in [LinearWeight::Dense(w), LinearWeight::BlockQuantized(q)] {
+        for p in [0.0f32, 0.3] {
+            let vars = || -> Result<[Var; 3]> {
+                Ok([
+                    Var::from_tensor(&wave(n, in_dim, 1.3)?)?,
+                    Var::from_tensor(&wave(r, in_dim, 0.9)?)?,
+                    Var::from_tensor(&wave(out, r, 1.1)?)?,
+                ])
+            };
+            let [x, a, b] = vars()?;
+            let dropout = (p > 0.0).then_some(SeededDropout { p, seed: 99 });
+            let y = lora_linear(
+                x.as_tensor(),
+                &base,
+                a.as_tensor(),
+                b.as_tensor(),
+                2.0,
+                dropout,
+            )?;
+            let [x2, a2, b2] = vars()?;
+            let mask = match p > 0.0 {
+                true => Some(dropout_mask_seeded(
+                    x.shape(),
+                    p,
+                    DType::F32,
+                    &Device::Cpu,
+                    99,
+                )?),
+                false => None,
+            };
+            let want = composed(
+                x2.as_tensor(),
+                &base,
+                a2.as_tensor(),
+                b2.as_tensor(),
+                mask.as_ref(),
+            )?;
+            let kind = if matches!(base, LinearWeight::Dense(_)) {
+                "dense"
+            } else {
+                "Q8_0"
+            };
+            let gap = max_gap(&y, &want)?;
+            assert!(gap < 1e-4, "forward, p {p}, {kind} base: {gap}");
+            let got = grads_of(&y, [&x, &a, &b])?;
+            assert!(
+                got.iter().all(|g| !g.track_op()),
+                "a gradient holds a graph"
+            );
+            let want = grads_of(&want, [&x2, &a2, &b2])?;
+            for (name, g, w) in [
+                ("x", &got[0], &want[0]),
+                ("A", &got[1], &want[1]),
+                ("B", &got[2], &want[2]),
+            ] {
+                let scale = w.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?.max(1.0);
+                let gap = max_gap(g, w)? / scale;
+                assert!(gap < 1e-4, "d{name}, p {p}, {kind} base: {gap}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -207,40 +207,45 @@ fn cross_entropy_rejects_out_of_range_label() -> Result<()> {
     Ok(())
 }
 
+/// `linear_rows` (few rows) and `linear` (training) equal candle's matmul, forward and
+/// backward, and their gradients are plain tensors: no graph node that would keep the output's
+/// gradient alive until the optimizer step.
 #[test]
-fn matvec_matches_matmul_and_has_gradients() -> Result<()> {
-    let x = randn(&[3, 37], 11)?.to_dtype(DType::F32)?;
-    let w = randn(&[70, 37], 12)?.to_dtype(DType::F32)?;
-    let want = x.matmul(&w.t()?)?;
-    let got = ops::linear_rows(&x, &w)?;
-    let d = (&got - &want)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f32>()?;
-    assert!(d < 1e-5, "matvec differs from matmul by {d}");
-    let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
-    let g = randn(&[3, 70], 13)?.to_dtype(DType::F32)?;
-    let grads = (ops::linear_rows(xv.as_tensor(), wv.as_tensor())? * &g)?
-        .sum_all()?
-        .backward()?;
-    let dx = grads
-        .get(xv.as_tensor())
-        .ok_or_else(|| anyhow::anyhow!("no dx"))?;
-    let dw = grads
-        .get(wv.as_tensor())
-        .ok_or_else(|| anyhow::anyhow!("no dw"))?;
-    let ex = (dx - g.matmul(&w)?)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f32>()?;
-    let ew = (dw - g.t()?.matmul(&x)?)?
-        .abs()?
-        .flatten_all()?
-        .max(0)?
-        .to_scalar::<f32>()?;
-    assert!(ex < 1e-5 && ew < 1e-5, "grads differ: {ex} {ew}");
+fn matvec_and_linear_match_matmul_and_have_gradients_that_hold_no_graph() -> Result<()> {
+    type Op = fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>;
+    let cases: [(&str, Op, usize); 2] = [
+        ("linear_rows", ops::linear_rows, 3),
+        ("linear", ops::linear, 40),
+    ];
+    for (name, op, rows) in cases {
+        let x = randn(&[rows, 37], 11)?.to_dtype(DType::F32)?;
+        let w = randn(&[70, 37], 12)?.to_dtype(DType::F32)?;
+        let want = x.matmul(&w.t()?)?;
+        let gap = |a: &Tensor, b: &Tensor| -> Result<f32> {
+            Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+        };
+        let d = gap(&op(&x, &w)?, &want)?;
+        assert!(d < 1e-5, "{name} differs from matmul by {d}");
+        let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
+        // Through a product with a tracked tensor, as in a model (the gradient is not a leaf's).
+        let g = Var::from_tensor(&randn(&[rows, 70], 13)?.to_dtype(DType::F32)?)?;
+        let grads = (op(xv.as_tensor(), wv.as_tensor())? * g.as_tensor())?
+            .sum_all()?
+            .backward()?;
+        let dx = grads
+            .get(xv.as_tensor())
+            .ok_or_else(|| anyhow::anyhow!("no dx"))?;
+        let dw = grads
+            .get(wv.as_tensor())
+            .ok_or_else(|| anyhow::anyhow!("no dw"))?;
+        let ex = gap(dx, &g.as_tensor().matmul(&w)?)?;
+        let ew = gap(dw, &g.as_tensor().t()?.matmul(&x)?)?;
+        assert!(ex < 1e-5 && ew < 1e-5, "{name} grads differ: {ex} {ew}");
+        assert!(
+            !dw.track_op() && !dx.track_op(),
+            "{name}: a gradient holds a graph"
+        );
+    }
     Ok(())
 }
 
@@ -299,6 +304,70 @@ fn add_bias_grads_match_finite_differences() -> Result<()> {
         check("add_bias", &inputs, which, |xs| {
             ops::add_bias(&xs[0], &xs[1])
         })?;
+    }
+    Ok(())
+}
+
+/// The training attention op (probabilities recomputed in the backward pass) against the same
+/// attention from separate ops: 4 query heads over 2 kv heads, a causal mask with a padded
+/// key; output and the gradients of q, k and v within 1e-5, and the gradients hold no graph.
+#[test]
+fn attention_core_matches_the_composed_attention_and_its_gradients() -> Result<()> {
+    let (b, nh, nkv, t, hd) = (2, 4, 2, 5, 3);
+    let rep = nh / nkv;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let mut mask = vec![0f32; b * t * t];
+    for bi in 0..b {
+        for i in 0..t {
+            for j in 0..t {
+                if j > i || (bi == 1 && j == 0) {
+                    mask[(bi * t + i) * t + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+    let mask = Tensor::from_vec(mask, (b, 1, t, t), &Device::Cpu)?;
+    let vars = || -> Result<[Var; 3]> {
+        Ok([
+            Var::from_tensor(&randn(&[b, nkv, rep * t, hd], 21)?.to_dtype(DType::F32)?)?,
+            Var::from_tensor(&randn(&[b, nkv, t, hd], 22)?.to_dtype(DType::F32)?)?,
+            Var::from_tensor(&randn(&[b, nkv, t, hd], 23)?.to_dtype(DType::F32)?)?,
+        ])
+    };
+    let g = randn(&[b, nkv, rep * t, hd], 24)?.to_dtype(DType::F32)?;
+    let [q, k, v] = vars()?;
+    let got = ops::attention_core(
+        q.as_tensor(),
+        k.as_tensor(),
+        v.as_tensor(),
+        t,
+        Some(&mask),
+        scale,
+    )?;
+    let [q2, k2, v2] = vars()?;
+    let scores = q2
+        .as_tensor()
+        .matmul(&k2.as_tensor().t()?)?
+        .reshape((b, nh, t, t))?;
+    let probs =
+        ops::scaled_masked_softmax(&scores, Some(&mask), scale)?.reshape((b, nkv, rep * t, t))?;
+    let want = probs.matmul(v2.as_tensor())?;
+    let gap = |a: &Tensor, b: &Tensor| -> Result<f32> {
+        Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+    };
+    assert!(gap(&got, &want)? < 1e-5, "forward differs");
+    let gs = (got * &g)?.sum_all()?.backward()?;
+    let ws = (want * &g)?.sum_all()?.backward()?;
+    for (name, a, b) in [("q", &q, &q2), ("k", &k, &k2), ("v", &v, &v2)] {
+        let ga = gs
+            .get(a.as_tensor())
+            .ok_or_else(|| anyhow::anyhow!("no d{name}"))?;
+        let gb = ws
+            .get(b.as_tensor())
+            .ok_or_else(|| anyhow::anyhow!("no reference d{name}"))?;
+        let d = gap(ga, gb)?;
+        assert!(d < 1e-5, "d{name} differs by {d}");
+        assert!(!ga.track_op(), "d{name} holds a graph");
     }
     Ok(())
 }

@@ -20,10 +20,14 @@ pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T) -> Vec<T> {
+/// The next seed of the process-wide sequence every dropout mask draws from.
+pub(crate) fn next_dropout_seed() -> u64 {
+    NEXT_SEED.fetch_add(1, Ordering::Relaxed)
+}
+
+fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T, seed: u64) -> Vec<T> {
     // An element is dropped when its 32-bit draw is below p * 2^32.
     let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
-    let seed = NEXT_SEED.fetch_add(1, Ordering::Relaxed);
     let mut out = vec![drop; n];
     out.par_chunks_mut(CHUNK)
         .enumerate()
@@ -44,18 +48,29 @@ fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T) -> Vec<T> {
 }
 
 /// A tensor of `shape` whose elements are 0 with probability `p` and `1 / (1 - p)` otherwise,
-/// for `0 < p < 1`.
+/// for `0 < p < 1`, drawn with the next seed of the process-wide sequence.
 pub fn dropout_mask(shape: &Shape, p: f32, dtype: DType, device: &Device) -> Result<Tensor> {
+    dropout_mask_seeded(shape, p, dtype, device, next_dropout_seed())
+}
+
+/// [`dropout_mask`] drawn from `seed`: the same seed gives the same mask, so a fused op can
+/// keep the seed instead of the mask and draw it again in its backward pass.
+pub fn dropout_mask_seeded(
+    shape: &Shape,
+    p: f32,
+    dtype: DType,
+    device: &Device,
+    seed: u64,
+) -> Result<Tensor> {
     if !(p > 0.0 && p < 1.0) {
         candle_core::bail!("dropout mask: probability {p} is not in (0, 1)");
     }
     let n = shape.elem_count();
     let scale = 1.0 / (1.0 - f64::from(p));
     let t = match dtype {
-        DType::F64 => Tensor::from_vec(mask(n, p, scale, 0.0), shape, &Device::Cpu)?,
-        _ => {
-            Tensor::from_vec(mask(n, p, scale as f32, 0.0), shape, &Device::Cpu)?.to_dtype(dtype)?
-        }
+        DType::F64 => Tensor::from_vec(mask(n, p, scale, 0.0, seed), shape, &Device::Cpu)?,
+        _ => Tensor::from_vec(mask(n, p, scale as f32, 0.0, seed), shape, &Device::Cpu)?
+            .to_dtype(dtype)?,
     };
     t.to_device(device)
 }

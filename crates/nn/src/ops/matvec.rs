@@ -325,8 +325,10 @@ impl CustomOp2 for MatVec {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = grad.matmul(w)?; // (n, in)
-        let dw = grad.t()?.matmul(x)?; // (out, in)
+        // Detached, so that the gradients hold no graph (see `super::linear`).
+        let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
+        let dx = grad.matmul(&w)?; // (n, in)
+        let dw = grad.t()?.matmul(&x)?; // (out, in)
         Ok((Some(dx), Some(dw)))
     }
 }

@@ -4,6 +4,7 @@
 //! so gradients silently stop at them. Every op here implements `bwd`, and each is checked
 //! against central finite differences in `tests/ops_grad.rs`.
 
+mod attention_core;
 mod bias;
 mod cross_entropy;
 mod dropout_mask;
@@ -11,20 +12,23 @@ mod frozen;
 mod gelu;
 mod kernel;
 mod layer_norm;
+mod linear;
 mod matvec;
 mod rms_norm;
 mod rope;
 mod silu;
 mod softmax;
 
+pub use attention_core::attention_core;
 pub use bias::add_bias;
 pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
-pub use dropout_mask::dropout_mask;
-pub(crate) use dropout_mask::splitmix64;
+pub use dropout_mask::{dropout_mask, dropout_mask_seeded};
+pub(crate) use dropout_mask::{next_dropout_seed, splitmix64};
 pub use frozen::frozen_linear;
 pub use gelu::gelu_erf;
 pub(crate) use kernel::{contiguous_slice, side_by_side_rows, simd};
 pub use layer_norm::layer_norm;
+pub use linear::linear;
 pub use matvec::{dot, linear_rows, linear_rows_group, MATVEC_MAX_ROWS};
 pub use rms_norm::rms_norm;
 pub use rope::rope;

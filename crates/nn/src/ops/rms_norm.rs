@@ -67,6 +67,8 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // Detached, so that the gradients hold no graph (see `super::linear`).
+        let (x, w, grad) = (&x.detach(), &w.detach(), &grad.detach());
         // r = 1/sqrt(mean(x^2)+eps), xhat = x*r
         // dw = sum_rows(g * xhat); dx = r * (g*w - xhat * mean(g*w*xhat))
         let r = (x.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?

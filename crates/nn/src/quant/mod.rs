@@ -284,12 +284,21 @@ impl CustomOp1 for QuantizedMatmul {
     /// The input's gradient only (the weights are frozen): `grad [W_0; W_1; ...]`, the weights
     /// dequantized panel by panel inside the kernel ([`matmul_rows_transposed`]).
     fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let op = transpose::QuantizedMatmulT {
-            mats: self.mats.clone(),
-        };
-        let g = grad.to_dtype(candle_core::DType::F32)?.contiguous()?;
-        Ok(Some(g.apply_op1_no_bwd(&op)?))
+        Ok(Some(quantized_matmul_transposed(grad, &self.mats)?))
     }
+}
+
+/// `grad [W_0; W_1; ...]` for `grad` (.., sum of rows): the input gradient of
+/// [`quantized_matmul`], no gradient tracked.
+pub(crate) fn quantized_matmul_transposed(
+    grad: &Tensor,
+    mats: &[Arc<BlockQuantized>],
+) -> Result<Tensor> {
+    let op = transpose::QuantizedMatmulT {
+        mats: mats.to_vec(),
+    };
+    let g = grad.to_dtype(candle_core::DType::F32)?.contiguous()?;
+    g.apply_op1_no_bwd(&op)
 }
 
 /// `x [W_0; W_1; ...]^T` for `x` (.., k), f32: (.., sum of the matrices' rows). The weights are
