@@ -9,9 +9,9 @@
 //! `n * in * r` multiply-adds: small beside the layer's `n * in * out`.
 
 use crate::layers::LinearWeight;
-use crate::ops::{dropout_mask_seeded, linear_rows, MATVEC_MAX_ROWS};
+use crate::ops::{dropout_mask_seeded, f32_tensor, linear_rows, MATVEC_MAX_ROWS};
 use crate::quant::{quantized_matmul, quantized_matmul_transposed};
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// The dropout on the adapter's input: its probability and the seed that draws its mask.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -55,14 +55,6 @@ impl LoraLinear {
             _ => candle_core::bail!("lora-linear: the base must be f32 or block-quantized"),
         }
     }
-}
-
-fn f32_tensor(name: &str, s: &CpuStorage, l: &Layout) -> Result<Tensor> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("{name}: only f32 is supported");
-    };
-    let data = crate::ops::contiguous_slice(name, data, l)?;
-    Tensor::from_slice(data, l.shape(), &Device::Cpu)
 }
 
 impl CustomOp3 for LoraLinear {

@@ -6,9 +6,9 @@
 //! until the backward pass. PyTorch's fused attention keeps neither; this op recomputes them,
 //! one more `q k^T` product and softmax per layer in the backward pass.
 
-use super::kernel::contiguous_slice;
+use super::kernel::f32_tensor;
 use super::softmax::{scaled_masked_softmax, softmax_backward};
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 struct AttentionCore {
     /// Queries per row group: `q` is (B, nkv, rep * t, hd), the (B, nh, T, S) scores are its
@@ -27,13 +27,6 @@ impl AttentionCore {
         let scores = q.matmul(&k.t()?)?.reshape((b, nh, self.t, s))?;
         scaled_masked_softmax(&scores, self.mask.as_ref(), self.scale)?.reshape((b, nkv, rows, s))
     }
-}
-
-fn f32_tensor(name: &str, s: &CpuStorage, l: &Layout) -> Result<Tensor> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("{name}: only f32 is supported");
-    };
-    Tensor::from_slice(contiguous_slice(name, data, l)?, l.shape(), &Device::Cpu)
 }
 
 impl CustomOp3 for AttentionCore {

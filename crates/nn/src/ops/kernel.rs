@@ -118,6 +118,27 @@ pub fn contiguous_slice<'a, T: WithDType>(
     }
 }
 
+/// An f32 storage as a (copied) tensor, for a fused op that runs candle ops inside its forward;
+/// other dtypes are an error naming the op.
+pub fn f32_tensor(op: &str, storage: &CpuStorage, layout: &Layout) -> Result<candle_core::Tensor> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 is supported");
+    };
+    let data = contiguous_slice(op, data, layout)?;
+    candle_core::Tensor::from_slice(data, layout.shape(), &candle_core::Device::Cpu)
+}
+
+/// The gradients of `x W^T` for `x` (n, in) and `W` (out, in): `(grad W, grad^T x)`, computed
+/// on detached tensors so that neither holds a graph.
+pub fn linear_backward(
+    x: &candle_core::Tensor,
+    w: &candle_core::Tensor,
+    grad: &candle_core::Tensor,
+) -> Result<(candle_core::Tensor, candle_core::Tensor)> {
+    let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
+    Ok((grad.matmul(&w)?, grad.t()?.matmul(&x)?))
+}
+
 /// Applies a kernel written once, generic over the element type, to f32 or f64 storage.
 macro_rules! dispatch_float {
     ($op:expr, $storage:expr, |$s:ident| $body:expr) => {

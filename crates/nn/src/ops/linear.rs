@@ -5,8 +5,8 @@
 //! lives until the optimizer step: every linear layer's output gradient stayed in memory to the
 //! end of the backward pass and beyond. Here the backward works on detached tensors.
 
-use super::kernel::contiguous_slice;
-use candle_core::{CpuStorage, CustomOp2, Device, Layout, Result, Shape, Tensor};
+use super::kernel::{f32_tensor, linear_backward};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 struct TrainableLinear;
 
@@ -22,19 +22,8 @@ impl CustomOp2 for TrainableLinear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (s1, s2) else {
-            candle_core::bail!("linear: only f32 is supported");
-        };
-        let x = Tensor::from_slice(
-            contiguous_slice(self.name(), x, l1)?,
-            l1.shape(),
-            &Device::Cpu,
-        )?;
-        let w = Tensor::from_slice(
-            contiguous_slice(self.name(), w, l2)?,
-            l2.shape(),
-            &Device::Cpu,
-        )?;
+        let x = f32_tensor(self.name(), s1, l1)?; // (n, in)
+        let w = f32_tensor(self.name(), s2, l2)?; // (out, in)
         let y = x.matmul(&w.t()?)?; // (n, out)
         let shape = y.shape().clone();
         Ok((CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?), shape))
@@ -47,9 +36,7 @@ impl CustomOp2 for TrainableLinear {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
-        let dx = grad.matmul(&w)?; // (n, in)
-        let dw = grad.t()?.matmul(&x)?; // (out, in)
+        let (dx, dw) = linear_backward(x, w, grad)?; // (n, in), (out, in)
         Ok((Some(dx), Some(dw)))
     }
 }

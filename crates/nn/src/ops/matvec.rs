@@ -325,10 +325,8 @@ impl CustomOp2 for MatVec {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Detached, so that the gradients hold no graph (see `super::linear`).
-        let (x, w, grad) = (x.detach(), w.detach(), grad.detach());
-        let dx = grad.matmul(&w)?; // (n, in)
-        let dw = grad.t()?.matmul(&x)?; // (out, in)
+        // Gradients that hold no graph (see `super::linear`).
+        let (dx, dw) = super::linear_backward(x, w, grad)?; // (n, in), (out, in)
         Ok((Some(dx), Some(dw)))
     }
 }

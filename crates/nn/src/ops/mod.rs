@@ -26,7 +26,7 @@ pub use dropout_mask::{dropout_mask, dropout_mask_seeded};
 pub(crate) use dropout_mask::{next_dropout_seed, splitmix64};
 pub use frozen::frozen_linear;
 pub use gelu::gelu_erf;
-pub(crate) use kernel::{contiguous_slice, side_by_side_rows, simd};
+pub(crate) use kernel::{contiguous_slice, f32_tensor, linear_backward, side_by_side_rows, simd};
 pub use layer_norm::layer_norm;
 pub use linear::linear;
 pub use matvec::{dot, linear_rows, linear_rows_group, MATVEC_MAX_ROWS};
