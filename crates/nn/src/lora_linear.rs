@@ -8,9 +8,9 @@
 //! and the backward draws the mask again and recomputes `h = A(dropout(x))`, (n, r), which costs
 //! `n * in * r` multiply-adds: small beside the layer's `n * in * out`.
 
-use crate::layers::LinearWeight;
-use crate::ops::{dropout_mask_seeded, f32_tensor, linear_rows, MATVEC_MAX_ROWS};
-use crate::quant::{quantized_matmul, quantized_matmul_transposed};
+use crate::layers::{weight_product, LinearWeight};
+use crate::ops::{dropout_mask_seeded, f32_tensor};
+use crate::quant::quantized_matmul_transposed;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// The dropout on the adapter's input: its probability and the seed that draws its mask.
@@ -32,16 +32,6 @@ impl LoraLinear {
         match self.dropout {
             None => Ok(x.clone()),
             Some(d) => x * dropout_mask_seeded(x.shape(), d.p, DType::F32, x.device(), d.seed)?,
-        }
-    }
-
-    /// `x W^T` through the frozen base, no gradient tracked.
-    fn base_product(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.base {
-            LinearWeight::Dense(w) if x.dim(0)? <= MATVEC_MAX_ROWS => linear_rows(x, w),
-            LinearWeight::Dense(w) => x.matmul(&w.t()?),
-            LinearWeight::BlockQuantized(m) => quantized_matmul(x, std::slice::from_ref(m)),
-            _ => candle_core::bail!("lora-linear: the base must be f32 or block-quantized"),
         }
     }
 
@@ -76,7 +66,7 @@ impl CustomOp3 for LoraLinear {
         let b = f32_tensor(self.name(), s3, l3)?; // (out, r)
         let h = self.dropped(&x)?.matmul(&a.t()?)?; // (n, r)
         let delta = h.matmul(&b.t()?)?.affine(self.scale, 0.0)?; // (n, out)
-        let y = (self.base_product(&x)? + delta)?;
+        let y = (weight_product(&self.base, &x, false)? + delta)?; // x tracks nothing here
         let shape = y.shape().clone();
         Ok((CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?), shape))
     }

@@ -6,7 +6,7 @@
 //! field of the op, not one of its inputs, so autograd never asks for its gradient.
 
 use super::matvec::{linear_rows, MATVEC_MAX_ROWS};
-use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 struct FrozenLinear {
     w: Tensor,
@@ -27,11 +27,7 @@ impl CustomOp1 for FrozenLinear {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = s else {
-            candle_core::bail!("frozen-linear: only f32 is supported");
-        };
-        let x = super::contiguous_slice(self.name(), data, l)?;
-        let x = Tensor::from_slice(x, l.shape(), &Device::Cpu)?; // (n, in)
+        let x = super::f32_tensor(self.name(), s, l)?; // (n, in)
         let y = product(&x, &self.w)?; // (n, out)
         let shape = y.shape().clone();
         Ok((CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?), shape))
