@@ -2,6 +2,7 @@
 //! [`crate::kv_cache`]).
 
 use crate::layers::{dropout, Linear};
+use crate::lora_linear::SeededDropout;
 use crate::ops::{self, scaled_masked_softmax};
 use candle_core::{DType, Result, Tensor};
 
@@ -56,11 +57,16 @@ pub fn biased_attention(
     let qg = q.contiguous()?.reshape((b, nkv, rep * t, hd))?; // (B, nkv, rep*T, hd)
     let tracked = q.track_op() || k.track_op() || v.track_op();
     let f32 = [q, k, v].iter().all(|x| x.dtype() == DType::F32);
-    if tracked && f32 && bias.is_none() && !(p.train && p.dropout > 0.0) {
-        // Training: one op that recomputes the probabilities in its backward pass instead of
-        // keeping them and the scores in the graph.
+    let drops = p.train && p.dropout > 0.0;
+    if tracked && f32 && bias.is_none() && !(drops && p.dropout >= 1.0) {
+        // Training: one op that recomputes the probabilities (and draws the dropout mask
+        // again from its seed) in its backward pass instead of keeping them in the graph.
         let mask = mask.map(|m| m.to_dtype(DType::F32)).transpose()?;
-        let out = ops::attention_core(&qg, k, v, t, mask.as_ref(), p.scale)?;
+        let dropout = drops.then(|| SeededDropout {
+            p: p.dropout,
+            seed: ops::next_dropout_seed(),
+        });
+        let out = ops::attention_core(&qg, k, v, t, mask.as_ref(), p.scale, dropout)?;
         return out.reshape((b, nh, t, hd));
     }
 

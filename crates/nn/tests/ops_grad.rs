@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, Var};
+use tasklm_nn::lora_linear::SeededDropout;
 use tasklm_nn::ops;
 
 const EPS: f64 = 1e-5;
@@ -310,9 +311,16 @@ fn add_bias_grads_match_finite_differences() -> Result<()> {
 
 /// The training attention op (probabilities recomputed in the backward pass) against the same
 /// attention from separate ops: 4 query heads over 2 kv heads, a causal mask with a padded
-/// key; output and the gradients of q, k and v within 1e-5, and the gradients hold no graph.
+/// key, without and with dropout on the probabilities (the composed side multiplying by the
+/// mask the op draws from the same seed); output and the gradients of q, k and v within 1e-5,
+/// and the gradients hold no graph.
 #[test]
 fn attention_core_matches_the_composed_attention_and_its_gradients() -> Result<()> {
+    attention_core_against_composed(None)?;
+    attention_core_against_composed(Some(SeededDropout { p: 0.3, seed: 7 }))
+}
+
+fn attention_core_against_composed(dropout: Option<SeededDropout>) -> Result<()> {
     let (b, nh, nkv, t, hd) = (2, 4, 2, 5, 3);
     let rep = nh / nkv;
     let scale = 1.0 / (hd as f64).sqrt();
@@ -343,6 +351,7 @@ fn attention_core_matches_the_composed_attention_and_its_gradients() -> Result<(
         t,
         Some(&mask),
         scale,
+        dropout,
     )?;
     let [q2, k2, v2] = vars()?;
     let scores = q2
@@ -351,6 +360,20 @@ fn attention_core_matches_the_composed_attention_and_its_gradients() -> Result<(
         .reshape((b, nh, t, t))?;
     let probs =
         ops::scaled_masked_softmax(&scores, Some(&mask), scale)?.reshape((b, nkv, rep * t, t))?;
+    let probs = match dropout {
+        Some(d) => {
+            let keep =
+                ops::dropout_mask_seeded(probs.shape(), d.p, DType::F32, &Device::Cpu, d.seed)?;
+            let zeros = keep
+                .eq(0f32)?
+                .to_dtype(DType::F32)?
+                .sum_all()?
+                .to_scalar::<f32>()?;
+            assert!(zeros > 0.0, "the mask drops nothing");
+            (probs * keep)?
+        }
+        None => probs,
+    };
     let want = probs.matmul(v2.as_tensor())?;
     let gap = |a: &Tensor, b: &Tensor| -> Result<f32> {
         Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
@@ -366,7 +389,7 @@ fn attention_core_matches_the_composed_attention_and_its_gradients() -> Result<(
             .get(b.as_tensor())
             .ok_or_else(|| anyhow::anyhow!("no reference d{name}"))?;
         let d = gap(ga, gb)?;
-        assert!(d < 1e-5, "d{name} differs by {d}");
+        assert!(d < 1e-5, "d{name} differs by {d} (dropout {dropout:?})");
         assert!(!ga.track_op(), "d{name} holds a graph");
     }
     Ok(())

@@ -1,14 +1,18 @@
-//! Attention's core, `softmax(q k^T * scale + mask) v`, in training as one op that keeps no
-//! (B, heads, T, S) tensor: the backward recomputes the scores and probabilities from `q` and `k`.
+//! Attention's core, `dropout(softmax(q k^T * scale + mask)) v`, in training as one op that
+//! keeps no (B, heads, T, S) tensor: the backward recomputes the scores and probabilities from
+//! `q` and `k`, and draws the dropout mask again from its seed.
 //!
 //! Composed, the graph kept the scores and the probabilities of every layer (two tensors of
 //! B * heads * T * S floats each: 1.1 GB over SmolLM2's 30 layers on 8 rows of 256 tokens)
-//! until the backward pass. PyTorch's fused attention keeps neither; this op recomputes them,
-//! one more `q k^T` product and softmax per layer in the backward pass.
+//! until the backward pass, and with dropout (BERT's 0.1) two more: the mask and the dropped
+//! probabilities. PyTorch's fused attention keeps none of them; this op recomputes them, one
+//! more `q k^T` product, softmax and mask per layer in the backward pass.
 
+use super::dropout_mask::dropout_mask_seeded;
 use super::kernel::f32_tensor;
 use super::softmax::{scaled_masked_softmax, softmax_backward};
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use crate::lora_linear::SeededDropout;
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 struct AttentionCore {
     /// Queries per row group: `q` is (B, nkv, rep * t, hd), the (B, nh, T, S) scores are its
@@ -16,6 +20,9 @@ struct AttentionCore {
     t: usize,
     mask: Option<Tensor>,
     scale: f64,
+    /// On the probabilities: the mask drawn from the seed over (B, nkv, rep * T, S), which is
+    /// (B, nh, T, S) in memory.
+    dropout: Option<SeededDropout>,
 }
 
 impl AttentionCore {
@@ -26,6 +33,13 @@ impl AttentionCore {
         let nh = nkv * rows / self.t.max(1);
         let scores = q.matmul(&k.t()?)?.reshape((b, nh, self.t, s))?;
         scaled_masked_softmax(&scores, self.mask.as_ref(), self.scale)?.reshape((b, nkv, rows, s))
+    }
+
+    /// The dropout's multiplier (0 or `1 / (1 - p)`) over the probabilities' shape, if any.
+    fn keep(&self, probs: &Tensor) -> Result<Option<Tensor>> {
+        self.dropout
+            .map(|d| dropout_mask_seeded(probs.shape(), d.p, DType::F32, probs.device(), d.seed))
+            .transpose()
     }
 }
 
@@ -46,7 +60,12 @@ impl CustomOp3 for AttentionCore {
         let q = f32_tensor(self.name(), s1, l1)?;
         let k = f32_tensor(self.name(), s2, l2)?;
         let v = f32_tensor(self.name(), s3, l3)?;
-        let out = self.probs(&q, &k)?.matmul(&v)?; // (B, nkv, rep * T, hd)
+        let probs = self.probs(&q, &k)?;
+        let probs = match self.keep(&probs)? {
+            Some(keep) => (probs * keep)?,
+            None => probs,
+        };
+        let out = probs.matmul(&v)?; // (B, nkv, rep * T, hd)
         let shape = out.shape().clone();
         Ok((CpuStorage::F32(out.flatten_all()?.to_vec1::<f32>()?), shape))
     }
@@ -63,8 +82,18 @@ impl CustomOp3 for AttentionCore {
         let (q, k, v) = (q.detach(), k.detach(), v.detach());
         let grad = grad.detach().contiguous()?; // (B, nkv, rep * T, hd)
         let p = self.probs(&q, &k)?; // (B, nkv, rep * T, S)
-        let dv = p.t()?.matmul(&grad)?; // (B, nkv, S, hd): the rep groups summed
-        let dp = grad.matmul(&v.t()?)?; // (B, nkv, rep * T, S)
+        let keep = self.keep(&p)?;
+        let dropped = match &keep {
+            Some(keep) => (&p * keep)?,
+            None => p.clone(),
+        };
+        let dv = dropped.t()?.matmul(&grad)?; // (B, nkv, S, hd): the rep groups summed
+        drop(dropped);
+        let dp = grad.matmul(&v.t()?)?; // (B, nkv, rep * T, S): d loss / d dropped
+        let dp = match &keep {
+            Some(keep) => (dp * keep)?,
+            None => dp,
+        };
         let ds = softmax_backward(&p, &dp, self.scale)?; // d loss / d (q k^T)
         let dq = ds.matmul(&k)?; // (B, nkv, rep * T, hd)
         let dk = ds.t()?.matmul(&q)?; // (B, nkv, S, hd)
@@ -72,9 +101,11 @@ impl CustomOp3 for AttentionCore {
     }
 }
 
-/// `softmax(q k^T * scale + mask) v` for grouped queries `q` (B, nkv, rep * t, hd) (query head
-/// `h * rep + r` at rows `r * t..(r + 1) * t` of kv head `h`), `k`, `v` (B, nkv, S, hd) and an
-/// additive `mask` (B, 1, t, S) that trains nothing; f32, gradients for `q`, `k` and `v`.
+/// `dropout(softmax(q k^T * scale + mask)) v` for grouped queries `q` (B, nkv, rep * t, hd)
+/// (query head `h * rep + r` at rows `r * t..(r + 1) * t` of kv head `h`), `k`, `v`
+/// (B, nkv, S, hd) and an additive `mask` (B, 1, t, S) that trains nothing; f32, gradients for
+/// `q`, `k` and `v`. `dropout` (0 < p < 1) multiplies the probabilities by
+/// `dropout_mask_seeded(shape, p, F32, device, seed)` over their (B, nkv, rep * t, S) shape.
 /// Returns (B, nkv, rep * t, hd).
 pub fn attention_core(
     q: &Tensor,
@@ -83,11 +114,18 @@ pub fn attention_core(
     t: usize,
     mask: Option<&Tensor>,
     scale: f64,
+    dropout: Option<SeededDropout>,
 ) -> Result<Tensor> {
+    if let Some(d) = dropout {
+        if !(d.p > 0.0 && d.p < 1.0) {
+            candle_core::bail!("attention: dropout {} is not in (0, 1)", d.p);
+        }
+    }
     let op = AttentionCore {
         t,
         mask: mask.map(|m| m.detach().contiguous()).transpose()?,
         scale,
+        dropout,
     };
     q.contiguous()?
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
