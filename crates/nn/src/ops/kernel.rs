@@ -128,6 +128,65 @@ pub fn f32_tensor(op: &str, storage: &CpuStorage, layout: &Layout) -> Result<can
     candle_core::Tensor::from_slice(data, layout.shape(), &candle_core::Device::Cpu)
 }
 
+/// An f32 storage's contiguous slice, borrowed (no copy); other dtypes and strided layouts are
+/// errors naming the op.
+pub fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 is supported");
+    };
+    contiguous_slice(op, data, layout)
+}
+
+/// `x W^T` for row-major `x` (n, k) and `w` (out, k) into a new row-major (n, out) buffer, one
+/// gemm over the rayon pool's threads, reading both operands in place: a fused op's forward
+/// then copies neither its input, nor the weight, nor the product.
+pub fn matmul_x_wt(x: &[f32], w: &[f32], n: usize, k: usize, out: usize) -> Result<Vec<f32>> {
+    if x.len() != n * k || w.len() != out * k {
+        candle_core::bail!(
+            "matmul: x has {} values for ({n}, {k}), w {} for ({out}, {k})",
+            x.len(),
+            w.len()
+        );
+    }
+    let mut y = vec![0f32; n * out];
+    if n == 0 || out == 0 || k == 0 {
+        return Ok(y);
+    }
+    let threads = rayon::current_num_threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: y is (n, out) row-major (column stride 1, row stride out); x is (n, k) row-major;
+    // W^T (k, out) is read from w (out, k): element (r, c) at c * k + r, so column stride k and
+    // row stride 1. All three lengths were checked above.
+    unsafe {
+        gemm::gemm(
+            n,
+            out,
+            k,
+            y.as_mut_ptr(),
+            1,
+            out as isize,
+            false,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            k as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(y)
+}
+
 /// The gradients of `x W^T` for `x` (n, in) and `W` (out, in): `(grad W, grad^T x)`, computed
 /// on detached tensors so that neither holds a graph.
 pub fn linear_backward(

@@ -5,7 +5,7 @@
 //! lives until the optimizer step: every linear layer's output gradient stayed in memory to the
 //! end of the backward pass and beyond. Here the backward works on detached tensors.
 
-use super::kernel::{f32_tensor, linear_backward};
+use super::kernel::{f32_slice, linear_backward, matmul_x_wt};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 struct TrainableLinear;
@@ -22,11 +22,14 @@ impl CustomOp2 for TrainableLinear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = f32_tensor(self.name(), s1, l1)?; // (n, in)
-        let w = f32_tensor(self.name(), s2, l2)?; // (out, in)
-        let y = x.matmul(&w.t()?)?; // (n, out)
-        let shape = y.shape().clone();
-        Ok((CpuStorage::F32(y.flatten_all()?.to_vec1::<f32>()?), shape))
+        // In place: copying x and W into tensors and the product out of one took three
+        // passes over memory per layer, about as long as a small layer's gemm.
+        let (n, k) = l1.shape().dims2()?;
+        let (out, _) = l2.shape().dims2()?;
+        let x = f32_slice(self.name(), s1, l1)?; // (n, in)
+        let w = f32_slice(self.name(), s2, l2)?; // (out, in)
+        let y = matmul_x_wt(x, w, n, k, out)?; // (n, out)
+        Ok((CpuStorage::F32(y), Shape::from((n, out))))
     }
 
     fn bwd(
