@@ -104,7 +104,7 @@ impl CustomOp3 for AttentionCore {
 /// `dropout(softmax(q k^T * scale + mask)) v` for grouped queries `q` (B, nkv, rep * t, hd)
 /// (query head `h * rep + r` at rows `r * t..(r + 1) * t` of kv head `h`), `k`, `v`
 /// (B, nkv, S, hd) and an additive `mask` (B, 1, t, S) that trains nothing; f32, gradients for
-/// `q`, `k` and `v`. `dropout` (0 < p < 1) multiplies the probabilities by
+/// `q`, `k` and `v`. `dropout` (0 < p < 1, else `dropout_mask_seeded`'s error) multiplies the probabilities by
 /// `dropout_mask_seeded(shape, p, F32, device, seed)` over their (B, nkv, rep * t, S) shape.
 /// Returns (B, nkv, rep * t, hd).
 pub fn attention_core(
@@ -116,11 +116,6 @@ pub fn attention_core(
     scale: f64,
     dropout: Option<SeededDropout>,
 ) -> Result<Tensor> {
-    if let Some(d) = dropout {
-        if !(d.p > 0.0 && d.p < 1.0) {
-            candle_core::bail!("attention: dropout {} is not in (0, 1)", d.p);
-        }
-    }
     let op = AttentionCore {
         t,
         mask: mask.map(|m| m.detach().contiguous()).transpose()?,

@@ -121,10 +121,7 @@ pub fn contiguous_slice<'a, T: WithDType>(
 /// An f32 storage as a (copied) tensor, for a fused op that runs candle ops inside its forward;
 /// other dtypes are an error naming the op.
 pub fn f32_tensor(op: &str, storage: &CpuStorage, layout: &Layout) -> Result<candle_core::Tensor> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("{op}: only f32 is supported");
-    };
-    let data = contiguous_slice(op, data, layout)?;
+    let data = f32_slice(op, storage, layout)?;
     candle_core::Tensor::from_slice(data, layout.shape(), &candle_core::Device::Cpu)
 }
 
