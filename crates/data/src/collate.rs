@@ -28,8 +28,9 @@ impl Features {
     }
 }
 
-/// Most samples one packed sequence holds (segment ids are bytes, 0 meaning padding).
-pub const MAX_PACKED_SAMPLES: usize = 255;
+/// Most samples one packed sequence holds (segment ids are bytes, 0 meaning padding and 255
+/// a shared prefix, `tasklm_nn::SHARED_SEGMENT`).
+pub const MAX_PACKED_SAMPLES: usize = 254;
 
 /// Packs samples, in order, into sequences of at most `max_len` tokens. Each sample keeps its
 /// own positions and attends only to itself (see [`Features::segments`]), and its first

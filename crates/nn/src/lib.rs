@@ -25,5 +25,5 @@ pub use attention::{
 pub use kv_cache::KvCache;
 pub use layers::{dropout, Embedding, LayerNorm, Linear, LinearWeight, QuantizedWeights, RmsNorm};
 pub use lora::{linear_layer_names, Adapted, LoraSpec};
-pub use mask::{attention_mask, positions_from_mask};
+pub use mask::{attention_mask, positions_from_mask, SHARED_SEGMENT};
 pub use rotary::{Rotary, RotaryConfig};

@@ -10,6 +10,11 @@ use candle_core::{Device, Result, Tensor};
 /// A non-zero `key_mask` value is a segment id: packed rows number their samples 1, 2, ...
 /// and a query sees only keys of its own segment (a block-diagonal mask), so packed samples do
 /// not attend to each other. Unpacked rows use 1 throughout.
+///
+/// [`SHARED_SEGMENT`] marks a shared prefix: every query of the row sees its keys (causal
+/// order allowing), while its own queries see only the prefix. Several segments after one
+/// prefix are then each the prefix followed by that segment alone, as if each ran on its own
+/// after it (a VLM's image followed by independent questions about it).
 pub fn attention_mask(
     key_mask: &[Vec<u8>],
     t: usize,
@@ -34,7 +39,7 @@ pub fn attention_mask(
             let seg = row[past + i];
             let out = &mut data[(bi * t + i) * s..(bi * t + i + 1) * s];
             for (j, o) in out.iter_mut().enumerate() {
-                let same_segment = row[j] == seg || seg == 0;
+                let same_segment = row[j] == seg || seg == 0 || row[j] == SHARED_SEGMENT;
                 let visible = row[j] != 0 && same_segment && (!causal || j <= past + i);
                 if !visible {
                     *o = f32::NEG_INFINITY;
@@ -45,15 +50,21 @@ pub fn attention_mask(
     Tensor::from_vec(data, (b, 1, t, s), device)
 }
 
+/// The segment id of a prefix that every other segment of its row sees (see
+/// [`attention_mask`]); packed samples number 1 up to 254.
+pub const SHARED_SEGMENT: u8 = u8::MAX;
+
 /// Position ids for the last `t` of the keys in `key_mask`: the count of real tokens of the
 /// same segment before each one, so a left-padded row gets the same positions as the row alone
-/// and each packed sample starts again at 0.
+/// and each packed sample starts again at 0. A segment after a [`SHARED_SEGMENT`] prefix
+/// starts again after the prefix instead, where it would stand if it followed the prefix alone.
 pub fn positions_from_mask(key_mask: &[Vec<u8>], t: usize) -> Vec<Vec<u32>> {
     key_mask
         .iter()
         .map(|row| {
             // A real token's position is the number of real tokens before it; padding gets 0.
             let mut seen = 0u32;
+            let mut shared = 0u32;
             let mut segment = 0u8;
             let pos: Vec<u32> = row
                 .iter()
@@ -61,9 +72,16 @@ pub fn positions_from_mask(key_mask: &[Vec<u8>], t: usize) -> Vec<Vec<u32>> {
                     if m == 0 {
                         return 0;
                     }
+                    if m == SHARED_SEGMENT {
+                        shared += 1;
+                    }
                     if m != segment {
                         segment = m;
-                        seen = 0;
+                        seen = if m == SHARED_SEGMENT {
+                            shared - 1
+                        } else {
+                            shared
+                        };
                     }
                     seen += 1;
                     seen - 1
@@ -125,5 +143,21 @@ mod tests {
         assert_eq!(p, vec![vec![0, 0, 0, 1, 2], vec![0, 1, 0, 1, 2]]);
         // Only the last `t` positions: one decoding step after three real tokens.
         assert_eq!(positions_from_mask(&[vec![0, 1, 1, 1]], 1), vec![vec![2]]);
+    }
+
+    #[test]
+    fn segments_after_a_shared_prefix_see_it_and_continue_its_positions() -> Result<()> {
+        // Padding, a prefix of two, then segments 1 (two tokens) and 2 (one token).
+        const S: u8 = SHARED_SEGMENT;
+        let row = vec![0, S, S, 1, 1, 2];
+        let m = attention_mask(std::slice::from_ref(&row), 6, true, &Device::Cpu)?;
+        let m = m.squeeze(0)?.squeeze(0)?.to_vec2::<f32>()?;
+        assert_eq!(m[1], vec![NEG, 0.0, NEG, NEG, NEG, NEG]);
+        assert_eq!(m[2], vec![NEG, 0.0, 0.0, NEG, NEG, NEG]);
+        assert_eq!(m[4], vec![NEG, 0.0, 0.0, 0.0, 0.0, NEG]);
+        assert_eq!(m[5], vec![NEG, 0.0, 0.0, NEG, NEG, 0.0]);
+        let p = positions_from_mask(&[row], 6);
+        assert_eq!(p, vec![vec![0, 0, 1, 2, 3, 2]]);
+        Ok(())
     }
 }

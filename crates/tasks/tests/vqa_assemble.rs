@@ -272,8 +272,86 @@ fn questions_about_one_image_train_as_turns() -> Result<()> {
     labels.extend(answer.iter().map(|&t| i64::from(t)));
     assert_eq!(feats[0].labels, labels);
     assert_eq!(feats[0].ids.iter().filter(|&&t| t == image_id).count(), n);
+    // The image's placeholders are the shared prefix; each turn is its own segment after it.
+    let prefix = first
+        .ids
+        .iter()
+        .rposition(|&t| t == image_id)
+        .map_or(0, |i| i + 1);
+    let mut segments = vec![tasklm_nn::SHARED_SEGMENT; prefix];
+    segments.resize(first.ids.len(), 1);
+    segments.resize(want.len(), 2);
+    assert_eq!(feats[0].segments, segments);
     let mixed = encode_turns(tok, image_id, n, &examples[..2]).err();
     assert!(mixed.is_some_and(|e| e.to_string().contains("two images")));
 
+    separate_turns_lose_what_their_questions_lose_alone(&parts, &feats[0], &groups[0])?;
     train_and_answer(&parts, feats, &examples)
+}
+
+/// A sequence of turns over a shared image has the loss of its questions asked one by one:
+/// the summed loss, the scored positions and the gradients agree (1e-4), because each turn
+/// sees the image and itself only, at the positions it has alone. With the turns in view of
+/// each other, the second answer reads the first and the loss differs.
+fn separate_turns_lose_what_their_questions_lose_alone(
+    parts: &tasklm_tasks::vqa::assemble::VlmParts,
+    turns: &tasklm_tasks::vqa::objective::VqaFeatures,
+    questions: &[tasklm_tasks::vqa::VqaExample],
+) -> Result<()> {
+    use tasklm_tasks::vqa::objective::{encode_example, trainable_llava, vqa_loss, VqaStage};
+    let stage = VqaStage {
+        train_lm: true,
+        train_vision: true,
+    };
+    let t = trainable_llava(parts, stage)?;
+    let processor = tasklm_data::ImageProcessor::from_dir(&fixture("tiny_clip_vision"))?;
+    let (image_id, n) = (
+        parts.config.image_token_index,
+        parts.config.tokens_per_image(),
+    );
+    let pad = parts.tokenizer.pad_id();
+    let (joint, scored, _) = vqa_loss(&t.model, &processor, &[turns], pad, false)?;
+    let alone: Vec<_> = questions
+        .iter()
+        .map(|q| encode_example(&parts.tokenizer, image_id, n, q))
+        .collect::<tasklm_tasks::Result<_>>()?;
+    let (mut sum, mut count) = (Tensor::zeros((), DType::F32, &Device::Cpu)?, 0);
+    for a in &alone {
+        let (l, k, _) = vqa_loss(&t.model, &processor, &[a], pad, false)?;
+        sum = (sum + l)?;
+        count += k;
+    }
+    assert_eq!(scored, count);
+    let (j, s) = (joint.to_scalar::<f32>()?, sum.to_scalar::<f32>()?);
+    assert!(
+        (j - s).abs() < 1e-4 * s.abs().max(1.0),
+        "turns {j} vs alone {s}"
+    );
+    let (gj, gs) = (joint.backward()?, sum.backward()?);
+    let mut compared = 0;
+    for (name, v) in &t.params {
+        let (a, b) = (gj.get(v), gs.get(v));
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let d = max_abs_diff(a, b)?;
+                let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                assert!(
+                    d <= 1e-4 * scale.max(1e-3),
+                    "{name}: gradient differs by {d}"
+                );
+                compared += 1;
+            }
+            (None, None) => {}
+            _ => panic!("{name}: a gradient on one side only"),
+        }
+    }
+    assert!(
+        compared > t.params.len() / 2,
+        "{compared} gradients compared"
+    );
+    let in_view = turns.clone().with_turns_in_view();
+    let (v, _, _) = vqa_loss(&t.model, &processor, &[&in_view], pad, false)?;
+    let v = v.to_scalar::<f32>()?;
+    assert!((v - s).abs() > 1e-4, "turns in view {v} vs alone {s}");
+    Ok(())
 }

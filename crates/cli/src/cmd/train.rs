@@ -96,9 +96,14 @@ pub struct VqaFlags {
     pub vision_feature_select: String,
     /// vqa: up to this many questions about one image in one training sequence, as turns
     /// (`Question: .. Answer: ..` after the image, loss on every answer), so an image's
-    /// placeholder tokens are paid for once; evaluation asks one question at a time.
+    /// placeholder tokens are paid for once; each turn sees the image and itself only, as
+    /// evaluation asks one question at a time (at most 254).
     #[arg(long, default_value_t = 1)]
     pub questions_per_image: usize,
+    /// vqa: the turns of one sequence see the earlier turns too, as one conversation (LLaVA's
+    /// multi-turn data); later answers can then be read from earlier ones.
+    #[arg(long)]
+    pub turns_see_earlier: bool,
 }
 
 impl VqaFlags {
@@ -115,6 +120,7 @@ impl VqaFlags {
                 keep_cls: self.vision_feature_select == "full",
             },
             questions_per_image: self.questions_per_image,
+            turns_in_view: self.turns_see_earlier,
             labels: None,
         }
     }

@@ -50,8 +50,11 @@ pub struct VqaOptions {
     /// train: which tower outputs a fresh LLaVA reads.
     pub features: assemble::VisionFeatures,
     /// train: up to this many questions about one image in one training sequence, as turns
-    /// (0 or 1: one question per sequence).
+    /// (0 or 1: one question per sequence). Each turn sees the image and itself only, unless
+    /// `turns_in_view`.
     pub questions_per_image: usize,
+    /// train: the turns of one sequence see the earlier turns too (one conversation).
+    pub turns_in_view: bool,
     /// eval, predict: a file of the allowed answers, one per line: each question is answered
     /// by the likeliest of them (label scoring) instead of free generation.
     pub labels: Option<PathBuf>,
@@ -266,10 +269,17 @@ fn train(job: &TrainJob, notice: Notice) -> Result<Report> {
             .collect()
     };
     let examples = read_vqa(&job.data, o.images.as_deref())?;
-    let per_image = o.questions_per_image.max(1);
+    let per_image = o.questions_per_image.clamp(1, objective::MAX_TURNS);
     let train_feats = objective::turns_by_image(&examples, per_image, job.args.seed)
         .iter()
-        .map(|turns| encode_turns(&parts.tokenizer, image_id, n, turns))
+        .map(|turns| {
+            let f = encode_turns(&parts.tokenizer, image_id, n, turns)?;
+            Ok(if o.turns_in_view {
+                f.with_turns_in_view()
+            } else {
+                f
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     let eval_examples = job
         .eval
@@ -286,6 +296,7 @@ fn train(job: &TrainJob, notice: Notice) -> Result<Report> {
         "train_vision": o.stage.train_vision,
         "tokens_per_image": n,
         "questions_per_image": per_image,
+        "turns_in_view": o.turns_in_view,
         "data": {
             "train": data_entry(&job.data, examples.len())?,
             "eval": match (job.eval.as_deref(), eval_examples.as_deref()) {

@@ -16,6 +16,7 @@ use tasklm_data::image::ImageProcessor;
 use tasklm_data::IGNORE_INDEX;
 use tasklm_models::vision::llava::Llava;
 use tasklm_models::DecoderInput;
+use tasklm_nn::SHARED_SEGMENT;
 use tasklm_text::TextTokenizer;
 use tasklm_train::trainer::{LossSum, Metrics, Objective};
 use tasklm_train::TrainError;
@@ -37,12 +38,36 @@ impl VqaStage {
     }
 }
 
-/// One question as token ids with its labels (-100 but on the answer) and its image.
+/// One question (or several, as turns) as token ids with its labels (-100 but on the answers)
+/// and its image.
 #[derive(Clone, Debug)]
 pub struct VqaFeatures {
     pub ids: Vec<u32>,
     pub labels: Vec<i64>,
+    /// Each position's segment in the attention mask (see `tasklm_nn::attention_mask`): turns
+    /// after the image are segments 1, 2, ... over the image's [`SHARED_SEGMENT`] prefix, so
+    /// each turn sees the image and itself only. Empty: one segment, every position sees every
+    /// earlier one.
+    pub segments: Vec<u8>,
     pub image: PathBuf,
+}
+
+impl VqaFeatures {
+    /// The same features with every turn seeing the earlier turns too.
+    pub fn with_turns_in_view(mut self) -> Self {
+        self.segments.clear();
+        self
+    }
+
+    fn key_mask(&self, len: usize) -> Vec<u8> {
+        let mut m = if self.segments.is_empty() {
+            vec![1u8; self.ids.len()]
+        } else {
+            self.segments.clone()
+        };
+        m.resize(len, 0);
+        m
+    }
 }
 
 /// The prompt's ids for `question` (placeholders expanded to `tokens_per_image`).
@@ -74,10 +99,15 @@ pub fn encode_example(
     encode_turns(tok, image_id, tokens_per_image, std::slice::from_ref(ex))
 }
 
-/// Encodes several questions about one image as one sequence of turns, as LLaVA's multi-turn
-/// conversations are: the first turn is [`encode_example`]'s, each next one continues with
-/// `\nQuestion: {question}\nAnswer:` (unsupervised) and ` {answer}` and EOS (supervised).
-/// The image's placeholders are paid for once instead of once per question.
+/// Encodes several questions about one image as one sequence of turns: the first turn is
+/// [`encode_example`]'s, each next one continues with `\nQuestion: {question}\nAnswer:`
+/// (unsupervised) and ` {answer}` and EOS (supervised). The image's placeholders are paid for
+/// once instead of once per question. Each turn is its own segment after the image (see
+/// [`VqaFeatures::segments`]): it sees the image and itself only, at the positions it would
+/// have asked alone, so the loss is the sum of the questions' losses asked one by one, and no
+/// answer can be read from an earlier turn (evaluation asks one question at a time).
+/// [`VqaFeatures::with_turns_in_view`] makes them one conversation instead, as LLaVA's
+/// multi-turn data is.
 pub fn encode_turns(
     tok: &TextTokenizer,
     image_id: u32,
@@ -89,6 +119,19 @@ pub fn encode_turns(
     };
     let mut ids = prompt_ids(tok, image_id, tokens_per_image, &first.question)?;
     let mut labels = vec![IGNORE_INDEX; ids.len()];
+    let prefix = ids
+        .iter()
+        .rposition(|&t| t == image_id)
+        .map_or(0, |i| i + 1);
+    if turns.len() > MAX_TURNS {
+        return Err(TaskError::Invalid(format!(
+            "{} questions about {} in one sequence: at most {MAX_TURNS}",
+            turns.len(),
+            first.image.display()
+        )));
+    }
+    let mut segments = vec![SHARED_SEGMENT; prefix];
+    segments.resize(ids.len(), 1);
     for (i, ex) in turns.iter().enumerate() {
         if ex.image != first.image {
             return Err(TaskError::Invalid(format!(
@@ -113,13 +156,19 @@ pub fn encode_turns(
         answer_ids.extend(tok.eos_ids.first().copied());
         labels.extend(answer_ids.iter().map(|&t| i64::from(t)));
         ids.extend(answer_ids);
+        // Turn i is segment i + 1 (u8: MAX_TURNS keeps it below SHARED_SEGMENT).
+        segments.resize(ids.len(), (i + 1) as u8);
     }
     Ok(VqaFeatures {
         ids,
         labels,
+        segments,
         image: first.image.clone(),
     })
 }
+
+/// Most questions [`encode_turns`] puts in one sequence (segment ids are bytes).
+pub const MAX_TURNS: usize = SHARED_SEGMENT as usize - 1;
 
 /// `examples` grouped by image (in the order each image first appears), each image's
 /// questions shuffled (from `seed`: datasets list an image's questions in a fixed order, shape
@@ -269,7 +318,7 @@ pub fn vqa_loss(
                 .copied()
                 .chain(std::iter::repeat_n(IGNORE_INDEX, pad)),
         );
-        mask.push([vec![1u8; r.ids.len()], vec![0u8; pad]].concat());
+        mask.push(r.key_mask(t));
     }
     let b = rows.len();
     let ids = Tensor::from_vec(ids, (b, t), &Device::Cpu)?;
