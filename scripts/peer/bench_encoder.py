@@ -2,7 +2,8 @@
 """PyTorch/transformers peer of `tasklm bench encoder`: the same rows (a JSON file with
 `ids`, `labels`), AutoModelForSequenceClassification over the encoder, f32, `--threads` CPU
 threads. Times `--steps` training updates (cross-entropy, AdamW, clipping at 1.0) after one
-warm-up, then `--steps` inference passes (eval mode, no grad), and prints one JSON line:
+warm-up (their mean), then `--infer-passes` inference passes (eval mode, no grad) after two
+warm-up passes (their median), as tasklm does, and prints one JSON line:
 {"train_tokens_per_s": ..., "infer_sentences_per_s": ..., "peak_rss_bytes": ...}.
 
   python scripts/peer/bench_encoder.py --model DIR --rows rows.json --steps 3
@@ -15,6 +16,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--model", required=True)
 ap.add_argument("--rows", required=True)
 ap.add_argument("--steps", type=int, default=3)
+ap.add_argument("--infer-passes", type=int, default=30)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--labels", type=int, default=2)
 a = ap.parse_args()
@@ -44,13 +46,17 @@ for _ in range(a.steps):
     update()
 train_dt = time.perf_counter() - t0
 model.eval()
+passes = []
 with torch.no_grad():
-    model(input_ids=ids, attention_mask=mask)
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
+    for i in range(a.infer_passes + 2):
+        t0 = time.perf_counter()
         model(input_ids=ids, attention_mask=mask)
-    infer_dt = time.perf_counter() - t0
+        if i >= 2:
+            passes.append(time.perf_counter() - t0)
+passes.sort()
+n = len(passes)
+infer_dt = passes[n // 2] if n % 2 else (passes[n // 2 - 1] + passes[n // 2]) / 2
 hwm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"train_tokens_per_s": ids.numel() * a.steps / train_dt,
-                  "infer_sentences_per_s": ids.shape[0] * a.steps / infer_dt,
+                  "infer_sentences_per_s": ids.shape[0] / infer_dt,
                   "peak_rss_bytes": hwm_kb * 1024, "torch": torch.__version__}))

@@ -250,6 +250,49 @@ fn matvec_and_linear_match_matmul_and_have_gradients_that_hold_no_graph() -> Res
     Ok(())
 }
 
+/// The fused `x W^T + b` (the bias is where the gemm starts) matches matmul plus broadcast
+/// add, and so do its three gradients, none of which holds a graph.
+#[test]
+fn linear_with_its_bias_in_the_gemm_matches_matmul_plus_bias() -> Result<()> {
+    let gap = |a: &Tensor, b: &Tensor| -> Result<f32> {
+        Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
+    };
+    let x = randn(&[40, 37], 21)?.to_dtype(DType::F32)?;
+    let w = randn(&[70, 37], 22)?.to_dtype(DType::F32)?;
+    let b = randn(&[70], 23)?.to_dtype(DType::F32)?;
+    let want = x.matmul(&w.t()?)?.broadcast_add(&b)?;
+    let d = gap(&ops::linear_bias(&x, &w, &b)?, &want)?;
+    assert!(d < 1e-5, "linear_bias differs from matmul + bias by {d}");
+    let (xv, wv, bv) = (
+        Var::from_tensor(&x)?,
+        Var::from_tensor(&w)?,
+        Var::from_tensor(&b)?,
+    );
+    let g = Var::from_tensor(&randn(&[40, 70], 24)?.to_dtype(DType::F32)?)?;
+    let grads = (ops::linear_bias(xv.as_tensor(), wv.as_tensor(), bv.as_tensor())?
+        * g.as_tensor())?
+    .sum_all()?
+    .backward()?;
+    let get = |v: &Var, what: &str| -> Result<Tensor> {
+        grads
+            .get(v.as_tensor())
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no {what}"))
+    };
+    let (dx, dw, db) = (get(&xv, "dx")?, get(&wv, "dw")?, get(&bv, "db")?);
+    let ex = gap(&dx, &g.as_tensor().matmul(&w)?)?;
+    let ew = gap(&dw, &g.as_tensor().t()?.matmul(&x)?)?;
+    let eb = gap(&db, &g.as_tensor().sum(0)?)?;
+    assert!(
+        ex < 1e-5 && ew < 1e-5 && eb < 1e-5,
+        "grads differ: {ex} {ew} {eb}"
+    );
+    assert!(!dx.track_op() && !dw.track_op() && !db.track_op());
+    let bad = ops::linear_bias(&x, &w, &b.narrow(0, 0, 69)?).err();
+    assert!(bad.is_some_and(|e| e.to_string().contains("a bias of 69 values for 70 outputs")));
+    Ok(())
+}
+
 #[test]
 fn layer_norm_grads_match_finite_differences() -> Result<()> {
     let x = (randn(&[3, 5, 8], 11)? * 2.0)?;

@@ -24,15 +24,34 @@ pub struct BenchEncoderArgs {
     /// Tokens per row, `[CLS]` and `[SEP]` included.
     #[arg(long, default_value_t = 64)]
     pub seq_len: usize,
-    /// Timed training updates and inference passes, each after one warm-up.
+    /// Timed training updates, after one warm-up (their mean time is the figure).
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
+    /// Timed inference passes, after two warm-up passes; the median pass is the figure, on
+    /// both sides (a pass of 32 rows takes a fraction of a second, so a handful of them
+    /// swings with whatever else the machine does).
+    #[arg(long, default_value_t = 30)]
+    pub infer_passes: usize,
     /// Also run the PyTorch peer with this Python on the same batch, and print the ratios.
     #[arg(long)]
     pub peer_python: Option<String>,
     /// Also append the figures as JSON lines to FILE (what `bench all` reads).
     #[arg(long, hide = true, value_name = "FILE")]
     pub figures: Option<std::path::PathBuf>,
+}
+
+/// Untimed inference passes before the timed ones.
+const INFER_WARMUP: usize = 2;
+
+/// The median of `v` (the mean of the middle two for an even count); `v` is not empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 /// Deterministic rows `[CLS] w... [SEP]` over the vocabulary (ids >= 1000 avoid specials) and
@@ -57,8 +76,8 @@ fn batch(a: &BenchEncoderArgs, cls: u32, sep: u32, vocab: usize) -> (Vec<Vec<u32
 }
 
 pub fn run(a: BenchEncoderArgs) -> Result<()> {
-    if a.batch_size == 0 || a.seq_len < 3 || a.steps == 0 {
-        bail!("--batch-size and --steps must be >= 1, --seq-len >= 3");
+    if a.batch_size == 0 || a.seq_len < 3 || a.steps == 0 || a.infer_passes == 0 {
+        bail!("--batch-size, --steps and --infer-passes must be >= 1, --seq-len >= 3");
     }
     let source = tasklm_hub::resolve(&a.model, true)?;
     let ck = load_encoder(&source, &Device::Cpu)?;
@@ -84,10 +103,10 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
 
     // Inference first, on the untouched weights.
     let mut infer = Vec::new();
-    for step in 0..=a.steps {
+    for pass in 0..a.infer_passes + INFER_WARMUP {
         let t0 = Instant::now();
         clf.logits(&pairs, false)?;
-        if step > 0 {
+        if pass >= INFER_WARMUP {
             infer.push(t0.elapsed().as_secs_f64());
         }
     }
@@ -116,17 +135,19 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let tokens = (a.batch_size * a.seq_len) as f64;
     let ours_train = tokens / mean(&train);
-    let ours_infer = a.batch_size as f64 / mean(&infer);
+    let ours_infer = a.batch_size as f64 / median(&mut infer);
     let our_rss = super::bench_table::peak_rss_bytes();
     let rss = our_rss.unwrap_or(0) as f64 / 1e9;
     let threads = super::bench::thread_count();
     println!(
-        "model {} ({:.1}M params), batch {}x{}, f32, {threads} threads, {} timed steps each",
+        "model {} ({:.1}M params), batch {}x{}, f32, {threads} threads, {} timed updates \
+         (mean), {} inference passes (median)",
         a.model,
         n_params as f64 / 1e6,
         a.batch_size,
         a.seq_len,
-        a.steps
+        a.steps,
+        a.infer_passes
     );
     println!(
         "{:<10} {:>16} {:>18} {:>14}",
@@ -164,6 +185,7 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         &[
             ("--model", source.path().to_string_lossy().to_string()),
             ("--steps", a.steps.to_string()),
+            ("--infer-passes", a.infer_passes.to_string()),
             ("--threads", threads.to_string()),
             ("--labels", labels_2.len().to_string()),
         ],

@@ -57,9 +57,7 @@ impl CustomOp2 for AddBias {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let db = grad.contiguous()?.apply_op1_no_bwd(&ColumnSum {
-            dim: b.elem_count(),
-        })?;
+        let db = column_sums(grad, b.elem_count())?;
         Ok((Some(grad.clone()), Some(db)))
     }
 }
@@ -102,6 +100,11 @@ impl CustomOp1 for ColumnSum {
         });
         Ok((out, Shape::from(dim)))
     }
+}
+
+/// The sum of the rows of `x` (.., dim) as a (dim,) tensor with no graph: a bias's gradient.
+pub(crate) fn column_sums(x: &Tensor, dim: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&ColumnSum { dim })
 }
 
 /// `y + b` with `b` of shape (H,) added to every row of `y` (.., H).

@@ -138,6 +138,20 @@ pub fn f32_slice<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Resu
 /// gemm over the rayon pool's threads, reading both operands in place: a fused op's forward
 /// then copies neither its input, nor the weight, nor the product.
 pub fn matmul_x_wt(x: &[f32], w: &[f32], n: usize, k: usize, out: usize) -> Result<Vec<f32>> {
+    matmul_x_wt_plus(x, w, None, n, k, out)
+}
+
+/// [`matmul_x_wt`] plus `bias` (out,) on every row, added by the gemm itself: the output
+/// starts as the bias rows and the product accumulates onto them, instead of a second pass
+/// (and a second buffer) after the product.
+pub fn matmul_x_wt_plus(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    n: usize,
+    k: usize,
+    out: usize,
+) -> Result<Vec<f32>> {
     if x.len() != n * k || w.len() != out * k {
         candle_core::bail!(
             "matmul: x has {} values for ({n}, {k}), w {} for ({out}, {k})",
@@ -145,7 +159,19 @@ pub fn matmul_x_wt(x: &[f32], w: &[f32], n: usize, k: usize, out: usize) -> Resu
             w.len()
         );
     }
-    let mut y = vec![0f32; n * out];
+    let mut y = match bias {
+        Some(b) if b.len() != out => {
+            candle_core::bail!("matmul: a bias of {} values for {out} outputs", b.len())
+        }
+        Some(b) => {
+            let mut y = Vec::with_capacity(n * out);
+            for _ in 0..n {
+                y.extend_from_slice(b);
+            }
+            y
+        }
+        None => vec![0f32; n * out],
+    };
     if n == 0 || out == 0 || k == 0 {
         return Ok(y);
     }
@@ -166,14 +192,14 @@ pub fn matmul_x_wt(x: &[f32], w: &[f32], n: usize, k: usize, out: usize) -> Resu
             y.as_mut_ptr(),
             1,
             out as isize,
-            false,
+            bias.is_some(),
             x.as_ptr(),
             1,
             k as isize,
             w.as_ptr(),
             k as isize,
             1,
-            0.0,
+            if bias.is_some() { 1.0 } else { 0.0 },
             1.0,
             false,
             false,

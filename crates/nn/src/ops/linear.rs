@@ -5,8 +5,9 @@
 //! lives until the optimizer step: every linear layer's output gradient stayed in memory to the
 //! end of the backward pass and beyond. Here the backward works on detached tensors.
 
-use super::kernel::{f32_slice, linear_backward, matmul_x_wt};
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use super::bias::column_sums;
+use super::kernel::{f32_slice, linear_backward, matmul_x_wt, matmul_x_wt_plus};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 struct TrainableLinear;
 
@@ -47,4 +48,50 @@ impl CustomOp2 for TrainableLinear {
 /// `x W^T` for `x` (n, in) and `W` (out, in), f32, with gradients for both.
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2(&w.contiguous()?, TrainableLinear)
+}
+
+struct TrainableLinearBias;
+
+impl CustomOp3 for TrainableLinearBias {
+    fn name(&self) -> &'static str {
+        "linear-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, k) = l1.shape().dims2()?;
+        let (out, _) = l2.shape().dims2()?;
+        let x = f32_slice(self.name(), s1, l1)?; // (n, in)
+        let w = f32_slice(self.name(), s2, l2)?; // (out, in)
+        let b = f32_slice(self.name(), s3, l3)?; // (out,)
+        let y = matmul_x_wt_plus(x, w, Some(b), n, k, out)?; // (n, out)
+        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = linear_backward(x, w, grad)?; // (n, in), (out, in)
+        let db = column_sums(grad, b.elem_count())?; // (out,)
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// `x W^T + b` for `x` (n, in), `W` (out, in) and `b` (out,), f32, in one gemm that starts from
+/// the bias rows (no second pass for the bias), with gradients for all three.
+pub fn linear_bias(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, TrainableLinearBias)
 }

@@ -28,7 +28,7 @@ pub use frozen::frozen_linear;
 pub use gelu::gelu_erf;
 pub(crate) use kernel::{contiguous_slice, f32_tensor, linear_backward, side_by_side_rows, simd};
 pub use layer_norm::layer_norm;
-pub use linear::linear;
+pub use linear::{linear, linear_bias};
 pub use matvec::{dot, linear_rows, linear_rows_group, MATVEC_MAX_ROWS};
 pub use rms_norm::rms_norm;
 pub use rope::rope;
