@@ -75,8 +75,26 @@ fn vqa_trains_evaluates_and_predicts_on_the_easy_vqa_layout() {
 
     // A closed set of answers (label scoring) gives the same answers.
     let answers = write(&d, "answers.txt", "red\nblue\nyes\nno\ncircle\n");
-    let report = eval(&["--labels", &answers]);
+    let preds = d.join("preds.jsonl");
+    let report = eval(&["--labels", &answers, "--predictions", path(&preds)]);
     assert_eq!(report["accuracy"], 1.0, "{report}");
+    // --predictions: one line per question with its answer, the prediction and its type.
+    let lines: Vec<Value> = std::fs::read_to_string(&preds)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["prediction"] == l["answer"] && l["correct"] == true),
+        "{lines:?}"
+    );
+    assert_eq!(lines[0]["type"], "colour", "{lines:?}");
+    assert!(lines[0]["score"]
+        .as_f64()
+        .is_some_and(|p| p > 0.0 && p <= 1.0));
     let bad = write(&d, "one.txt", "red\n");
     let o = Command::new(env!("CARGO_BIN_EXE_tasklm"))
         .args([

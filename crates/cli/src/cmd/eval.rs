@@ -71,7 +71,8 @@ pub struct EvalCmd {
     /// Generative tasks: samples per record (code: pass@k over them).
     #[arg(long, default_value_t = 1)]
     pub samples: usize,
-    /// Generative tasks: write one JSON line per record (id, prediction, references, score).
+    /// Generative tasks, rag and vqa: write one JSON line per record (id or question,
+    /// prediction, references or answer, score).
     #[arg(long)]
     pub predictions: Option<PathBuf>,
     /// code: the Python that runs the tests.

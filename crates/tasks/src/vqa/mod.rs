@@ -100,6 +100,13 @@ impl crate::TaskFamily for Vqa {
         let mut by_type: BTreeMap<QuestionType, (u64, u64)> = BTreeMap::new();
         let mut answers: BTreeMap<String, u64> = BTreeMap::new();
         let (mut right, mut n) = (0u64, 0u64);
+        let mut predictions = job
+            .generation
+            .predictions
+            .as_deref()
+            .map(PredictionsFile::create)
+            .transpose()?;
+        let bar = crate::common::progress::eval_bar(examples.len(), job.progress);
         for ex in &examples {
             let Some(truth) = &ex.answer else {
                 return Err(TaskError::File {
@@ -107,14 +114,30 @@ impl crate::TaskFamily for Vqa {
                     msg: format!("the question `{}` has no answer to score", ex.question),
                 });
             };
-            let (got, _) = m.answer(&ex.image, &ex.question)?;
+            let (got, score) = m.answer(&ex.image, &ex.question)?;
+            bar.inc(1);
             let ok = got.trim().eq_ignore_ascii_case(truth.trim());
+            if let Some(f) = predictions.as_mut() {
+                f.write(&json!({
+                    "image": ex.image,
+                    "question": ex.question,
+                    "answer": truth,
+                    "prediction": got,
+                    "score": score,
+                    "type": QuestionType::of_answer(truth).name(),
+                    "correct": ok,
+                }))?;
+            }
             let t = by_type.entry(QuestionType::of_answer(truth)).or_default();
             t.0 += u64::from(ok);
             t.1 += 1;
             *answers.entry(truth.trim().to_lowercase()).or_default() += 1;
             right += u64::from(ok);
             n += 1;
+        }
+        bar.finish_and_clear();
+        if let Some(f) = predictions {
+            f.finish()?;
         }
         let majority = answers.values().max().copied().unwrap_or(0);
         let mut r = Report::new(job.task)
@@ -134,6 +157,44 @@ impl crate::TaskFamily for Vqa {
             Path::new(&job.model),
             job.options.vqa.labels.as_deref(),
         )?))
+    }
+}
+
+/// `eval --predictions FILE`: one JSON line per question, written as it is answered, so an
+/// interrupted evaluation keeps what it scored.
+struct PredictionsFile {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl PredictionsFile {
+    fn create(path: &Path) -> Result<Self> {
+        let file = std::fs::File::create(path).map_err(|e| TaskError::File {
+            path: path.into(),
+            msg: format!("cannot write predictions: {e}"),
+        })?;
+        Ok(Self {
+            path: path.into(),
+            out: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn write(&mut self, line: &Value) -> Result<()> {
+        use std::io::Write;
+        writeln!(self.out, "{line}")
+            .and_then(|()| self.out.flush())
+            .map_err(|e| TaskError::File {
+                path: self.path.clone(),
+                msg: e.to_string(),
+            })
+    }
+
+    fn finish(mut self) -> Result<()> {
+        use std::io::Write;
+        self.out.flush().map_err(|e| TaskError::File {
+            path: self.path.clone(),
+            msg: e.to_string(),
+        })
     }
 }
 
