@@ -11,16 +11,22 @@
 #   step 3  the LLaVA, stage 1: the tower's last layer with [CLS] (65 features, the class in
 #           [CLS]), a fresh projector, smollm2-135m-instruct frozen; only the projector trains,
 #           on STAGE1_STEPS updates of BATCH sequences of up to PER_IMAGE questions about one
-#           image (turns) -> OUT/stage1
-#   step 4  stage 2: projector and decoder train on STAGE2_STEPS more updates -> OUT
+#           image (turns, each seeing the image and itself only; with SEE_EARLIER=1 the turns
+#           of stages 1 and 2 see the earlier ones, one conversation) -> OUT/stage1
+#   step 4  stage 2: projector, decoder (and the tower with TRAIN_VISION=1) train on
+#           STAGE2_STEPS more updates -> OUT/stage2
+#           (-> OUT when STAGE3_STEPS is 0)
+#   step 4b stage 3: the same parts train on STAGE3_STEPS more updates from stage 2's model
+#           (a second cosine cycle from lr 1e-4, another shuffle) -> OUT
 #   step 5  dev accuracy (per question type, majority baseline) with the closed set of
 #           answers.txt on the first EVAL_LIMIT dev questions (all when empty), and of free
 #           generation on the first GEN_LIMIT
 # Usage: recipes/easy-vqa.sh OUT_DIR
 # Environment: TASKLM (binary, default target/release/tasklm), DATA (default ../shared/data),
 # THREADS (default: all cores), PYTHON (default python3; standard library only),
-# STAGE1_STEPS (60), STAGE2_STEPS (150), BATCH (8), PER_IMAGE (5), EVAL_LIMIT (empty: all),
-# GEN_LIMIT (300), TRAIN_VISION (1: the tower trains in stage 2 too).
+# STAGE1_STEPS (40), STAGE2_STEPS (220), STAGE3_STEPS (450), BATCH (8), PER_IMAGE (10),
+# EVAL_LIMIT (empty: all), GEN_LIMIT (300), TRAIN_VISION (1, empty: the tower stays as step 2
+# left it), SEE_EARLIER (empty).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASKLM=${TASKLM:-target/release/tasklm}
@@ -28,13 +34,15 @@ DATA=${DATA:-../shared/data}
 PYTHON=${PYTHON:-python3}
 OUT=${1:?usage: recipes/easy-vqa.sh OUT_DIR}
 T=(${THREADS:+--threads "$THREADS"})
-STAGE1_STEPS=${STAGE1_STEPS:-60}
-STAGE2_STEPS=${STAGE2_STEPS:-150}
+STAGE1_STEPS=${STAGE1_STEPS:-40}
+STAGE2_STEPS=${STAGE2_STEPS:-220}
+STAGE3_STEPS=${STAGE3_STEPS:-450}
 BATCH=${BATCH:-8}
-PER_IMAGE=${PER_IMAGE:-5}
+PER_IMAGE=${PER_IMAGE:-10}
 EVAL_LIMIT=${EVAL_LIMIT:-}
 GEN_LIMIT=${GEN_LIMIT:-300}
-TRAIN_VISION=${TRAIN_VISION:-}
+TRAIN_VISION=${TRAIN_VISION-1}
+SEE_EARLIER=${SEE_EARLIER:-}
 E="$DATA/easy_vqa/train"
 IMAGES="$E/images"
 mkdir -p "$OUT/data"
@@ -114,12 +122,20 @@ vqa_train() {
 
 echo "== step 3: stage 1, the projector alone -> $OUT/stage1"
 vqa_train "$OUT/stage1" --model smollm2-135m-instruct --vision "$OUT/tower" \
-  --vision-feature-layer -1 --vision-feature-select full \
+  --vision-feature-layer -1 --vision-feature-select full ${SEE_EARLIER:+--turns-see-earlier} \
   --max-steps "$STAGE1_STEPS" --lr 1e-3
 
-echo "== step 4: stage 2, projector and decoder -> $OUT"
-vqa_train "$OUT" --model "$OUT/stage1" --train-lm ${TRAIN_VISION:+--train-vision} \
-  --max-steps "$STAGE2_STEPS" --lr 1e-4 --seed 43
+STAGE2_OUT=$OUT
+[ "$STAGE3_STEPS" -gt 0 ] && STAGE2_OUT=$OUT/stage2
+echo "== step 4: stage 2, projector and decoder -> $STAGE2_OUT"
+vqa_train "$STAGE2_OUT" --model "$OUT/stage1" --train-lm ${TRAIN_VISION:+--train-vision} \
+  ${SEE_EARLIER:+--turns-see-earlier} --max-steps "$STAGE2_STEPS" --lr 1e-4 --seed 43
+
+if [ "$STAGE3_STEPS" -gt 0 ]; then
+  echo "== step 4b: stage 3, $STAGE3_STEPS more updates -> $OUT"
+  vqa_train "$OUT" --model "$STAGE2_OUT" --train-lm ${TRAIN_VISION:+--train-vision} \
+    --max-steps "$STAGE3_STEPS" --lr 1e-4 --seed 44
+fi
 
 echo "== step 5: dev accuracy"
 L=(${EVAL_LIMIT:+--limit "$EVAL_LIMIT"})
