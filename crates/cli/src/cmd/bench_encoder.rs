@@ -32,6 +32,10 @@ pub struct BenchEncoderArgs {
     /// swings with whatever else the machine does).
     #[arg(long, default_value_t = 30)]
     pub infer_passes: usize,
+    /// Rounds, each tasklm's updates and passes then the peer's (a fresh process); every figure
+    /// is the median over the rounds, so that what else the machine does weighs on both sides.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Also run the PyTorch peer with this Python on the same batch, and print the ratios.
     #[arg(long)]
     pub peer_python: Option<String>,
@@ -75,9 +79,88 @@ fn batch(a: &BenchEncoderArgs, cls: u32, sep: u32, vocab: usize) -> (Vec<Vec<u32
     (rows, labels)
 }
 
+/// One round of tasklm's figures: inference sentences/s (median pass) and training tokens/s
+/// (mean update, after a warm-up update).
+struct Round {
+    train: f64,
+    infer: f64,
+}
+
+fn classifier(
+    source: &tasklm_hub::ModelSource,
+    seq_len: usize,
+    labels: &[String],
+) -> Result<EncoderClassifier> {
+    let ck = load_encoder(source, &Device::Cpu)?;
+    Ok(EncoderClassifier::new(
+        ck,
+        Some(labels.to_vec()),
+        seq_len,
+        tasklm_tasks::TaskKind::Classify,
+        None,
+    )?)
+}
+
+/// The median inference pass of `clf` over `pairs`, after [`INFER_WARMUP`] passes.
+fn infer_pass_s(
+    clf: &EncoderClassifier,
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    passes: usize,
+) -> Result<f64> {
+    let mut times = Vec::with_capacity(passes);
+    for pass in 0..passes + INFER_WARMUP {
+        let t0 = Instant::now();
+        clf.logits(pairs, false)?;
+        if pass >= INFER_WARMUP {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    Ok(median(&mut times))
+}
+
+/// The mean time of `steps` updates (forward, backward, clipping, AdamW), after a warm-up one.
+fn update_s(
+    obj: &dyn tasklm_train::trainer::Objective,
+    opt: &mut AdamW,
+    batch: usize,
+    steps: usize,
+) -> Result<f64> {
+    let vars: Vec<Var> = opt.vars();
+    let all: Vec<usize> = (0..batch).collect();
+    let mut total = 0.0;
+    for step in 0..=steps {
+        let t0 = Instant::now();
+        let mut acc = accumulate(obj, &vars, &[&all])?;
+        let t1 = Instant::now();
+        acc.grads.clip(1.0)?;
+        opt.step_with(&acc.grads, 1e-4)?;
+        if step > 0 {
+            total += t0.elapsed().as_secs_f64();
+        }
+        eprintln!(
+            "{} {step}: loss {:.4}, forward+backward {:.3} s, clip+AdamW {:.3} s",
+            if step == 0 { "warm-up" } else { "update" },
+            acc.loss,
+            (t1 - t0).as_secs_f64(),
+            t1.elapsed().as_secs_f64()
+        );
+    }
+    Ok(total / steps as f64)
+}
+
+/// `median (min-max)` of `v`.
+fn spread(v: &[f64]) -> String {
+    let mut s = v.to_vec();
+    let m = median(&mut s);
+    if v.len() < 2 {
+        return format!("{m:.1}");
+    }
+    format!("{m:.1} ({:.1}-{:.1})", s[0], s[s.len() - 1])
+}
+
 pub fn run(a: BenchEncoderArgs) -> Result<()> {
-    if a.batch_size == 0 || a.seq_len < 3 || a.steps == 0 || a.infer_passes == 0 {
-        bail!("--batch-size, --steps and --infer-passes must be >= 1, --seq-len >= 3");
+    if a.batch_size == 0 || a.seq_len < 3 || a.steps == 0 || a.infer_passes == 0 || a.rounds == 0 {
+        bail!("--batch-size, --steps, --infer-passes and --rounds must be >= 1, --seq-len >= 3");
     }
     let source = tasklm_hub::resolve(&a.model, true)?;
     let ck = load_encoder(&source, &Device::Cpu)?;
@@ -88,75 +171,84 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         );
     }
     let (rows, labels) = batch(&a, ck.cls_id, ck.sep_id, ck.config.vocab_size);
+    drop(ck);
     let pairs: Vec<(Vec<u32>, Vec<u32>)> =
         rows.iter().map(|r| (r.clone(), vec![0; r.len()])).collect();
     let labels_2 = vec!["0".to_string(), "1".to_string()];
-    let clf = EncoderClassifier::new(
-        ck,
-        Some(labels_2.clone()),
-        a.seq_len,
-        tasklm_tasks::TaskKind::Classify,
-        None,
-    )?;
-    let params = clf.params();
+    // One classifier answers (its weights untouched), another trains.
+    let infer_clf = classifier(&source, a.seq_len, &labels_2)?;
+    let train_clf = classifier(&source, a.seq_len, &labels_2)?;
+    let params = train_clf.params();
     let n_params: usize = params.iter().map(|(_, v)| v.elem_count()).sum();
-
-    // Inference first, on the untouched weights.
-    let mut infer = Vec::new();
-    for pass in 0..a.infer_passes + INFER_WARMUP {
-        let t0 = Instant::now();
-        clf.logits(&pairs, false)?;
-        if pass >= INFER_WARMUP {
-            infer.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    let obj = objective_for_rows(clf, pairs, labels.clone());
+    let obj = objective_for_rows(train_clf, pairs.clone(), labels.clone());
     let mut opt = AdamW::new(params, AdamWConfig::default())?;
-    let vars: Vec<Var> = opt.vars();
-    let all: Vec<usize> = (0..a.batch_size).collect();
-    let mut train = Vec::new();
-    for step in 0..=a.steps {
-        let t0 = Instant::now();
-        let mut acc = accumulate(obj.as_ref(), &vars, &[&all])?;
-        let t1 = Instant::now();
-        acc.grads.clip(1.0)?;
-        opt.step_with(&acc.grads, 1e-4)?;
-        if step > 0 {
-            train.push(t0.elapsed().as_secs_f64());
-        }
+    let threads = super::bench::thread_count();
+    let peer_rows = serde_json::json!({"ids": rows, "labels": labels}).to_string();
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let (mut their_rss, mut name) = (0f64, String::new());
+    for round in 1..=a.rounds {
+        let infer = a.batch_size as f64 / infer_pass_s(&infer_clf, &pairs, a.infer_passes)?;
+        let train = (a.batch_size * a.seq_len) as f64
+            / update_s(obj.as_ref(), &mut opt, a.batch_size, a.steps)?;
+        ours.push(Round { train, infer });
+        let Some(py) = &a.peer_python else {
+            continue;
+        };
+        let v = run_peer(
+            py,
+            "encoder",
+            PEER_SCRIPT,
+            "--rows",
+            &peer_rows,
+            &[
+                ("--model", source.path().to_string_lossy().to_string()),
+                ("--steps", a.steps.to_string()),
+                ("--infer-passes", a.infer_passes.to_string()),
+                ("--threads", threads.to_string()),
+                ("--labels", labels_2.len().to_string()),
+            ],
+        )?;
+        let num = |k: &str| peer_num(&v, k);
+        let (t_train, t_infer) = (num("train_tokens_per_s")?, num("infer_sentences_per_s")?);
+        their_rss = their_rss.max(num("peak_rss_bytes")?);
+        name = peer_name(&v);
         eprintln!(
-            "{} {step}: loss {:.4}, forward+backward {:.3} s, clip+AdamW {:.3} s",
-            if step == 0 { "warm-up" } else { "update" },
-            acc.loss,
-            (t1 - t0).as_secs_f64(),
-            t1.elapsed().as_secs_f64()
+            "round {round}/{}: training tasklm {train:.1}, pytorch {t_train:.1} tokens/s | \
+             inference tasklm {infer:.1}, pytorch {t_infer:.1} sentences/s",
+            a.rounds
         );
+        theirs.push(Round {
+            train: t_train,
+            infer: t_infer,
+        });
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let tokens = (a.batch_size * a.seq_len) as f64;
-    let ours_train = tokens / mean(&train);
-    let ours_infer = a.batch_size as f64 / median(&mut infer);
+    let col = |v: &[Round], f: fn(&Round) -> f64| -> Vec<f64> { v.iter().map(f).collect() };
+    let med = |v: &[f64]| median(&mut v.to_vec());
+    let (our_train, our_infer) = (col(&ours, |r| r.train), col(&ours, |r| r.infer));
     let our_rss = super::bench_table::peak_rss_bytes();
     let rss = our_rss.unwrap_or(0) as f64 / 1e9;
-    let threads = super::bench::thread_count();
     println!(
         "model {} ({:.1}M params), batch {}x{}, f32, {threads} threads, {} timed updates \
-         (mean), {} inference passes (median)",
+         (mean), {} inference passes (median); the median of {} rounds (min-max)",
         a.model,
         n_params as f64 / 1e6,
         a.batch_size,
         a.seq_len,
         a.steps,
-        a.infer_passes
+        a.infer_passes,
+        a.rounds
     );
     println!(
-        "{:<10} {:>16} {:>18} {:>14}",
+        "{:<10} {:>26} {:>26} {:>12}",
         "", "train tokens/s", "infer sentences/s", "peak RSS GB"
     );
     println!(
-        "{:<10} {ours_train:>16.1} {ours_infer:>18.1} {rss:>14.2}",
-        "tasklm"
+        "{:<10} {:>26} {:>26} {rss:>12.2}",
+        "tasklm",
+        spread(&our_train),
+        spread(&our_infer)
     );
+    let (ours_train, ours_infer) = (med(&our_train), med(&our_infer));
     let setting = format!("{} {}x{}", a.model, a.batch_size, a.seq_len);
     let train_fig = Figure::new(
         "encoder",
@@ -170,43 +262,41 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         "sentences/s",
         ours_infer,
     );
-    let Some(py) = a.peer_python else {
+    if theirs.is_empty() {
         return append(
             a.figures.as_deref(),
             &[train_fig.with_rss(our_rss, None), infer_fig],
         );
-    };
-    let v = run_peer(
-        &py,
-        "encoder",
-        PEER_SCRIPT,
-        "--rows",
-        &serde_json::json!({"ids": rows, "labels": labels}).to_string(),
-        &[
-            ("--model", source.path().to_string_lossy().to_string()),
-            ("--steps", a.steps.to_string()),
-            ("--infer-passes", a.infer_passes.to_string()),
-            ("--threads", threads.to_string()),
-            ("--labels", labels_2.len().to_string()),
-        ],
-    )?;
-    let num = |k: &str| peer_num(&v, k);
-    let (t_train, t_infer) = (num("train_tokens_per_s")?, num("infer_sentences_per_s")?);
-    let t_rss_bytes = num("peak_rss_bytes")?;
-    let t_rss = t_rss_bytes / 1e9;
+    }
+    let (their_train, their_infer) = (col(&theirs, |r| r.train), col(&theirs, |r| r.infer));
+    let (t_train, t_infer) = (med(&their_train), med(&their_infer));
+    let t_rss = their_rss / 1e9;
     println!(
-        "{:<10} {t_train:>16.1} {t_infer:>18.1} {t_rss:>14.2}",
-        "pytorch"
+        "{:<10} {:>26} {:>26} {t_rss:>12.2}",
+        "pytorch",
+        spread(&their_train),
+        spread(&their_infer)
     );
+    // Each round's ratio, so that a ratio's spread shows beside the ratio of the medians.
+    let ratios =
+        |o: &[f64], t: &[f64]| -> Vec<f64> { o.iter().zip(t).map(|(o, t)| o / t).collect() };
+    let (r_train, r_infer) = (
+        ratios(&our_train, &their_train),
+        ratios(&our_infer, &their_infer),
+    );
+    let range = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        format!("({:.2}-{:.2})", s[0], s[s.len() - 1])
+    };
     println!(
-        "{:<10} {:>15.2}x {:>17.2}x {:>13.2}x",
+        "{:<10} {:>26} {:>26} {:>11.2}x",
         "ratio",
-        ours_train / t_train,
-        ours_infer / t_infer,
+        format!("{:.2}x {}", ours_train / t_train, range(&r_train)),
+        format!("{:.2}x {}", ours_infer / t_infer, range(&r_infer)),
         rss / t_rss
     );
-    let name = peer_name(&v);
-    let their_rss = Some(t_rss_bytes as u64);
+    let their_rss = Some(their_rss as u64);
     append(
         a.figures.as_deref(),
         &[
