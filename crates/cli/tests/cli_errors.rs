@@ -296,6 +296,17 @@ fn predict_rejects_tasks_it_does_not_serve() {
 }
 
 #[test]
+fn bench_encoder_refuses_zero_rounds_and_passes() {
+    for flag in ["--rounds", "--infer-passes", "--steps"] {
+        let out = tasklm(&["bench", "encoder", flag, "0"]);
+        assert_clean_error(
+            &out,
+            "--batch-size, --steps, --infer-passes and --rounds must be >= 1",
+        );
+    }
+}
+
+#[test]
 fn bench_with_llama_cpp_names_what_is_missing() {
     let no_python = tasklm(&["bench", "generate", "--peer", "llama.cpp"]);
     assert_clean_error(&no_python, "--peer llama.cpp needs --peer-python PY");
