@@ -11,8 +11,9 @@
 #   step 3  the LLaVA, stage 1: the tower's last layer with [CLS] (65 features, the class in
 #           [CLS]), a fresh projector, smollm2-135m-instruct frozen; only the projector trains,
 #           on STAGE1_STEPS updates of BATCH sequences of up to PER_IMAGE questions about one
-#           image (turns, each seeing the image and itself only; with SEE_EARLIER=1 the turns
-#           of stages 1 and 2 see the earlier ones, one conversation) -> OUT/stage1
+#           image (turns; with SEE_EARLIER=1, the default, the turns of stages 1 and 2 see
+#           the earlier ones, one conversation, as the reported run trained them; stage 3's
+#           turns each see the image and themselves only) -> OUT/stage1
 #   step 4  stage 2: projector, decoder (and the tower with TRAIN_VISION=1) train on
 #           STAGE2_STEPS more updates -> OUT/stage2
 #           (-> OUT when STAGE3_STEPS is 0)
@@ -26,7 +27,7 @@
 # THREADS (default: all cores), PYTHON (default python3; standard library only),
 # STAGE1_STEPS (40), STAGE2_STEPS (220), STAGE3_STEPS (450), BATCH (8), PER_IMAGE (10),
 # EVAL_LIMIT (empty: all), GEN_LIMIT (300), TRAIN_VISION (1, empty: the tower stays as step 2
-# left it), SEE_EARLIER (empty).
+# left it), SEE_EARLIER (1; empty: separate turns in every stage, not yet measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASKLM=${TASKLM:-target/release/tasklm}
@@ -42,7 +43,7 @@ PER_IMAGE=${PER_IMAGE:-10}
 EVAL_LIMIT=${EVAL_LIMIT:-}
 GEN_LIMIT=${GEN_LIMIT:-300}
 TRAIN_VISION=${TRAIN_VISION-1}
-SEE_EARLIER=${SEE_EARLIER:-}
+SEE_EARLIER=${SEE_EARLIER-1}
 E="$DATA/easy_vqa/train"
 IMAGES="$E/images"
 mkdir -p "$OUT/data"
