@@ -222,18 +222,28 @@ fn dense_product_plus_bias(xs: &Tensor, w: &Tensor, b: &Tensor) -> Result<Option
         .iter()
         .all(|&d| d == DType::F32);
     let tracking_allows = w.track_op() || !(xs.track_op() || b.track_op());
-    let dims = xs.dims().to_vec();
-    let in_dim = *dims.last().unwrap_or(&0);
+    let in_dim = xs.dims().last().copied().unwrap_or(0);
     let rows = xs.elem_count().checked_div(in_dim).unwrap_or(0);
     if !f32 || !tracking_allows || rows <= ops::MATVEC_MAX_ROWS || b.rank() != 1 {
         return Ok(None);
     }
-    let y = ops::linear_bias(&xs.reshape((rows, in_dim))?, w, b)?; // (N, out)
-    let mut out_dims = dims;
-    if let Some(last) = out_dims.last_mut() {
+    over_rows(xs, w, |x2| ops::linear_bias(x2, w, b)).map(Some)
+}
+
+/// `product` of the (N, in) rows of `xs` (its leading dims folded into one, so a single gemm
+/// runs), reshaped back to `xs`'s leading dims and `w`'s out dim.
+fn over_rows(
+    xs: &Tensor,
+    w: &Tensor,
+    product: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let mut dims = xs.dims().to_vec();
+    let in_dim = *dims.last().unwrap_or(&0);
+    let y = product(&xs.reshape(((), in_dim))?)?; // (N, out)
+    if let Some(last) = dims.last_mut() {
         *last = w.dim(0)?;
     }
-    Ok(Some(y.reshape(out_dims)?))
+    y.reshape(dims)
 }
 
 fn weight_out_dim(weight: &LinearWeight) -> Result<usize> {
@@ -267,26 +277,19 @@ pub(crate) fn weight_product(weight: &LinearWeight, xs: &Tensor, train: bool) ->
 /// gradient under an input that does (a frozen base in LoRA training) computes the input's
 /// gradient only.
 pub(crate) fn dense_product(xs: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let dims = xs.dims().to_vec();
-    let in_dim = *dims.last().unwrap_or(&0);
-    // Fold leading dims into one so a single gemm runs over (N, in) x (in, out).
-    let x2 = xs.reshape(((), in_dim))?; // (N, in)
-    let rows = x2.dim(0)?;
-    let f32 = w.dtype() == DType::F32 && x2.dtype() == DType::F32;
-    let y = if f32 && x2.track_op() && !w.track_op() {
-        ops::frozen_linear(&x2, w)? // (N, out), no weight gradient
-    } else if rows <= ops::MATVEC_MAX_ROWS && w.dtype() == DType::F32 {
-        ops::linear_rows(&x2, w)? // (N, out), no packing of W
-    } else if f32 && w.track_op() {
-        ops::linear(&x2, w)? // (N, out), a gradient that holds no graph
-    } else {
-        x2.matmul(&w.t()?)? // (N, out)
-    };
-    let mut out_dims = dims;
-    if let Some(last) = out_dims.last_mut() {
-        *last = w.dim(0)?;
-    }
-    y.reshape(out_dims)
+    over_rows(xs, w, |x2| {
+        let rows = x2.dim(0)?;
+        let f32 = w.dtype() == DType::F32 && x2.dtype() == DType::F32;
+        if f32 && x2.track_op() && !w.track_op() {
+            ops::frozen_linear(x2, w) // (N, out), no weight gradient
+        } else if rows <= ops::MATVEC_MAX_ROWS && w.dtype() == DType::F32 {
+            ops::linear_rows(x2, w) // (N, out), no packing of W
+        } else if f32 && w.track_op() {
+            ops::linear(x2, w) // (N, out), a gradient that holds no graph
+        } else {
+            x2.matmul(&w.t()?) // (N, out)
+        }
+    })
 }
 
 impl Module for Linear {

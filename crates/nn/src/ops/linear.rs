@@ -6,10 +6,27 @@
 //! end of the backward pass and beyond. Here the backward works on detached tensors.
 
 use super::bias::column_sums;
-use super::kernel::{f32_slice, linear_backward, matmul_x_wt, matmul_x_wt_plus};
+use super::kernel::{f32_slice, linear_backward, matmul_x_wt_plus};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 struct TrainableLinear;
+
+/// `x W^T (+ b)` for the storages of `x` (n, in) and `W` (out, in). In place: copying x and W
+/// into tensors and the product out of one took three passes over memory per layer, about as
+/// long as a small layer's gemm.
+fn forward(
+    op: &str,
+    (sx, lx): (&CpuStorage, &Layout),
+    (sw, lw): (&CpuStorage, &Layout),
+    bias: Option<&[f32]>,
+) -> Result<(CpuStorage, Shape)> {
+    let (n, k) = lx.shape().dims2()?;
+    let (out, _) = lw.shape().dims2()?;
+    let x = f32_slice(op, sx, lx)?; // (n, in)
+    let w = f32_slice(op, sw, lw)?; // (out, in)
+    let y = matmul_x_wt_plus(x, w, bias, n, k, out)?; // (n, out)
+    Ok((CpuStorage::F32(y), Shape::from((n, out))))
+}
 
 impl CustomOp2 for TrainableLinear {
     fn name(&self) -> &'static str {
@@ -23,14 +40,7 @@ impl CustomOp2 for TrainableLinear {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        // In place: copying x and W into tensors and the product out of one took three
-        // passes over memory per layer, about as long as a small layer's gemm.
-        let (n, k) = l1.shape().dims2()?;
-        let (out, _) = l2.shape().dims2()?;
-        let x = f32_slice(self.name(), s1, l1)?; // (n, in)
-        let w = f32_slice(self.name(), s2, l2)?; // (out, in)
-        let y = matmul_x_wt(x, w, n, k, out)?; // (n, out)
-        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+        forward(self.name(), (s1, l1), (s2, l2), None)
     }
 
     fn bwd(
@@ -66,13 +76,8 @@ impl CustomOp3 for TrainableLinearBias {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, k) = l1.shape().dims2()?;
-        let (out, _) = l2.shape().dims2()?;
-        let x = f32_slice(self.name(), s1, l1)?; // (n, in)
-        let w = f32_slice(self.name(), s2, l2)?; // (out, in)
         let b = f32_slice(self.name(), s3, l3)?; // (out,)
-        let y = matmul_x_wt_plus(x, w, Some(b), n, k, out)?; // (n, out)
-        Ok((CpuStorage::F32(y), Shape::from((n, out))))
+        forward(self.name(), (s1, l1), (s2, l2), Some(b))
     }
 
     fn bwd(
