@@ -119,7 +119,7 @@ fn measure(
             decode.push((g[0].token_ids.len() - 1) as f64 / t.decode.as_secs_f64());
         }
     }
-    Ok((median(prefill), median(decode), first))
+    Ok((median(&prefill)?, median(&decode)?, first))
 }
 
 /// `bench generate-one`: one configuration, printed as the JSON line the table reads.
@@ -162,9 +162,9 @@ pub fn thread_count() -> usize {
         })
 }
 
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// The median of timed runs (at least one by the flags' checks).
+pub fn median(v: &[f64]) -> Result<f64> {
+    super::bench_table::median(v).ok_or_else(|| anyhow::anyhow!("no timed run to take a median of"))
 }
 
 const TEXT: &str = "The history of natural language processing generally started in the 1950s, \

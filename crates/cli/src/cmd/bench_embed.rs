@@ -143,7 +143,7 @@ pub fn run(a: BenchEmbedArgs) -> Result<()> {
             times.push(t0.elapsed().as_secs_f64());
         }
     }
-    let ours = texts.len() as f64 / super::bench::median(times);
+    let ours = texts.len() as f64 / super::bench::median(&times)?;
     let our_rss = super::bench_table::peak_rss_bytes();
     let rss = our_rss.unwrap_or(0) as f64 / 1e9;
     let threads = super::bench::thread_count();

@@ -2,8 +2,10 @@
 //! clipping, AdamW) and inference sentences/s of an encoder on a fixed batch, side by side with
 //! PyTorch/transformers (`scripts/peer/bench_encoder.py`) in the same run.
 
+use super::bench::median;
 use super::bench_figures::{append, Figure};
 use super::bench_peer::{peer_name, peer_num, run_peer};
+use super::bench_table::Spread;
 use anyhow::{bail, Result};
 use candle_core::{Device, Var};
 use clap::Args;
@@ -46,17 +48,6 @@ pub struct BenchEncoderArgs {
 
 /// Untimed inference passes before the timed ones.
 const INFER_WARMUP: usize = 2;
-
-/// The median of `v` (the mean of the middle two for an even count); `v` is not empty.
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 /// Deterministic rows `[CLS] w... [SEP]` over the vocabulary (ids >= 1000 avoid specials) and
 /// alternating labels.
@@ -115,7 +106,7 @@ fn infer_pass_s(
             times.push(t0.elapsed().as_secs_f64());
         }
     }
-    Ok(median(&mut times))
+    median(&times)
 }
 
 /// The mean time of `steps` updates (forward, backward, clipping, AdamW), after a warm-up one.
@@ -149,13 +140,13 @@ fn update_s(
 }
 
 /// `median (min-max)` of `v`.
-fn spread(v: &[f64]) -> String {
-    let mut s = v.to_vec();
-    let m = median(&mut s);
-    if v.len() < 2 {
-        return format!("{m:.1}");
-    }
-    format!("{m:.1} ({:.1}-{:.1})", s[0], s[s.len() - 1])
+fn spread(v: &[f64]) -> Result<String> {
+    let s = Spread::of(v).ok_or_else(|| anyhow::anyhow!("no round to take a median of"))?;
+    Ok(if v.len() < 2 {
+        format!("{:.1}", s.median)
+    } else {
+        format!("{:.1} ({:.1}-{:.1})", s.median, s.min, s.max)
+    })
 }
 
 pub fn run(a: BenchEncoderArgs) -> Result<()> {
@@ -223,7 +214,7 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         });
     }
     let col = |v: &[Round], f: fn(&Round) -> f64| -> Vec<f64> { v.iter().map(f).collect() };
-    let med = |v: &[f64]| median(&mut v.to_vec());
+
     let (our_train, our_infer) = (col(&ours, |r| r.train), col(&ours, |r| r.infer));
     let our_rss = super::bench_table::peak_rss_bytes();
     let rss = our_rss.unwrap_or(0) as f64 / 1e9;
@@ -245,10 +236,10 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
     println!(
         "{:<10} {:>26} {:>26} {rss:>12.2}",
         "tasklm",
-        spread(&our_train),
-        spread(&our_infer)
+        spread(&our_train)?,
+        spread(&our_infer)?
     );
-    let (ours_train, ours_infer) = (med(&our_train), med(&our_infer));
+    let (ours_train, ours_infer) = (median(&our_train)?, median(&our_infer)?);
     let setting = format!("{} {}x{}", a.model, a.batch_size, a.seq_len);
     let train_fig = Figure::new(
         "encoder",
@@ -269,13 +260,13 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         );
     }
     let (their_train, their_infer) = (col(&theirs, |r| r.train), col(&theirs, |r| r.infer));
-    let (t_train, t_infer) = (med(&their_train), med(&their_infer));
+    let (t_train, t_infer) = (median(&their_train)?, median(&their_infer)?);
     let t_rss = their_rss / 1e9;
     println!(
         "{:<10} {:>26} {:>26} {t_rss:>12.2}",
         "pytorch",
-        spread(&their_train),
-        spread(&their_infer)
+        spread(&their_train)?,
+        spread(&their_infer)?
     );
     // Each round's ratio, so that a ratio's spread shows beside the ratio of the medians.
     let ratios =
@@ -285,9 +276,9 @@ pub fn run(a: BenchEncoderArgs) -> Result<()> {
         ratios(&our_infer, &their_infer),
     );
     let range = |v: &[f64]| {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        format!("({:.2}-{:.2})", s[0], s[s.len() - 1])
+        Spread::of(v)
+            .map(|s| format!("({:.2}-{:.2})", s.min, s.max))
+            .unwrap_or_default()
     };
     println!(
         "{:<10} {:>26} {:>26} {:>11.2}x",

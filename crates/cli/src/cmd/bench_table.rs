@@ -91,11 +91,17 @@ pub fn parse_measurement(stdout: &str, who: &str) -> Result<Measurement, Measure
     })
 }
 
-/// Median of `v` (the upper one of the two middle values for an even count); None when empty.
+/// Median of `v` (the mean of the two middle values for an even count, as the peer scripts'
+/// `statistics.median`); None when empty. Every bench figure's median is this one.
 pub fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
-    s.get(s.len() / 2).copied()
+    let n = s.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(s[n / 2]),
+        _ => Some((s[n / 2 - 1] + s[n / 2]) / 2.0),
+    }
 }
 
 /// Median and min-max of a figure over rounds.

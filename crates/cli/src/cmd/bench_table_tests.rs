@@ -68,7 +68,7 @@ fn bad_peer_lines_get_named_errors() {
 fn median_and_range() {
     assert_eq!(median(&[]), None);
     assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-    assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(3.0));
+    assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
     let s = Spread::of(&[5.0, 1.0, 3.0]).expect("three rounds");
     assert_eq!((s.median, s.min, s.max), (3.0, 1.0, 5.0));
     assert_eq!(s.rounds, vec![5.0, 1.0, 3.0]);
