@@ -84,6 +84,45 @@ pub fn biased_attention(
     out.reshape((b, nh, t, hd))
 }
 
+/// [`scaled_dot_product_attention`] for heads side by side, as the projections give them:
+/// `q` (B, T, heads * hd), `k` and `v` (B, S, heads * hd), `mask` (B, 1, T, S) additive or
+/// None. Returns (B, T, heads * hd), as the output projection reads it. f32 on the CPU is one
+/// fused op ([`ops::attention_heads`]: no head transposed out and back, no (B, heads, T, S)
+/// tensor); other dtypes and devices split the heads out and join them again.
+pub fn side_by_side_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    mask: Option<&Tensor>,
+    p: AttentionParams,
+) -> Result<Tensor> {
+    let (b, t, h) = q.dims3()?;
+    if heads == 0 || !h.is_multiple_of(heads) {
+        candle_core::bail!("attention: {h} values do not split into {heads} heads");
+    }
+    let f32_cpu = [q, k, v]
+        .iter()
+        .chain(mask.as_ref())
+        .all(|x| x.dtype() == DType::F32 && x.device().is_cpu());
+    let drops = p.train && p.dropout > 0.0;
+    if f32_cpu && !(drops && p.dropout >= 1.0) {
+        let dropout = drops.then(|| SeededDropout {
+            p: p.dropout,
+            seed: ops::next_dropout_seed(),
+        });
+        return ops::attention_heads(q, k, v, heads, mask, p.scale, dropout);
+    }
+    let split = |x: &Tensor| -> Result<Tensor> {
+        let rows = x.dim(1)?;
+        x.reshape((b, rows, heads, h / heads))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    let y = scaled_dot_product_attention(&split(q)?, &split(k)?, &split(v)?, mask, p)?;
+    y.transpose(1, 2)?.reshape((b, t, h))
+}
+
 /// Multi-head attention's projections around [`biased_attention`]: queries, keys and values
 /// split into heads, and the output projection over the joined heads. Self-attention and
 /// cross-attention are the same block: cross-attention takes its keys and values from the

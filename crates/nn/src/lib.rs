@@ -20,7 +20,8 @@ pub mod rotary;
 
 pub use activation::Activation;
 pub use attention::{
-    biased_attention, scaled_dot_product_attention, AttentionParams, HeadLayout, MultiHeadAttention,
+    biased_attention, scaled_dot_product_attention, side_by_side_attention, AttentionParams,
+    HeadLayout, MultiHeadAttention,
 };
 pub use kv_cache::KvCache;
 pub use layers::{dropout, Embedding, LayerNorm, Linear, LinearWeight, QuantizedWeights, RmsNorm};

@@ -15,8 +15,8 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tasklm_nn::{
-    attention_mask, dropout, ops, scaled_dot_product_attention, AttentionParams, Embedding,
-    LayerNorm, Linear,
+    attention_mask, dropout, ops, side_by_side_attention, AttentionParams, Embedding, LayerNorm,
+    Linear,
 };
 
 /// Prefix of the backbone's weights in a `BertFor...` checkpoint (`bert.embeddings...`); a
@@ -187,22 +187,17 @@ impl SelfAttention {
     }
 
     fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        let (nh, hd) = (self.n_heads, self.head_dim);
-        let heads = |l: &Linear| -> Result<Tensor> {
-            l.forward_t(x, train)?
-                .reshape((b, t, nh, hd))? // (B, T, nh, hd)
-                .transpose(1, 2)? // (B, nh, T, hd)
-                .contiguous()
-        };
-        let (q, k, v) = (heads(&self.query)?, heads(&self.key)?, heads(&self.value)?);
+        let (q, k, v) = (
+            self.query.forward_t(x, train)?, // (B, T, H), heads side by side
+            self.key.forward_t(x, train)?,
+            self.value.forward_t(x, train)?,
+        );
         let params = AttentionParams {
-            scale: 1.0 / (hd as f64).sqrt(),
+            scale: 1.0 / (self.head_dim as f64).sqrt(),
             dropout: self.attn_dropout,
             train,
         };
-        let y = scaled_dot_product_attention(&q, &k, &v, Some(mask), params)?; // (B, nh, T, hd)
-        let y = y.transpose(1, 2)?.reshape((b, t, h))?; // (B, T, H)
+        let y = side_by_side_attention(&q, &k, &v, self.n_heads, Some(mask), params)?; // (B, T, H)
         let y = dropout(
             &self.output.forward_t(&y, train)?,
             self.hidden_dropout,

@@ -7,9 +7,7 @@
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use tasklm_nn::{
-    dropout, scaled_dot_product_attention, Activation, AttentionParams, LayerNorm, Linear,
-};
+use tasklm_nn::{dropout, side_by_side_attention, Activation, AttentionParams, LayerNorm, Linear};
 
 /// Where a block keeps its weights, relative to the block (`encoder.layer.N` in ViT,
 /// `encoder.layers.N` in CLIP). Dotted paths are fine: `VarBuilder::pp` joins with dots.
@@ -72,25 +70,21 @@ impl PreNormBlock {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
+        let h = x.dim(2)?;
         let nh = self.cfg.heads;
-        let hd = h / nh;
         let normed = self.norm1.forward(x)?;
-        let heads = |l: &Linear| -> Result<Tensor> {
-            l.forward_t(&normed, train)?
-                .reshape((b, t, nh, hd))? // (B, T, nh, hd)
-                .transpose(1, 2)? // (B, nh, T, hd)
-                .contiguous()
-        };
-        let (q, k, v) = (heads(&self.query)?, heads(&self.key)?, heads(&self.value)?);
+        let (q, k, v) = (
+            self.query.forward_t(&normed, train)?, // (B, T, H), heads side by side
+            self.key.forward_t(&normed, train)?,
+            self.value.forward_t(&normed, train)?,
+        );
         let params = AttentionParams {
-            scale: 1.0 / (hd as f64).sqrt(),
+            scale: 1.0 / ((h / nh) as f64).sqrt(),
             dropout: self.cfg.attn_dropout,
             train,
         };
         // Every image has all its patches: no padding, no mask.
-        let y = scaled_dot_product_attention(&q, &k, &v, None, params)?; // (B, nh, T, hd)
-        let y = y.transpose(1, 2)?.reshape((b, t, h))?; // (B, T, H)
+        let y = side_by_side_attention(&q, &k, &v, nh, None, params)?; // (B, T, H)
         let y = self.out.forward_t(&y, train)?;
         let x = (x + dropout(&y, self.cfg.hidden_dropout, train)?)?;
         let up = self.fc1.forward_t(&self.norm2.forward(&x)?, train)?; // (B, T, I)

@@ -14,15 +14,15 @@ use super::softmax::{scaled_masked_softmax, softmax_backward};
 use crate::lora_linear::SeededDropout;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
-struct AttentionCore {
+pub(crate) struct AttentionCore {
     /// Queries per row group: `q` is (B, nkv, rep * t, hd), the (B, nh, T, S) scores are its
     /// rows regrouped.
-    t: usize,
-    mask: Option<Tensor>,
-    scale: f64,
+    pub t: usize,
+    pub mask: Option<Tensor>,
+    pub scale: f64,
     /// On the probabilities: the mask drawn from the seed over (B, nkv, rep * T, S), which is
     /// (B, nh, T, S) in memory.
-    dropout: Option<SeededDropout>,
+    pub dropout: Option<SeededDropout>,
 }
 
 impl AttentionCore {
@@ -78,6 +78,21 @@ impl CustomOp3 for AttentionCore {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dq, dk, dv) = self.grads(q, k, v, grad)?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+impl AttentionCore {
+    /// The gradients of q, k and v (grouped as the op's inputs) for the output's `grad`, the
+    /// probabilities recomputed.
+    pub(crate) fn grads(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         // Detached: the gradients must hold no graph.
         let (q, k, v) = (q.detach(), k.detach(), v.detach());
         let grad = grad.detach().contiguous()?; // (B, nkv, rep * T, hd)
@@ -97,7 +112,7 @@ impl CustomOp3 for AttentionCore {
         let ds = softmax_backward(&p, &dp, self.scale)?; // d loss / d (q k^T)
         let dq = ds.matmul(&k)?; // (B, nkv, rep * T, hd)
         let dk = ds.t()?.matmul(&q)?; // (B, nkv, S, hd)
-        Ok((Some(dq), Some(dk), Some(dv)))
+        Ok((dq, dk, dv))
     }
 }
 

@@ -47,6 +47,38 @@ fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T, seed: u64) ->
     out
 }
 
+/// The multipliers (0 or `1 / (1 - p)`) that [`dropout_mask_seeded`] draws for elements
+/// `start..start + out.len()` of its mask, written into `out`: a fused op that works on one
+/// block of a tensor at a time draws that block's part alone. SplitMix64's state only adds a
+/// constant per draw, so a chunk's stream is entered at any pair directly.
+pub(crate) fn keep_multipliers(start: usize, out: &mut [f32], p: f32, seed: u64) {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+    let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
+    let keep = (1.0 / (1.0 - f64::from(p))) as f32;
+    let mut e = start;
+    let mut rest = &mut out[..];
+    while !rest.is_empty() {
+        let (chunk, at) = (e / CHUNK, e % CHUNK);
+        let n = rest.len().min(CHUNK - at);
+        // The chunk's stream: seeded, one draw discarded, then one draw per pair.
+        let base = seed ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let (head, tail) = rest.split_at_mut(n);
+        let mut state = base.wrapping_add(GOLDEN.wrapping_mul(1 + (at / 2) as u64));
+        let mut r = 0;
+        for (j, o) in (at..at + n).zip(head.iter_mut()) {
+            if j % 2 == 0 || j == at {
+                let mut s = state;
+                r = splitmix64(&mut s);
+                state = s;
+            }
+            let draw = (r >> (32 * (j % 2))) & 0xFFFF_FFFF;
+            *o = if draw >= threshold { keep } else { 0.0 };
+        }
+        rest = tail;
+        e += n;
+    }
+}
+
 /// A tensor of `shape` whose elements are 0 with probability `p` and `1 / (1 - p)` otherwise,
 /// for `0 < p < 1`, drawn with the next seed of the process-wide sequence.
 pub fn dropout_mask(shape: &Shape, p: f32, dtype: DType, device: &Device) -> Result<Tensor> {
@@ -87,6 +119,19 @@ mod tests {
         assert!((dropped - 0.1).abs() < 0.005, "dropped share {dropped}");
         let scale = 1.0 / 0.9f32;
         assert!(v.iter().all(|&x| x == 0.0 || (x - scale).abs() < 1e-6));
+        // Any block of the mask drawn alone is the same block.
+        let seeded =
+            dropout_mask_seeded(&Shape::from((3, 5000)), 0.3, DType::F32, &Device::Cpu, 9)?;
+        let all = seeded.flatten_all()?.to_vec1::<f32>()?;
+        for (start, len) in [(0, 15_000), (1, 4), (4095, 2), (4097, 9000), (12_345, 2655)] {
+            let mut block = vec![-1f32; len];
+            keep_multipliers(start, &mut block, 0.3, 9);
+            assert_eq!(
+                block,
+                all[start..start + len],
+                "block at {start}, {len} long"
+            );
+        }
         // The next call draws another mask.
         let m2 = dropout_mask(&Shape::from((1000, 100)), 0.1, DType::F32, &Device::Cpu)?;
         assert_ne!(v, m2.flatten_all()?.to_vec1::<f32>()?);

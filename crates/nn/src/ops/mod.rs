@@ -5,6 +5,7 @@
 //! against central finite differences in `tests/ops_grad.rs`.
 
 mod attention_core;
+mod attention_heads;
 mod bias;
 mod cross_entropy;
 mod dropout_mask;
@@ -20,6 +21,7 @@ mod silu;
 mod softmax;
 
 pub use attention_core::attention_core;
+pub use attention_heads::attention_heads;
 pub use bias::add_bias;
 pub use cross_entropy::{masked_cross_entropy, per_token_cross_entropy, IGNORE_INDEX};
 pub use dropout_mask::{dropout_mask, dropout_mask_seeded};
