@@ -85,21 +85,24 @@ pub fn biased_attention(
 }
 
 /// [`scaled_dot_product_attention`] for heads side by side, as the projections give them:
-/// `q` (B, T, heads * hd), `k` and `v` (B, S, heads * hd), `mask` (B, 1, T, S) additive or
-/// None. Returns (B, T, heads * hd), as the output projection reads it. f32 on the CPU is one
-/// fused op ([`ops::attention_heads`]: no head transposed out and back, no (B, heads, T, S)
-/// tensor); other dtypes and devices split the heads out and join them again.
+/// `q` (B, T, heads * hd), `k` and `v` (B, S, kv_heads * hd) (query head `h` reads kv head
+/// `h / (heads / kv_heads)`), `mask` (B, 1, T, S) additive or None. Returns
+/// (B, T, heads * hd), as the output projection reads it. f32 on the CPU is one fused op
+/// ([`ops::attention_heads`]: no head transposed out and back, no (B, heads, T, S) tensor);
+/// other dtypes and devices split the heads out and join them again.
 pub fn side_by_side_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    heads: usize,
+    (heads, kv_heads): (usize, usize),
     mask: Option<&Tensor>,
     p: AttentionParams,
 ) -> Result<Tensor> {
     let (b, t, h) = q.dims3()?;
-    if heads == 0 || !h.is_multiple_of(heads) {
-        candle_core::bail!("attention: {h} values do not split into {heads} heads");
+    if heads == 0 || kv_heads == 0 || !h.is_multiple_of(heads) || !heads.is_multiple_of(kv_heads) {
+        candle_core::bail!(
+            "attention: {h} values do not split into {heads} heads over {kv_heads} kv heads"
+        );
     }
     let f32_cpu = [q, k, v]
         .iter()
@@ -111,15 +114,15 @@ pub fn side_by_side_attention(
             p: p.dropout,
             seed: ops::next_dropout_seed(),
         });
-        return ops::attention_heads(q, k, v, heads, mask, p.scale, dropout);
+        return ops::attention_heads(q, k, v, heads, kv_heads, mask, p.scale, dropout);
     }
-    let split = |x: &Tensor| -> Result<Tensor> {
+    let hd = h / heads;
+    let split = |x: &Tensor, n: usize| -> Result<Tensor> {
         let rows = x.dim(1)?;
-        x.reshape((b, rows, heads, h / heads))?
-            .transpose(1, 2)?
-            .contiguous()
+        x.reshape((b, rows, n, hd))?.transpose(1, 2)?.contiguous()
     };
-    let y = scaled_dot_product_attention(&split(q)?, &split(k)?, &split(v)?, mask, p)?;
+    let (q, k, v) = (split(q, heads)?, split(k, kv_heads)?, split(v, kv_heads)?);
+    let y = scaled_dot_product_attention(&q, &k, &v, mask, p)?;
     y.transpose(1, 2)?.reshape((b, t, h))
 }
 

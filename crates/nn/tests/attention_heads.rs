@@ -1,6 +1,6 @@
 //! The fused attention over heads side by side (`ops::attention_heads`) against the same
 //! attention from separate ops on split heads: output and the gradients of q, k and v within
-//! 1e-5, with a padding mask (one query row masked everywhere), keys and queries of different
+//! 1e-5, with one kv head per query head and with grouped kv heads, a padding mask (one query row masked everywhere), keys and queries of different
 //! lengths, and dropout drawn from the same seed over (B, heads, T, S), with blocks that
 //! straddle the dropout generator's 4096-value chunks.
 
@@ -44,18 +44,18 @@ fn split(x: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
 }
 
 fn against_composed(
-    dims: (usize, usize, usize, usize, usize),
+    dims: (usize, usize, usize, usize, usize, usize),
     dropout: Option<SeededDropout>,
 ) -> Result<()> {
-    let (b, nh, hd, t, s) = dims;
-    let h = nh * hd;
+    let (b, nh, nkv, hd, t, s) = dims;
+    let (h, hkv, rep) = (nh * hd, nkv * hd, nh / nkv);
     let scale = 1.0 / (hd as f64).sqrt();
     let mask = padding_mask(b, t, s)?;
     let vars = || -> Result<[Var; 3]> {
         Ok([
             Var::from_tensor(&rand(&[b, t, h], 1)?)?,
-            Var::from_tensor(&rand(&[b, s, h], 2)?)?,
-            Var::from_tensor(&rand(&[b, s, h], 3)?)?,
+            Var::from_tensor(&rand(&[b, s, hkv], 2)?)?,
+            Var::from_tensor(&rand(&[b, s, hkv], 3)?)?,
         ])
     };
     let g = rand(&[b, t, h], 4)?;
@@ -65,17 +65,20 @@ fn against_composed(
         k.as_tensor(),
         v.as_tensor(),
         nh,
+        nkv,
         Some(&mask),
         scale,
         dropout,
     )?;
     let [q2, k2, v2] = vars()?;
+    // Query heads h * rep..(h + 1) * rep over kv head h: (B, nh, T, hd) is (B, nkv, rep T, hd).
     let (qs, ks, vs) = (
-        split(q2.as_tensor(), nh)?,
-        split(k2.as_tensor(), nh)?,
-        split(v2.as_tensor(), nh)?,
+        split(q2.as_tensor(), nh)?.reshape((b, nkv, rep * t, hd))?,
+        split(k2.as_tensor(), nkv)?,
+        split(v2.as_tensor(), nkv)?,
     );
-    let probs = ops::scaled_masked_softmax(&qs.matmul(&ks.t()?)?, Some(&mask), scale)?;
+    let scores = qs.matmul(&ks.t()?)?.reshape((b, nh, t, s))?;
+    let probs = ops::scaled_masked_softmax(&scores, Some(&mask), scale)?;
     let probs = match dropout {
         Some(d) => {
             let keep =
@@ -84,7 +87,12 @@ fn against_composed(
         }
         None => probs,
     };
-    let want = probs.matmul(&vs)?.transpose(1, 2)?.reshape((b, t, h))?;
+    let want = probs
+        .reshape((b, nkv, rep * t, s))?
+        .matmul(&vs)?
+        .reshape((b, nh, t, hd))?
+        .transpose(1, 2)?
+        .reshape((b, t, h))?;
     let gap = |a: &Tensor, b: &Tensor| -> Result<f32> {
         Ok((a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?)
     };
@@ -119,7 +127,9 @@ fn against_composed(
 
 #[test]
 fn fused_heads_match_the_composed_attention_and_its_gradients() -> Result<()> {
-    for dims in [(2, 3, 4, 5, 6), (2, 3, 8, 40, 50)] {
+    // (B, heads, kv heads, hd, T, S): one kv head per query head, then three query heads over
+    // each of two kv heads (grouped-query attention, as SmolLM2's).
+    for dims in [(2, 3, 3, 4, 5, 6), (2, 3, 3, 8, 40, 50), (2, 6, 2, 4, 7, 7)] {
         against_composed(dims, None)?;
         against_composed(dims, Some(SeededDropout { p: 0.3, seed: 11 }))?;
     }
@@ -130,16 +140,16 @@ fn fused_heads_match_the_composed_attention_and_its_gradients() -> Result<()> {
 fn fused_heads_refuse_shapes_that_do_not_fit() -> Result<()> {
     let q = rand(&[2, 5, 12], 1)?;
     let k = rand(&[2, 6, 12], 2)?;
-    let err = ops::attention_heads(&q, &k, &k, 5, None, 1.0, None).unwrap_err();
+    let err = ops::attention_heads(&q, &k, &k, 5, 5, None, 1.0, None).unwrap_err();
     assert!(
         err.to_string().contains("do not split into 5 heads"),
         "{err}"
     );
     let short = rand(&[2, 6, 8], 3)?;
-    let err = ops::attention_heads(&q, &short, &short, 3, None, 1.0, None).unwrap_err();
-    assert!(err.to_string().contains("must be (B, T, H)"), "{err}");
+    let err = ops::attention_heads(&q, &short, &short, 3, 3, None, 1.0, None).unwrap_err();
+    assert!(err.to_string().contains("must be (B, T, 3 x hd)"), "{err}");
     let mask = padding_mask(2, 5, 5)?;
-    let err = ops::attention_heads(&q, &k, &k, 3, Some(&mask), 1.0, None).unwrap_err();
+    let err = ops::attention_heads(&q, &k, &k, 3, 3, Some(&mask), 1.0, None).unwrap_err();
     assert!(err.to_string().contains("mask"), "{err}");
     Ok(())
 }

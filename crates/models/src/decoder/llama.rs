@@ -11,8 +11,8 @@ use candle_core::{Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use tasklm_nn::{
-    attention_mask, ops, positions_from_mask, scaled_dot_product_attention, AttentionParams,
-    Embedding, KvCache, Linear, QuantizedWeights, RmsNorm, Rotary, RotaryConfig,
+    attention_mask, ops, positions_from_mask, scaled_dot_product_attention, side_by_side_attention,
+    AttentionParams, Embedding, KvCache, Linear, QuantizedWeights, RmsNorm, Rotary, RotaryConfig,
 };
 
 fn default_rope_theta() -> f64 {
@@ -162,20 +162,30 @@ impl Attention {
         let q = q.reshape((b, t, self.n_heads, hd))?; // (B, T, nh, hd)
         let k = k.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
         let v = v.reshape((b, t, self.n_kv, hd))?; // (B, T, nkv, hd)
-        let q = ops::rope(&q, rope.0, rope.1)?.transpose(1, 2)?; // (B, nh, T, hd)
-        let k = ops::rope(&k, rope.0, rope.1)?
-            .transpose(1, 2)?
-            .contiguous()?; // (B, nkv, T, hd)
-        let v = v.transpose(1, 2)?.contiguous()?; // (B, nkv, T, hd)
-        let (k, v) = match cache {
-            Some((cache, layer)) => cache.append(layer, &k, &v)?, // (B, nkv, S, hd)
-            None => (k, v),
-        };
+        let q = ops::rope(&q, rope.0, rope.1)?; // (B, T, nh, hd)
+        let k = ops::rope(&k, rope.0, rope.1)?; // (B, T, nkv, hd)
         let params = AttentionParams {
             scale: 1.0 / (hd as f64).sqrt(),
             dropout: self.dropout,
             train,
         };
+        let Some((cache, layer)) = cache else {
+            // No cache (training, scoring a whole sequence): the heads stay side by side.
+            let y = side_by_side_attention(
+                &q.reshape((b, t, self.n_heads * hd))?,
+                &k.reshape((b, t, self.n_kv * hd))?,
+                &v.reshape((b, t, self.n_kv * hd))?,
+                (self.n_heads, self.n_kv),
+                Some(mask),
+                params,
+            )?; // (B, T, nh*hd)
+            return self.o_proj.forward_t(&y, train);
+        };
+        // The cache keeps (B, nkv, S, hd): the heads split out.
+        let q = q.transpose(1, 2)?; // (B, nh, T, hd)
+        let k = k.transpose(1, 2)?.contiguous()?; // (B, nkv, T, hd)
+        let v = v.transpose(1, 2)?.contiguous()?; // (B, nkv, T, hd)
+        let (k, v) = cache.append(layer, &k, &v)?; // (B, nkv, S, hd)
         let y = scaled_dot_product_attention(&q, &k, &v, Some(mask), params)?; // (B, nh, T, hd)
         let y = y.transpose(1, 2)?.reshape((b, t, self.n_heads * hd))?; // (B, T, nh*hd)
         self.o_proj.forward_t(&y, train)

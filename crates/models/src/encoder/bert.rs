@@ -197,7 +197,8 @@ impl SelfAttention {
             dropout: self.attn_dropout,
             train,
         };
-        let y = side_by_side_attention(&q, &k, &v, self.n_heads, Some(mask), params)?; // (B, T, H)
+        let y =
+            side_by_side_attention(&q, &k, &v, (self.n_heads, self.n_heads), Some(mask), params)?; // (B, T, H)
         let y = dropout(
             &self.output.forward_t(&y, train)?,
             self.hidden_dropout,

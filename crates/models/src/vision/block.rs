@@ -84,7 +84,7 @@ impl PreNormBlock {
             train,
         };
         // Every image has all its patches: no padding, no mask.
-        let y = side_by_side_attention(&q, &k, &v, nh, None, params)?; // (B, T, H)
+        let y = side_by_side_attention(&q, &k, &v, (nh, nh), None, params)?; // (B, T, H)
         let y = self.out.forward_t(&y, train)?;
         let x = (x + dropout(&y, self.cfg.hidden_dropout, train)?)?;
         let up = self.fc1.forward_t(&self.norm2.forward(&x)?, train)?; // (B, T, I)

@@ -1,6 +1,6 @@
-//! Attention over heads laid side by side: `q` (B, T, nh * hd), `k` and `v` (B, S, nh * hd),
-//! as the projections give them, and the output (B, T, nh * hd), as the output projection
-//! reads it. One task per (row, head) computes `dropout(softmax(q k^T * scale + mask)) v` with
+//! Attention over heads laid side by side: `q` (B, T, nh * hd), `k` and `v` (B, S, nkv * hd)
+//! (query head `h` reads kv head `h / (nh / nkv)`), as the projections give them, and the
+//! output (B, T, nh * hd), as the output projection reads it. One task per (row, head) computes `dropout(softmax(q k^T * scale + mask)) v` with
 //! two single-threaded gemms that read the head's columns in place (row stride nh * hd) and a
 //! (T, S) score block of its own, so no head is transposed out and back and no
 //! (B, nh, T, S) tensor is made. The backward pass recomputes the probabilities through
@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 struct AttentionHeads {
     heads: usize,
+    kv_heads: usize,
     /// The additive mask (B, 1, T, S), contiguous f32.
     mask: Option<Tensor>,
     scale: f64,
@@ -28,13 +29,15 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
-/// Shapes of one call: `b` rows, `t` queries, `s` keys, `nh` heads of `hd` values.
+/// Shapes of one call: `b` rows, `t` queries, `s` keys, `nh` query heads over `nkv` kv heads
+/// of `hd` values.
 #[derive(Clone, Copy)]
 struct Dims {
     b: usize,
     t: usize,
     s: usize,
     nh: usize,
+    nkv: usize,
     hd: usize,
 }
 
@@ -42,18 +45,19 @@ impl AttentionHeads {
     fn dims(&self, q: &Layout, k: &Layout, v: &Layout) -> Result<Dims> {
         let (b, t, h) = q.shape().dims3()?;
         let (kb, s, kh) = k.shape().dims3()?;
-        if (kb, kh) != (b, h) || v.shape().dims() != k.shape().dims() {
+        let (nh, nkv) = (self.heads, self.kv_heads);
+        if nh == 0 || nkv == 0 || !h.is_multiple_of(nh) || !nh.is_multiple_of(nkv) {
             candle_core::bail!(
-                "attention heads: q {:?}, k {:?} and v {:?} must be (B, T, H), (B, S, H), (B, S, H)",
+                "attention heads: {h} values do not split into {nh} heads over {nkv} kv heads"
+            );
+        }
+        let hd = h / nh;
+        if kb != b || kh != nkv * hd || v.shape().dims() != k.shape().dims() {
+            candle_core::bail!(
+                "attention heads: q {:?}, k {:?} and v {:?} must be (B, T, {nh} x hd), (B, S, {nkv} x hd), (B, S, {nkv} x hd)",
                 q.shape(),
                 k.shape(),
                 v.shape()
-            );
-        }
-        if self.heads == 0 || !h.is_multiple_of(self.heads) {
-            candle_core::bail!(
-                "attention heads: {h} values do not split into {} heads",
-                self.heads
             );
         }
         if let Some(m) = &self.mask {
@@ -68,8 +72,9 @@ impl AttentionHeads {
             b,
             t,
             s,
-            nh: self.heads,
-            hd: h / self.heads,
+            nh,
+            nkv,
+            hd,
         })
     }
 
@@ -87,11 +92,12 @@ impl AttentionHeads {
         probs: &mut [f32],
     ) {
         let (bi, head) = (task / d.nh, task % d.nh);
-        let h = d.nh * d.hd;
-        let (q_at, kv_at) = (bi * d.t * h + head * d.hd, bi * d.s * h + head * d.hd);
-        // SAFETY: q is (B, T, H) and k (B, S, H), checked in `dims`; the head's block starts at
-        // q_at / kv_at, rows H apart, hd columns: every index read is inside the slices. probs
-        // holds T * S values.
+        let (h, hkv) = (d.nh * d.hd, d.nkv * d.hd);
+        let kv_head = head / (d.nh / d.nkv);
+        let (q_at, kv_at) = (bi * d.t * h + head * d.hd, bi * d.s * hkv + kv_head * d.hd);
+        // SAFETY: q is (B, T, nh * hd) and k (B, S, nkv * hd), checked in `dims`; the head's
+        // blocks start at q_at / kv_at, rows h / hkv apart, hd columns: every index read is
+        // inside the slices. probs holds T * S values.
         unsafe {
             gemm::gemm(
                 d.t,
@@ -105,7 +111,7 @@ impl AttentionHeads {
                 1,
                 h as isize,
                 k.as_ptr().add(kv_at),
-                h as isize,
+                hkv as isize,
                 1,
                 0.0,
                 self.scale as f32,
@@ -127,8 +133,8 @@ impl AttentionHeads {
             keep_multipliers(task * d.t * d.s, &mut keep, drop.p, drop.seed);
             simd(|| probs.iter_mut().zip(&keep).for_each(|(p, k)| *p *= k));
         }
-        // SAFETY: v is (B, S, H) like k; out is (B, T, H) like q and this task alone writes the
-        // head's hd columns of its row's T rows.
+        // SAFETY: v is (B, S, nkv * hd) like k; out is (B, T, nh * hd) like q and this task
+        // alone writes the head's hd columns of its row's T rows.
         unsafe {
             gemm::gemm(
                 d.t,
@@ -143,7 +149,7 @@ impl AttentionHeads {
                 d.s as isize,
                 v.as_ptr().add(kv_at),
                 1,
-                h as isize,
+                hkv as isize,
                 0.0,
                 1.0,
                 false,
@@ -154,10 +160,10 @@ impl AttentionHeads {
         }
     }
 
-    /// The heads split out, (B, T, H) -> (B, nh, T, hd), for the backward pass.
-    fn split(&self, x: &Tensor) -> Result<Tensor> {
+    /// `heads` heads split out, (B, T, heads * hd) -> (B, heads, T, hd), for the backward.
+    fn split(x: &Tensor, heads: usize) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
-        x.reshape((b, t, self.heads, h / self.heads))?
+        x.reshape((b, t, heads, h / heads))?
             .transpose(1, 2)?
             .contiguous()
     }
@@ -226,30 +232,48 @@ impl CustomOp3 for AttentionHeads {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, t, h) = q.dims3()?;
-        let s = k.dim(1)?;
+        let (s, hkv) = (k.dim(1)?, k.dim(2)?);
+        let (nh, nkv) = (self.heads, self.kv_heads);
         let core = AttentionCore {
             t,
             mask: self.mask.clone(),
             scale: self.scale,
             dropout: self.dropout,
         };
-        let split = |x: &Tensor| self.split(&x.detach());
-        let (dq, dk, dv) = core.grads(&split(q)?, &split(k)?, &split(v)?, &split(grad)?)?;
-        let join = |x: Tensor, rows: usize| x.transpose(1, 2)?.contiguous()?.reshape((b, rows, h));
-        Ok((Some(join(dq, t)?), Some(join(dk, s)?), Some(join(dv, s)?)))
+        // AttentionCore's grouped queries: (B, nh, T, hd) is (B, nkv, rep * T, hd) in memory.
+        let grouped = Self::split(&q.detach(), nh)?.reshape((b, nkv, (nh / nkv) * t, h / nh))?;
+        let (dq, dk, dv) = core.grads(
+            &grouped,
+            &Self::split(&k.detach(), nkv)?,
+            &Self::split(&v.detach(), nkv)?,
+            &Self::split(&grad.detach(), nh)?.reshape(grouped.shape())?,
+        )?;
+        let join = |x: Tensor, heads: usize, rows: usize, width: usize| {
+            x.reshape((b, heads, rows, width / heads))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((b, rows, width))
+        };
+        Ok((
+            Some(join(dq, nh, t, h)?),
+            Some(join(dk, nkv, s, hkv)?),
+            Some(join(dv, nkv, s, hkv)?),
+        ))
     }
 }
 
-/// `dropout(softmax(q k^T * scale + mask)) v` per head for `q` (B, T, nh * hd) and `k`, `v`
-/// (B, S, nh * hd), heads side by side as the projections give them; `mask` (B, 1, T, S) is
-/// additive and trains nothing; `dropout` multiplies the probabilities by
-/// `dropout_mask_seeded((B, nh, T, S), p, F32, Cpu, seed)`. f32 on the CPU, gradients for q, k
-/// and v. Returns (B, T, nh * hd).
+/// `dropout(softmax(q k^T * scale + mask)) v` per head for `q` (B, T, heads * hd) and `k`,
+/// `v` (B, S, kv_heads * hd), heads side by side as the projections give them (query head `h`
+/// reads kv head `h / (heads / kv_heads)`); `mask` (B, 1, T, S) is additive and trains
+/// nothing; `dropout` multiplies the probabilities by `dropout_mask_seeded((B, heads, T, S),
+/// p, F32, Cpu, seed)`. f32 on the CPU, gradients for q, k and v. Returns (B, T, heads * hd).
+#[allow(clippy::too_many_arguments)]
 pub fn attention_heads(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     heads: usize,
+    kv_heads: usize,
     mask: Option<&Tensor>,
     scale: f64,
     dropout: Option<SeededDropout>,
@@ -261,6 +285,7 @@ pub fn attention_heads(
     }
     let op = AttentionHeads {
         heads,
+        kv_heads,
         mask: mask.map(|m| m.detach().contiguous()).transpose()?,
         scale,
         dropout,
