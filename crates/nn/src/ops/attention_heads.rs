@@ -7,7 +7,7 @@
 //! [`AttentionCore`](super::attention_core) on the heads split out.
 
 use super::attention_core::AttentionCore;
-use super::dropout_mask::keep_multipliers;
+use super::dropout_mask::apply_dropout_block;
 use super::kernel::{f32_slice, max_lanes, simd, sum_lanes, Elem};
 use crate::lora_linear::SeededDropout;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
@@ -129,9 +129,7 @@ impl AttentionHeads {
         });
         if let Some(drop) = self.dropout {
             // The mask `dropout_mask_seeded` draws over (B, nh, T, S): this block's part.
-            let mut keep = vec![0f32; probs.len()];
-            keep_multipliers(task * d.t * d.s, &mut keep, drop.p, drop.seed);
-            simd(|| probs.iter_mut().zip(&keep).for_each(|(p, k)| *p *= k));
+            simd(|| apply_dropout_block(task * d.t * d.s, probs, drop.p, drop.seed));
         }
         // SAFETY: v is (B, S, nkv * hd) like k; out is (B, T, nh * hd) like q and this task
         // alone writes the head's hd columns of its row's T rows.

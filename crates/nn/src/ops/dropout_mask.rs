@@ -47,16 +47,16 @@ fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T, seed: u64) ->
     out
 }
 
-/// The multipliers (0 or `1 / (1 - p)`) that [`dropout_mask_seeded`] draws for elements
-/// `start..start + out.len()` of its mask, written into `out`: a fused op that works on one
-/// block of a tensor at a time draws that block's part alone. SplitMix64's state only adds a
+/// Multiplies `x` by the multipliers (0 or `1 / (1 - p)`) that [`dropout_mask_seeded`] draws
+/// for elements `start..start + x.len()` of its mask: a fused op that works on one block of a
+/// tensor at a time drops that block alone, with no mask buffer. SplitMix64's state only adds a
 /// constant per draw, so a chunk's stream is entered at any pair directly.
-pub(crate) fn keep_multipliers(start: usize, out: &mut [f32], p: f32, seed: u64) {
+pub(crate) fn apply_dropout_block(start: usize, x: &mut [f32], p: f32, seed: u64) {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
     let keep = (1.0 / (1.0 - f64::from(p))) as f32;
     let mut e = start;
-    let mut rest = &mut out[..];
+    let mut rest = &mut x[..];
     while !rest.is_empty() {
         let (chunk, at) = (e / CHUNK, e % CHUNK);
         let n = rest.len().min(CHUNK - at);
@@ -72,7 +72,7 @@ pub(crate) fn keep_multipliers(start: usize, out: &mut [f32], p: f32, seed: u64)
                 state = s;
             }
             let draw = (r >> (32 * (j % 2))) & 0xFFFF_FFFF;
-            *o = if draw >= threshold { keep } else { 0.0 };
+            *o *= if draw >= threshold { keep } else { 0.0 };
         }
         rest = tail;
         e += n;
@@ -124,8 +124,8 @@ mod tests {
             dropout_mask_seeded(&Shape::from((3, 5000)), 0.3, DType::F32, &Device::Cpu, 9)?;
         let all = seeded.flatten_all()?.to_vec1::<f32>()?;
         for (start, len) in [(0, 15_000), (1, 4), (4095, 2), (4097, 9000), (12_345, 2655)] {
-            let mut block = vec![-1f32; len];
-            keep_multipliers(start, &mut block, 0.3, 9);
+            let mut block = vec![1f32; len];
+            apply_dropout_block(start, &mut block, 0.3, 9);
             assert_eq!(
                 block,
                 all[start..start + len],
