@@ -98,7 +98,7 @@ pub fn side_by_side_attention(
     mask: Option<&Tensor>,
     p: AttentionParams,
 ) -> Result<Tensor> {
-    let (b, t, h) = q.dims3()?;
+    let h = q.dim(2)?;
     if heads == 0 || kv_heads == 0 || !h.is_multiple_of(heads) || !heads.is_multiple_of(kv_heads) {
         candle_core::bail!(
             "attention: {h} values do not split into {heads} heads over {kv_heads} kv heads"
@@ -116,14 +116,26 @@ pub fn side_by_side_attention(
         });
         return ops::attention_heads(q, k, v, heads, kv_heads, mask, p.scale, dropout);
     }
-    let hd = h / heads;
-    let split = |x: &Tensor, n: usize| -> Result<Tensor> {
-        let rows = x.dim(1)?;
-        x.reshape((b, rows, n, hd))?.transpose(1, 2)?.contiguous()
-    };
-    let (q, k, v) = (split(q, heads)?, split(k, kv_heads)?, split(v, kv_heads)?);
-    let y = scaled_dot_product_attention(&q, &k, &v, mask, p)?;
-    y.transpose(1, 2)?.reshape((b, t, h))
+    let (q, k, v) = (
+        split_heads(q, heads)?,
+        split_heads(k, kv_heads)?,
+        split_heads(v, kv_heads)?,
+    );
+    join_heads(&scaled_dot_product_attention(&q, &k, &v, mask, p)?)
+}
+
+/// (B, T, heads * hd) -> (B, heads, T, hd), contiguous.
+pub(crate) fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, t, h) = x.dims3()?;
+    x.reshape((b, t, heads, h / heads))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
+/// (B, heads, T, hd) -> (B, T, heads * hd), as an output projection reads it.
+pub(crate) fn join_heads(x: &Tensor) -> Result<Tensor> {
+    let (b, heads, t, hd) = x.dims4()?;
+    x.transpose(1, 2)?.reshape((b, t, heads * hd))
 }
 
 /// Multi-head attention's projections around [`biased_attention`]: queries, keys and values
@@ -207,10 +219,6 @@ impl MultiHeadAttention {
             train,
         };
         let out = biased_attention(q, k, v, bias, Some(mask), p)?; // (B, heads, T, hd)
-        let (b, _, t, _) = out.dims4()?;
-        let out = out
-            .transpose(1, 2)?
-            .reshape((b, t, self.heads * self.head_dim))?;
-        self.o.forward_t(&out, train)
+        self.o.forward_t(&join_heads(&out)?, train)
     }
 }

@@ -8,7 +8,9 @@
 
 use super::attention_core::AttentionCore;
 use super::dropout_mask::apply_dropout_block;
-use super::kernel::{f32_slice, max_lanes, simd, sum_lanes, Elem};
+use super::kernel::{f32_slice, simd};
+use super::softmax::softmax_in_place;
+use crate::attention::{join_heads, split_heads};
 use crate::lora_linear::SeededDropout;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -123,8 +125,12 @@ impl AttentionHeads {
         }
         simd(|| {
             for (i, row) in probs.chunks_mut(d.s).enumerate() {
-                let m = mask.map(|m| &m[(bi * d.t + i) * d.s..(bi * d.t + i + 1) * d.s]);
-                softmax_in_place(row, m);
+                // The row is already scaled (by the gemm): add the mask, then softmax.
+                if let Some(m) = mask {
+                    let m = &m[(bi * d.t + i) * d.s..(bi * d.t + i + 1) * d.s];
+                    row.iter_mut().zip(m).for_each(|(x, m)| *x += m);
+                }
+                softmax_in_place(row);
             }
         });
         if let Some(drop) = self.dropout {
@@ -157,31 +163,6 @@ impl AttentionHeads {
             );
         }
     }
-
-    /// `heads` heads split out, (B, T, heads * hd) -> (B, heads, T, hd), for the backward.
-    fn split(x: &Tensor, heads: usize) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
-        x.reshape((b, t, heads, h / heads))?
-            .transpose(1, 2)?
-            .contiguous()
-    }
-}
-
-/// `softmax(row + mask)` in place (the row is already scaled); a row that is `-inf`
-/// everywhere becomes zeros.
-#[inline(always)]
-fn softmax_in_place(row: &mut [f32], mask: Option<&[f32]>) {
-    if let Some(m) = mask {
-        row.iter_mut().zip(m).for_each(|(x, m)| *x += m);
-    }
-    let max = max_lanes(row);
-    if max == f32::NEG_INFINITY {
-        row.iter_mut().for_each(|x| *x = 0.0);
-        return;
-    }
-    row.iter_mut().for_each(|x| *x = (*x - max).fast_exp());
-    let inv = 1.0 / sum_lanes(row);
-    row.iter_mut().for_each(|x| *x *= inv);
 }
 
 impl CustomOp3 for AttentionHeads {
@@ -230,7 +211,6 @@ impl CustomOp3 for AttentionHeads {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, t, h) = q.dims3()?;
-        let (s, hkv) = (k.dim(1)?, k.dim(2)?);
         let (nh, nkv) = (self.heads, self.kv_heads);
         let core = AttentionCore {
             t,
@@ -239,23 +219,17 @@ impl CustomOp3 for AttentionHeads {
             dropout: self.dropout,
         };
         // AttentionCore's grouped queries: (B, nh, T, hd) is (B, nkv, rep * T, hd) in memory.
-        let grouped = Self::split(&q.detach(), nh)?.reshape((b, nkv, (nh / nkv) * t, h / nh))?;
+        let grouped = split_heads(&q.detach(), nh)?.reshape((b, nkv, (nh / nkv) * t, h / nh))?;
         let (dq, dk, dv) = core.grads(
             &grouped,
-            &Self::split(&k.detach(), nkv)?,
-            &Self::split(&v.detach(), nkv)?,
-            &Self::split(&grad.detach(), nh)?.reshape(grouped.shape())?,
+            &split_heads(&k.detach(), nkv)?,
+            &split_heads(&v.detach(), nkv)?,
+            &split_heads(&grad.detach(), nh)?.reshape(grouped.shape())?,
         )?;
-        let join = |x: Tensor, heads: usize, rows: usize, width: usize| {
-            x.reshape((b, heads, rows, width / heads))?
-                .transpose(1, 2)?
-                .contiguous()?
-                .reshape((b, rows, width))
-        };
         Ok((
-            Some(join(dq, nh, t, h)?),
-            Some(join(dk, nkv, s, hkv)?),
-            Some(join(dv, nkv, s, hkv)?),
+            Some(join_heads(&dq.reshape((b, nh, t, h / nh))?)?),
+            Some(join_heads(&dk)?),
+            Some(join_heads(&dv)?),
         ))
     }
 }

@@ -25,58 +25,65 @@ pub(crate) fn next_dropout_seed() -> u64 {
     NEXT_SEED.fetch_add(1, Ordering::Relaxed)
 }
 
-fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T, seed: u64) -> Vec<T> {
-    // An element is dropped when its 32-bit draw is below p * 2^32.
+/// Calls `f(x, kept)` for each element of `xs`, elements `start..start + xs.len()` of the
+/// stream every mask with this `seed` is drawn from: chunks of [`CHUNK`] elements, each its own
+/// SplitMix64 stream (seeded from its index, one draw discarded, then one 64-bit draw per pair
+/// of elements, 32 bits each); an element is dropped when its draw is below `p * 2^32`.
+/// SplitMix64's state only adds a constant per draw, so a chunk's stream is entered at any
+/// pair directly.
+fn for_each_kept<T>(
+    start: usize,
+    xs: &mut [T],
+    p: f32,
+    seed: u64,
+    mut f: impl FnMut(&mut T, bool),
+) {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
+    let mut e = start;
+    let mut rest = xs;
+    while !rest.is_empty() {
+        let (chunk, at) = (e / CHUNK, e % CHUNK);
+        let n = rest.len().min(CHUNK - at);
+        let base = seed ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        // After the discarded draw and the `at / 2` pairs before this element.
+        let mut state = base.wrapping_add(GOLDEN.wrapping_mul(1 + (at / 2) as u64));
+        let (head, tail) = rest.split_at_mut(n);
+        let mut r = 0;
+        for (j, x) in (at..at + n).zip(head.iter_mut()) {
+            if j % 2 == 0 || j == at {
+                r = splitmix64(&mut state);
+            }
+            let draw = (r >> (32 * (j % 2))) & 0xFFFF_FFFF;
+            f(x, draw >= threshold);
+        }
+        rest = tail;
+        e += n;
+    }
+}
+
+fn mask<T: Copy + Send + Sync>(n: usize, p: f32, keep: T, drop: T, seed: u64) -> Vec<T> {
     let mut out = vec![drop; n];
     out.par_chunks_mut(CHUNK)
         .enumerate()
         .for_each(|(i, chunk)| {
-            let mut state = seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-            splitmix64(&mut state);
-            for pair in chunk.chunks_mut(2) {
-                let r = splitmix64(&mut state);
-                for (k, o) in pair.iter_mut().enumerate() {
-                    let draw = (r >> (32 * k)) & 0xFFFF_FFFF;
-                    if draw >= threshold {
-                        *o = keep;
-                    }
+            for_each_kept(i * CHUNK, chunk, p, seed, |o, kept| {
+                if kept {
+                    *o = keep;
                 }
-            }
+            })
         });
     out
 }
 
 /// Multiplies `x` by the multipliers (0 or `1 / (1 - p)`) that [`dropout_mask_seeded`] draws
 /// for elements `start..start + x.len()` of its mask: a fused op that works on one block of a
-/// tensor at a time drops that block alone, with no mask buffer. SplitMix64's state only adds a
-/// constant per draw, so a chunk's stream is entered at any pair directly.
+/// tensor at a time drops that block alone, with no mask buffer.
 pub(crate) fn apply_dropout_block(start: usize, x: &mut [f32], p: f32, seed: u64) {
-    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-    let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
     let keep = (1.0 / (1.0 - f64::from(p))) as f32;
-    let mut e = start;
-    let mut rest = &mut x[..];
-    while !rest.is_empty() {
-        let (chunk, at) = (e / CHUNK, e % CHUNK);
-        let n = rest.len().min(CHUNK - at);
-        // The chunk's stream: seeded, one draw discarded, then one draw per pair.
-        let base = seed ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-        let (head, tail) = rest.split_at_mut(n);
-        let mut state = base.wrapping_add(GOLDEN.wrapping_mul(1 + (at / 2) as u64));
-        let mut r = 0;
-        for (j, o) in (at..at + n).zip(head.iter_mut()) {
-            if j % 2 == 0 || j == at {
-                let mut s = state;
-                r = splitmix64(&mut s);
-                state = s;
-            }
-            let draw = (r >> (32 * (j % 2))) & 0xFFFF_FFFF;
-            *o *= if draw >= threshold { keep } else { 0.0 };
-        }
-        rest = tail;
-        e += n;
-    }
+    for_each_kept(start, x, p, seed, |o, kept| {
+        *o *= if kept { keep } else { 0.0 }
+    });
 }
 
 /// A tensor of `shape` whose elements are 0 with probability `p` and `1 / (1 - p)` otherwise,

@@ -24,14 +24,20 @@ fn softmax_row<T: Elem>(out: &mut [T], x: &[T], mask: Option<&[T]>, scale: T) {
             .for_each(|(o, (&x, &m))| *o = x * scale + m),
         None => out.iter_mut().zip(x).for_each(|(o, &x)| *o = x * scale),
     }
-    let max = max_lanes(out);
+    softmax_in_place(out);
+}
+
+/// Softmax of `row` in place; a row whose every entry is `-inf` gives zeros.
+#[inline(always)]
+pub(super) fn softmax_in_place<T: Elem>(row: &mut [T]) {
+    let max = max_lanes(row);
     if max == T::neg_infinity() {
-        out.iter_mut().for_each(|o| *o = T::zero());
+        row.iter_mut().for_each(|o| *o = T::zero());
         return;
     }
-    out.iter_mut().for_each(|o| *o = (*o - max).fast_exp());
-    let inv = T::one() / sum_lanes(out);
-    out.iter_mut().for_each(|o| *o *= inv);
+    row.iter_mut().for_each(|o| *o = (*o - max).fast_exp());
+    let inv = T::one() / sum_lanes(row);
+    row.iter_mut().for_each(|o| *o *= inv);
 }
 
 /// Where the mask rows come from: scores are (B, H, T, S), the mask (B, 1, T, S), so score row
