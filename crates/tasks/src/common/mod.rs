@@ -8,6 +8,7 @@ pub mod encoder_runner;
 pub mod fresh_init;
 pub mod lm_runner;
 pub mod lora_out;
+pub mod predictions;
 pub mod progress;
 pub mod provenance;
 pub mod tasklm_json;

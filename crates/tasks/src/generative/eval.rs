@@ -228,11 +228,7 @@ fn mean(v: &[f64]) -> f64 {
 
 /// Writes `--predictions FILE`: one JSON object per record.
 pub fn write_predictions(path: &Path, preds: &[Prediction]) -> Result<()> {
-    let text: String = preds.iter().map(|p| format!("{}\n", p.to_json())).collect();
-    std::fs::write(path, text).map_err(|e| TaskError::File {
-        path: path.into(),
-        msg: e.to_string(),
-    })
+    crate::common::predictions::write_predictions(path, preds.iter().map(Prediction::to_json))
 }
 
 #[cfg(test)]

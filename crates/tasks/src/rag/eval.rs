@@ -6,7 +6,6 @@ use super::predict::{Answer, Ask, RagPredictor};
 use super::{read_questions, ContextSource, Question};
 use crate::{EvalJob, Notice, Report, Result, TaskError, TaskKind};
 use serde_json::json;
-use std::io::Write;
 use tasklm_eval::squad::{best_over, exact_match, f1};
 
 pub fn evaluate(job: &EvalJob, notice: Notice) -> Result<Report> {
@@ -78,13 +77,8 @@ fn recall(questions: &[Question], answers: &[Answer]) -> Option<f64> {
 
 /// One JSON line per question: its answer, references, F1 and the passages it was given.
 fn write_predictions(path: &std::path::Path, qs: &[Question], answers: &[Answer]) -> Result<()> {
-    let err = |e: std::io::Error| TaskError::File {
-        path: path.into(),
-        msg: e.to_string(),
-    };
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
-    for (q, a) in qs.iter().zip(answers) {
-        let line = json!({
+    let lines = qs.iter().zip(answers).map(|(q, a)| {
+        json!({
             "id": q.id,
             "question": q.question,
             "prediction": a.answer,
@@ -93,8 +87,7 @@ fn write_predictions(path: &std::path::Path, qs: &[Question], answers: &[Answer]
             "f1": 100.0 * best_over(f1, &a.answer, &q.answers),
             "gold_doc_id": q.doc_id,
             "passages": a.citations.iter().map(|c| &c.doc_id).collect::<Vec<_>>(),
-        });
-        writeln!(f, "{line}").map_err(err)?;
-    }
-    f.flush().map_err(err)
+        })
+    });
+    crate::common::predictions::write_predictions(path, lines)
 }

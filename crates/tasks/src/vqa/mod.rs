@@ -18,6 +18,7 @@ pub use assemble::{VlmParts, IMAGE_TOKEN};
 pub use data::{read_vqa, QuestionType, VqaExample};
 
 use crate::common::lm_runner::train_options;
+use crate::common::predictions::PredictionsFile;
 use crate::common::provenance::data_entry;
 use crate::common::tasklm_json::write_tasklm_json;
 use crate::{
@@ -157,44 +158,6 @@ impl crate::TaskFamily for Vqa {
             Path::new(&job.model),
             job.options.vqa.labels.as_deref(),
         )?))
-    }
-}
-
-/// `eval --predictions FILE`: one JSON line per question, written as it is answered, so an
-/// interrupted evaluation keeps what it scored.
-struct PredictionsFile {
-    path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
-}
-
-impl PredictionsFile {
-    fn create(path: &Path) -> Result<Self> {
-        let file = std::fs::File::create(path).map_err(|e| TaskError::File {
-            path: path.into(),
-            msg: format!("cannot write predictions: {e}"),
-        })?;
-        Ok(Self {
-            path: path.into(),
-            out: std::io::BufWriter::new(file),
-        })
-    }
-
-    fn write(&mut self, line: &Value) -> Result<()> {
-        use std::io::Write;
-        writeln!(self.out, "{line}")
-            .and_then(|()| self.out.flush())
-            .map_err(|e| TaskError::File {
-                path: self.path.clone(),
-                msg: e.to_string(),
-            })
-    }
-
-    fn finish(mut self) -> Result<()> {
-        use std::io::Write;
-        self.out.flush().map_err(|e| TaskError::File {
-            path: self.path.clone(),
-            msg: e.to_string(),
-        })
     }
 }
 
